@@ -1,0 +1,3 @@
+from kira.cli import main
+
+main()

@@ -1,0 +1,138 @@
+"""The shapes knowledge takes as it flows through kira, and the role protocols.
+
+Knowledge enters as records (``Passage``, ``Entity``, ``Relation``, ``Triple``), is searched as
+``Evidence`` (a scored piece of text with provenance) and leaves as ``Answer``. Every retriever,
+reader and KB model speaks these types, so components compose freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+EvidenceKind = Literal["passage", "kb_fact", "table"]
+
+
+@dataclass
+class Passage:
+    """A retrievable unit of text (DPR-style ~100-word window, a verbalized entity, a table chunk)."""
+
+    id: str
+    title: str
+    text: str
+    source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Entity:
+    id: str
+    kb: str
+    name: str
+    aliases: list[str] = field(default_factory=list)
+    description: str = ""
+
+
+@dataclass
+class Relation:
+    id: str
+    kb: str
+    name: str
+
+
+@dataclass
+class Triple:
+    kb: str
+    head: str
+    relation: str
+    tail: str
+    split: str = "train"
+
+
+@dataclass
+class Evidence:
+    """A scored piece of evidence with provenance: where it came from and who found it.
+
+    ``metadata`` carries kind-specific provenance: ``triples`` for KB facts,
+    ``table``/``rows``/``cells`` for table chunks, ``source_path``/``position`` for passages.
+    """
+
+    id: str
+    title: str
+    text: str
+    score: float
+    kind: EvidenceKind = "passage"
+    source: str = ""
+    retriever: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """An answer and the evidence it rests on.
+
+    ``span`` is (start, end) character offsets into ``evidence[0].text`` for extractive readers;
+    ``cells`` are (row, column) coordinates for table answers.
+    """
+
+    text: str
+    score: float
+    evidence: list[Evidence] = field(default_factory=list)
+    reader: str = ""
+    retriever: str = ""
+    span: tuple[int, int] | None = None
+    cells: list[tuple[int, int]] | None = None
+    aggregation: str | None = None
+    no_answer: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Texts to vectors, batched. ``dim`` is the output width."""
+
+    dim: int
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    name: str
+
+    def search(self, query: str, k: int = 100) -> list[Evidence]: ...
+
+
+@runtime_checkable
+class Reader(Protocol):
+    name: str
+
+    def read(self, question: str, evidence: list[Evidence], top_n: int = 1) -> list[Answer]: ...
+
+
+@runtime_checkable
+class KnowledgeSource(Protocol):
+    """A plug-in source of knowledge. Records carry (path, line) so errors can name them."""
+
+    name: str
+
+    def iter_records(self) -> Iterator[Passage | Entity | Relation | Triple]: ...
+
+
+@runtime_checkable
+class KBEmbedder(Protocol):
+    """Link-prediction model over a KB: TransE/H/D, KEPLER, Graph-BERT, GraphFormers."""
+
+    def fit(self, triples: Iterable[Triple]) -> Any: ...
+
+    def score(self, heads: np.ndarray, relations: np.ndarray, tails: np.ndarray) -> np.ndarray: ...
+
+    def rank_tails(self, head: str, relation: str, k: int = 10) -> list[tuple[str, float]]: ...
