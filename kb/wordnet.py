@@ -54,6 +54,29 @@ RELATION_NAMES: dict[str, str] = {
     "-u": "member of domain usage",
 }
 
+# Sentence templates for verbalizing WordNet facts (see kira.kb.verbalize).
+TEMPLATES: dict[str, str] = {
+    "@": "{subject} is a kind of {object}",
+    "@i": "{subject} is an instance of {object}",
+    "~": "{object} is a kind of {subject}",
+    "~i": "{object} is an instance of {subject}",
+    "#m": "{subject} is a member of {object}",
+    "#p": "{subject} is a part of {object}",
+    "#s": "{subject} is a substance of {object}",
+    "%m": "{object} is a member of {subject}",
+    "%p": "{object} is a part of {subject}",
+    "%s": "{object} is a substance of {subject}",
+    "!": "{subject} is the opposite of {object}",
+    "&": "{subject} is similar to {object}",
+    "*": "{subject} entails {object}",
+    ">": "{subject} causes {object}",
+    "=": "{object} is an attribute of {subject}",
+    "\\": "{subject} pertains to {object}",
+    ";c": "{subject} belongs to the topic {object}",
+    ";r": "{subject} is used in the region {object}",
+    ";u": "{subject} is a usage of {object}",
+}
+
 # Adjective markers such as "(p)" predicative, "(a)" attributive, "(ip)" immediately postnominal.
 _ADJ_MARKER = re.compile(r"\((?:a|p|ip)\)$")
 
@@ -180,6 +203,7 @@ class WordNetSource:
         self.dir = Path(paths[0]) if paths else Path(DEFAULT_WORDNET_DIR)
         self.pos = pos
         self.relations = relations
+        self.checksum_paths = [str(self.dir / DATA_FILES[p]) for p in pos]
 
     def iter_records(self) -> Iterator[Entity | Relation | Triple]:
         from kira.kb.sources import located
