@@ -1,0 +1,156 @@
+"""Dense retrieval (DPR): inner product between a question vector and a version's passage vectors.
+
+The passage vectors live in the version's FAISS index (built with the manifest's encoder). The
+question encoder is, in order: the one passed in, the config's ``index.query_encoder``, the
+manifest's ``query_encoder``, the ``query_encoder`` recorded in the passage encoder's ``kira.json``
+(what ``kira retriever train --separate`` writes, so an index built with the trained passage
+encoder finds its question encoder by itself), else the passage encoder (shared, as with MiniLM).
+Passage text comes from the version's Lucene doc store, so hits match the vectors they scored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kira.errors import IndexError_
+from kira.retriever.docstore import LuceneDocStore, evidence_from_doc, open_searcher
+from kira.schema import Evidence
+
+
+def _open_version(version: Any):
+    if isinstance(version, (str, os.PathLike)):
+        from kira.index_build.versions import IndexVersion
+
+        return IndexVersion.open(version)
+    return version
+
+
+def manifest_encoder(manifest: dict) -> dict[str, Any]:
+    """The encoder section of a manifest, whichever layout the build wrote (nested or flat)."""
+    enc = manifest.get("encoder")
+    if isinstance(enc, dict):
+        return dict(enc)
+    dense = manifest.get("dense")
+    if isinstance(dense, dict) and dense.get("encoder"):
+        out = dict(dense)
+        if isinstance(out["encoder"], dict):
+            out = {**out, **out.pop("encoder")}
+        return out
+    out = {"spec": enc} if enc else {}
+    for key in ("pooling", "normalize", "dim", "query_encoder", "max_length"):
+        if key in manifest:
+            out[key] = manifest[key]
+    return out
+
+
+def resolve_query_encoder_spec(manifest: dict, explicit: str | None = None,
+                               config_spec: str | None = None) -> tuple[str, bool]:
+    """``(spec, shared)``: which encoder turns questions into vectors for this version."""
+    enc = manifest_encoder(manifest)
+    passage_spec = enc.get("spec") or enc.get("name") or "minilm-l6"
+    for cand in (explicit, config_spec, enc.get("query_encoder")):
+        if cand:
+            return str(cand), str(cand) == str(passage_spec)
+    from kira.plm import zoo
+
+    r = zoo.resolve(passage_spec)
+    if r.path is not None:
+        q = zoo.artifact_config(r.path).get("query_encoder")
+        if q:
+            qp = Path(q)
+            if not qp.is_absolute():
+                qp = (r.path / qp).resolve()
+            return str(qp), False
+    return str(passage_spec), True
+
+
+class DenseRetriever:
+    """DPR-style dense retriever over one index version (GPU FAISS when one is present)."""
+
+    name = "dense"
+
+    def __init__(self, version: Any, query_encoder: Any = None, k: int = 100, batch_size: int = 64,
+                 device: str = "auto", bf16: bool = True, gpu: bool | None = None,
+                 config_query_encoder: str | None = None, threads: int | None = None, doc_searcher=None):
+        from kira.plm.encoder import TextEncoder
+
+        version = _open_version(version)
+        self.version_name = getattr(version, "name", "")
+        self.manifest = dict(getattr(version, "manifest", {}) or {})
+        self.k, self.batch_size = k, batch_size
+        self.threads = threads or os.cpu_count() or 1
+        self.index = version.load_faiss(gpu)
+        self.docids = version.docids()
+        enc = manifest_encoder(self.manifest)
+        if query_encoder is None or isinstance(query_encoder, (str, os.PathLike)):
+            spec, shared = resolve_query_encoder_spec(self.manifest, query_encoder and str(query_encoder),
+                                                      config_query_encoder)
+            kw: dict[str, Any] = {"device": device, "bf16": bf16}
+            if shared:  # encode questions exactly as passages were encoded
+                kw.update({k_: enc[k_] for k_ in ("pooling", "normalize", "max_length") if k_ in enc})
+            query_encoder = TextEncoder(spec, **kw)
+        self.encoder = query_encoder
+        if int(self.encoder.dim) != int(self.index.d):
+            raise IndexError_(f"{getattr(version, 'path', version)}: query encoder "
+                              f"{getattr(self.encoder, 'spec', self.encoder)!r} gives {self.encoder.dim}-d vectors "
+                              f"but the FAISS index holds {self.index.d}-d vectors")
+        self.docs = LuceneDocStore(doc_searcher or open_searcher(version.lucene_dir))
+
+    def encode(self, queries: Sequence[str]) -> np.ndarray:
+        """Question vectors, float32 contiguous, batched."""
+        return np.ascontiguousarray(self.encoder.encode(list(queries), batch_size=self.batch_size), dtype=np.float32)
+
+    def search(self, query: str, k: int | None = None) -> list[Evidence]:
+        """Top-``k`` (default 100) passages by inner product; an empty query returns []."""
+        if not query or not query.strip():
+            return []
+        return self.search_vectors(self.encode([query]), k)[0]
+
+    def batch_search(self, queries: Sequence[str], k: int | None = None, threads: int | None = None) -> list[list[Evidence]]:
+        """One list per query; all questions are encoded in batches, then searched in one FAISS call."""
+        live = [i for i, q in enumerate(queries) if q and q.strip()]
+        out: list[list[Evidence]] = [[] for _ in queries]
+        if live:
+            res = self.search_vectors(self.encode([queries[i] for i in live]), k, threads)
+            for i, r in zip(live, res, strict=True):
+                out[i] = r
+        return out
+
+    def search_ids(self, vectors: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Raw FAISS ``(scores, ids)`` for pre-encoded question vectors."""
+        k = int(k or self.k)
+        k_eff = max(0, min(k, int(self.index.ntotal)))
+        q = np.ascontiguousarray(vectors, dtype=np.float32)
+        if k_eff == 0 or len(q) == 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        return self.index.search(q, k_eff)
+
+    def search_vectors(self, vectors: np.ndarray, k: int | None = None, threads: int | None = None) -> list[list[Evidence]]:
+        """Search pre-encoded question vectors and assemble evidence from the Lucene doc store."""
+        scores, ids = self.search_ids(vectors, k)
+        docids, n = self.docids, len(self.docids)
+        rows: list[list[tuple[str, float]]] = []
+        wanted: list[str] = []
+        for srow, irow in zip(scores.tolist(), ids.tolist(), strict=True):
+            row = []
+            for s, i in zip(srow, irow, strict=True):
+                if 0 <= i < n and docids[i]:
+                    row.append((docids[i], s))
+            rows.append(row)
+            wanted.extend(p for p, _ in row)
+        docs = self.docs.get_many(wanted, threads or self.threads)
+        out = []
+        for row in rows:
+            ev = []
+            for r, (pid, s) in enumerate(row, start=1):
+                d = docs.get(pid)
+                if d is None:  # a vector whose Lucene doc is gone: the version is inconsistent
+                    raise IndexError_(f"index version {self.version_name}: passage {pid!r} has a vector "
+                                      f"but no stored document")
+                ev.append(evidence_from_doc(d, s, self.name, r, self.version_name))
+            out.append(ev)
+        return out

@@ -1,0 +1,107 @@
+"""A version's Lucene index as its document store: passage id → stored raw JSON → ``Evidence``.
+
+Index build stores each passage's raw JSON (``id``, ``title``, ``text``, ``contents``, ``source``,
+``metadata``) in Lucene, so a version is self-contained: dense hits take their text from the same
+version they were scored in, never from the live DuckDB store (which may have moved on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from kira.errors import IndexError_
+from kira.schema import Evidence
+
+
+def open_searcher(lucene_dir: str | os.PathLike):
+    """A pyserini ``LuceneSearcher`` on ``lucene_dir`` (Java set up through ``kira.jvm``)."""
+    from kira.jvm import import_pyserini
+
+    p = Path(lucene_dir)
+    if not p.is_dir():
+        raise IndexError_(f"{p}: no Lucene index here (version built with --no-bm25 or incomplete)")
+    LuceneSearcher, _ = import_pyserini()
+    return LuceneSearcher(str(p))
+
+
+def parse_raw(raw: str | None, docid: str) -> dict[str, Any]:
+    """The stored JSON of a passage; a doc indexed without raw JSON degrades to id-only."""
+    if not raw:
+        return {"id": docid}
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError:
+        return {"id": docid, "text": raw}
+    return doc if isinstance(doc, dict) else {"id": docid, "text": str(doc)}
+
+
+def evidence_from_doc(doc: dict[str, Any], score: float, retriever: str, rank: int,
+                      version: str = "") -> Evidence:
+    """Build ``Evidence`` from a stored doc, keeping its provenance (source, metadata, version)."""
+    meta = dict(doc.get("metadata") or {})
+    meta["rank"] = rank
+    if version:
+        meta["index_version"] = version
+    text = doc.get("text")
+    if text is None:
+        text = doc.get("contents", "")
+    return Evidence(id=str(doc.get("id", "")), title=doc.get("title", "") or "", text=text or "",
+                    score=float(score), kind=doc.get("kind", "passage") if doc.get("kind") in
+                    ("passage", "kb_fact", "table") else "passage",
+                    source=doc.get("source", "") or "", retriever=retriever, metadata=meta)
+
+
+class LuceneDocStore:
+    """Fetch stored docs by passage id, with a bounded LRU of parsed docs.
+
+    The cache matters for dense retrieval: popular passages recur across queries, and a Lucene
+    id lookup plus JSON parse costs more than the FAISS search of one query on small indexes.
+    """
+
+    def __init__(self, searcher, cache_size: int = 50_000):
+        self.searcher = searcher
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def get_many(self, ids: list[str], threads: int = 1) -> dict[str, dict[str, Any]]:
+        """Docs for ``ids`` (missing ids are absent from the result)."""
+        out: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        for i in ids:
+            d = self._cache.get(i)
+            if d is None:
+                missing.append(i)
+            else:
+                self._cache.move_to_end(i)
+                out[i] = d
+        if not missing:
+            return out
+        missing = list(dict.fromkeys(missing))
+        jsearcher = self.searcher.object
+        if len(missing) > 8 and threads > 1:
+            from jnius import autoclass
+
+            lst = autoclass("java.util.ArrayList")()
+            for i in missing:
+                lst.add(i)
+            found = jsearcher.batch_get_docs(lst, int(threads))
+            for e in found.entrySet().toArray():
+                key = e.getKey()
+                out[key] = self._put(key, parse_raw(e.getValue().get("raw"), key))
+        else:
+            for i in missing:
+                raw = jsearcher.doc_raw(i)
+                if raw is not None:
+                    out[i] = self._put(i, parse_raw(raw, i))
+        return out
+
+    def _put(self, key: str, doc: dict[str, Any]) -> dict[str, Any]:
+        if self.cache_size > 0:
+            self._cache[key] = doc
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return doc

@@ -1,0 +1,113 @@
+"""Hybrid retrieval: fuse a sparse (BM25) and a dense ranking.
+
+Two fusions:
+
+* **RRF** (Cormack et al. 2009): ``score(d) = Σ_lists 1 / (rrf_k + rank(d))``, rank 1-based; a list
+  that misses ``d`` contributes nothing. Needs no score calibration.
+* **Linear** (Pyserini's ``HybridSearcher``): each list's scores min-max normalised, documents missing
+  from one list take that list's *minimum* score, then ``alpha * sparse + dense`` (or
+  ``sparse + alpha * dense`` with ``weight_on_dense``). Pyserini centres the normalised scores
+  (subtracts 0.5); that shifts every fused score by the same constant, so the ranking is identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from kira.schema import Evidence
+
+
+def rrf_scores(rankings: Sequence[Sequence[str]], rrf_k: int = 60) -> dict[str, float]:
+    """Reciprocal rank fusion over ranked id lists."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + 1.0 / (rrf_k + rank)
+    return scores
+
+
+def _minmax(scores: dict[str, float]) -> tuple[float, float]:
+    if not scores:
+        return 0.0, 1.0  # pyserini's defaults for an empty list
+    return min(scores.values()), max(scores.values())
+
+
+def linear_scores(sparse: dict[str, float], dense: dict[str, float], alpha: float = 0.5,
+                  normalize: bool = True, weight_on_dense: bool = False) -> dict[str, float]:
+    """Pyserini-style linear fusion of ``{docid: score}`` maps (see module docstring)."""
+    s_min, s_max = _minmax(sparse)
+    d_min, d_max = _minmax(dense)
+    s_rng = (s_max - s_min) or 1.0  # a single-score list normalises to 0 instead of dividing by 0
+    d_rng = (d_max - d_min) or 1.0
+    out: dict[str, float] = {}
+    for doc in dict.fromkeys([*sparse, *dense]):
+        s = sparse.get(doc, s_min)
+        d = dense.get(doc, d_min)
+        if normalize:
+            s = (s - s_min) / s_rng
+            d = (d - d_min) / d_rng
+        out[doc] = s + alpha * d if weight_on_dense else alpha * s + d
+    return out
+
+
+def rank(scores: dict[str, float], k: int) -> list[tuple[str, float]]:
+    """Top-``k`` by score; ties keep first-seen order (stable), so fusion is deterministic."""
+    return sorted(scores.items(), key=lambda kv: -kv[1])[:k]
+
+
+def fuse(sparse: list[Evidence], dense: list[Evidence], k: int, method: str = "rrf", alpha: float = 0.5,
+         rrf_k: int = 60, normalize: bool = True, weight_on_dense: bool = False) -> list[Evidence]:
+    """Fuse two evidence lists into one (``retriever="hybrid"``), recording each side's rank and score."""
+    if method == "rrf":
+        scores = rrf_scores([[e.id for e in sparse], [e.id for e in dense]], rrf_k)
+    elif method == "linear":
+        scores = linear_scores({e.id: e.score for e in sparse}, {e.id: e.score for e in dense},
+                               alpha, normalize, weight_on_dense)
+    else:
+        raise ValueError(f"fusion method must be 'rrf' or 'linear', got {method!r}")
+    by_id: dict[str, Evidence] = {}
+    side: dict[str, dict] = {}
+    for name, hits in (("bm25", sparse), ("dense", dense)):
+        for r, e in enumerate(hits, start=1):
+            by_id.setdefault(e.id, e)
+            side.setdefault(e.id, {})[name] = (r, e.score)
+    out = []
+    for r, (doc, score) in enumerate(rank(scores, k), start=1):
+        base = by_id[doc]
+        meta = dict(base.metadata)
+        meta["rank"] = r
+        meta["fusion"] = method
+        for name, (sr, ss) in side[doc].items():
+            meta[f"{name}_rank"], meta[f"{name}_score"] = sr, ss
+        out.append(replace(base, score=float(score), retriever="hybrid", metadata=meta))
+    return out
+
+
+class HybridRetriever:
+    """BM25 + dense, fused. Each side is searched to ``depth`` (≥ k) before fusing."""
+
+    name = "hybrid"
+
+    def __init__(self, sparse, dense, method: str = "rrf", alpha: float = 0.5, rrf_k: int = 60,
+                 depth: int = 100, normalize: bool = True, weight_on_dense: bool = False):
+        if method not in ("rrf", "linear"):
+            raise ValueError(f"fusion method must be 'rrf' or 'linear', got {method!r}")
+        self.sparse, self.dense = sparse, dense
+        self.method, self.alpha, self.rrf_k, self.depth = method, alpha, rrf_k, depth
+        self.normalize, self.weight_on_dense = normalize, weight_on_dense
+
+    def _fuse(self, s: list[Evidence], d: list[Evidence], k: int) -> list[Evidence]:
+        return fuse(s, d, k, self.method, self.alpha, self.rrf_k, self.normalize, self.weight_on_dense)
+
+    def search(self, query: str, k: int = 100) -> list[Evidence]:
+        if k <= 0 or not query or not query.strip():
+            return []
+        depth = max(k, self.depth)
+        return self._fuse(self.sparse.search(query, depth), self.dense.search(query, depth), k)
+
+    def batch_search(self, queries: Sequence[str], k: int = 100, threads: int | None = None) -> list[list[Evidence]]:
+        depth = max(k, self.depth)
+        sparse = self.sparse.batch_search(queries, depth, threads=threads)
+        dense = self.dense.batch_search(queries, depth)
+        return [self._fuse(s, d, k) if q and q.strip() else [] for q, s, d in zip(queries, sparse, dense, strict=True)]
