@@ -1,0 +1,3 @@
+from kira.serve.cli import app
+
+app()

@@ -1,0 +1,320 @@
+"""The one place the HTTP layer meets the rest of kira.
+
+Why a service layer: the API must keep working while retrieval, readers and KB code evolve, and
+the web handlers must never reach into other areas' internals. Everything the server needs from
+kira — load an index version into something that answers questions, search, find entities, rank
+KB tails, ingest/remove a KB, rebuild and publish an index — goes through the functions here.
+
+An :class:`Engine` is everything needed to answer from ONE index version (retrievers + readers);
+it is immutable once loaded, so a :class:`Snapshot` holding it can be swapped atomically while
+requests still using the old one finish on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kira.config import KiraConfig
+from kira.errors import KiraError
+
+SOURCES = ("text", "kb", "tables", "all")
+READERS = ("extractive", "fid")
+METHODS = ("bm25", "dense", "hybrid")
+KB_TYPES = ("tsv", "csv", "jsonl", "rdf", "wordnet", "pykeen")
+
+
+class NotReady(KiraError):
+    """No index version is loaded yet (the server answers 503 until one is)."""
+
+
+class NotFound(KiraError):
+    """A named thing (KB, job, model artifact) does not exist."""
+
+
+# ---- versions -----------------------------------------------------------------------------------
+def current_version_name(indexes_dir: Path) -> str | None:
+    """The version ``indexes/current`` points at, read without loading anything (cheap, for watching)."""
+    link = Path(indexes_dir) / "current"
+    try:
+        return Path(os.readlink(link)).name
+    except OSError:
+        return None
+
+
+def _jsonable(x: Any) -> Any:
+    """Plain JSON types: tuples to lists, numpy scalars to floats, NaN/inf to None."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "item") and callable(x.item) and not isinstance(x, str | bytes):
+        try:
+            x = x.item()
+        except (TypeError, ValueError):
+            return str(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if x is None or isinstance(x, bool | int | float | str):
+        return x
+    if hasattr(x, "to_dict"):
+        return _jsonable(x.to_dict())
+    return str(x)
+
+
+def evidence_dict(ev: Any) -> dict[str, Any]:
+    """An Evidence (or its dict) in the API's shape."""
+    d = ev.to_dict() if hasattr(ev, "to_dict") else dict(ev)
+    return _jsonable({
+        "id": d.get("id", ""), "title": d.get("title", ""), "text": d.get("text", ""),
+        "score": d.get("score"), "kind": d.get("kind", "passage"), "source": d.get("source", ""),
+        "retriever": d.get("retriever", ""), "metadata": d.get("metadata") or {},
+    })
+
+
+def answer_dict(result: Any, version: str) -> dict[str, Any]:
+    """Normalise a pipeline ``AskResult`` (or its dict) to the API's answer shape.
+
+    The evidence the answer rests on comes first; ``span`` points into its text and ``cells``
+    into its table, so the web page can highlight exactly what was read.
+    """
+    d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    ans = d.get("answer")
+    if isinstance(ans, dict):  # AskResult(answer=Answer, evidence=..., timings=...)
+        a = ans
+    elif ans is None and "text" in d:  # a bare Answer
+        a = d
+    else:
+        a = {"text": ans, "score": d.get("score"), "span": d.get("span"), "cells": d.get("cells"),
+             "no_answer": d.get("no_answer", False), "reader": d.get("reader", ""),
+             "aggregation": d.get("aggregation")}
+    evidence = d.get("evidence")
+    if evidence is None:
+        evidence = a.get("evidence") or []
+    answer_evidence = a.get("evidence") or []
+    text = a.get("text")
+    return _jsonable({
+        "answer": text if text not in ("",) else None,
+        "score": a.get("score"),
+        "no_answer": bool(a.get("no_answer")) or text in (None, ""),
+        "span": a.get("span"),
+        "cells": a.get("cells"),
+        "aggregation": a.get("aggregation"),
+        "reader": a.get("reader") or d.get("reader") or "",
+        "retriever": a.get("retriever") or d.get("retriever") or "",
+        "answer_evidence_id": (evidence_dict(answer_evidence[0])["id"] if answer_evidence else None),
+        "evidence": [evidence_dict(e) for e in evidence],
+        "timings": {str(k): float(v) for k, v in (d.get("timings") or {}).items()
+                    if isinstance(v, int | float) and math.isfinite(v)},
+        "index_version": version,
+    })
+
+
+# ---- engines: one loaded index version ----------------------------------------------------------
+@dataclass
+class Engine:
+    """Retrievers + readers for one index version, behind the few calls the server makes."""
+
+    version: str
+    pipeline: Any
+    retrievers: dict[str, Any] = field(default_factory=dict)
+
+    def ask_batch(self, questions: list[str], k: int, sources: str, reader: str,
+                  method: str | None) -> list[dict[str, Any]]:
+        """Answer many questions in one call so encoders and readers see a batch."""
+        results = self.pipeline.ask_batch(questions, k=k, sources=sources, reader=reader, method=method)
+        return [answer_dict(r, self.version) for r in results]
+
+    def search(self, query: str, k: int, method: str) -> list[dict[str, Any]]:
+        retriever = self.retrievers.get(method)
+        if retriever is None:
+            raise KiraError(f"retrieval method {method!r} is not available in index {self.version} "
+                            f"(available: {', '.join(sorted(self.retrievers)) or 'none'})")
+        return [evidence_dict(e) for e in retriever.search(query, k=k)]
+
+    def close(self) -> None:
+        for obj in [self.pipeline, *self.retrievers.values()]:
+            close = getattr(obj, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):  # closing an old snapshot must never break serving
+                    close()
+
+
+def load_engine(cfg: KiraConfig, version_name: str | None = None) -> Engine:
+    """Load the pipeline for the current (or a named) index version; raises NotReady when none exists."""
+    from kira.index_build import versions as V
+
+    try:
+        version = V.current_version(cfg.indexes_dir)
+    except Exception as e:  # no current version yet: the server is up but not ready
+        raise NotReady(f"no index version published under {cfg.indexes_dir}: {e}") from e
+    if version_name and Path(version.path).name != version_name:
+        # `current` moved between the caller reading it and us loading it: load what is current now.
+        version_name = Path(version.path).name
+    from kira.pipeline import QAPipeline
+
+    pipe = _pipeline_for(QAPipeline, cfg, version)
+    retrievers = getattr(pipe, "retrievers", None)
+    if not isinstance(retrievers, dict) or not retrievers:
+        from kira.retriever import open_retrievers
+
+        retrievers = open_retrievers(version, cfg)
+    return Engine(version=Path(version.path).name, pipeline=pipe, retrievers=dict(retrievers))
+
+
+def _pipeline_for(cls, cfg: KiraConfig, version):
+    """The pipeline bound to exactly ``version`` when the pipeline supports it, else to current."""
+    import inspect
+
+    params = inspect.signature(cls.from_config).parameters
+    if "version" in params:
+        return cls.from_config(cfg, version=version)
+    return cls.from_config(cfg)
+
+
+# ---- store-backed operations --------------------------------------------------------------------
+class Workspace:
+    """The workspace's store, opened once and shared by request threads and the job worker."""
+
+    def __init__(self, cfg: KiraConfig):
+        self.cfg = cfg
+        self._store = None
+        self._lock = threading.Lock()
+
+    @property
+    def store(self):
+        with self._lock:
+            if self._store is None:
+                from kira.kb.store import DuckDBStore
+
+                self._store = DuckDBStore(self.cfg.store_path)
+            return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    # -- reads --
+    def find_entities(self, q: str, kb: str | None, limit: int) -> list[dict[str, Any]]:
+        return [{"id": e.id, "kb": e.kb, "name": e.name, "aliases": list(e.aliases),
+                 "description": e.description} for e in self.store.find_entities(q, kb=kb, limit=limit)]
+
+    def list_kbs(self) -> list[dict[str, Any]]:
+        from kira.kb.plugin import list_kbs
+
+        return [_jsonable({"name": s["name"], "kind": s["kind"], "version": s["version"],
+                           "n_records": s["n_records"], "added_at": s["added_at"]})
+                for s in list_kbs(self.store)]
+
+    def has_kb(self, name: str) -> bool:
+        return name in set(self.store.list_kbs()) or self.store.get_source(name) is not None
+
+    def link_predict(self, kb: str, head: str, relation: str, k: int) -> dict[str, Any]:
+        """Rank tails for (head, relation, ?) with the KB's trained embedding artifact."""
+        model_dir = find_kb_model(self.cfg.models_dir, kb)
+        model = _load_kb_embedder(model_dir)
+        head_id = self._entity_id(kb, head)
+        rel_id = self._relation_id(kb, relation)
+        ranked = model.rank_tails(head_id, rel_id, k=k)
+        names = {e.id: e.name for e in self.store.get_entities(kb, [t for t, _ in ranked])}
+        return {"kb": kb, "model": model_dir.name, "head": head_id, "relation": rel_id,
+                "tails": [{"id": t, "name": names.get(t, t), "score": _jsonable(float(s))} for t, s in ranked]}
+
+    def _entity_id(self, kb: str, text: str) -> str:
+        if self.store.get_entities(kb, [text]):
+            return text
+        found = self.store.find_entities(text, kb=kb, limit=1)
+        if not found:
+            raise NotFound(f"no entity {text!r} in knowledge base {kb!r}")
+        return found[0].id
+
+    def _relation_id(self, kb: str, text: str) -> str:
+        rels = self.store.list_relations(kb)
+        for r in rels:
+            if text in (r.id, r.name):
+                return r.id
+        for r in rels:
+            if text.lower() in (r.id.lower(), r.name.lower()):
+                return r.id
+        raise NotFound(f"no relation {text!r} in knowledge base {kb!r}")
+
+    # -- writes (run in the job worker) --
+    def add_kb(self, name: str, source_type: str, paths: list[Path]) -> dict[str, Any]:
+        from kira.kb.plugin import add_kb
+
+        return _jsonable(add_kb(self.store, name, source_type, [str(p) for p in paths]))
+
+    def remove_kb(self, name: str) -> None:
+        from kira.kb.plugin import remove_kb
+
+        if not self.has_kb(name):
+            raise NotFound(f"no knowledge base named {name!r}")
+        remove_kb(self.store, name, models_dir=self.cfg.models_dir)
+
+    def build_and_publish(self) -> str:
+        """Build a new index version from every store passage and publish it; returns its name."""
+        from kira.index_build import versions as V
+        from kira.index_build.build import build_index
+
+        version = build_index(self.cfg, self.store, progress=False)
+        if current_version_name(self.cfg.indexes_dir) != Path(version.path).name:
+            V.publish(self.cfg.indexes_dir, version)
+        return Path(version.path).name
+
+
+def find_kb_model(models_dir: Path, kb: str) -> Path:
+    """The newest embedding artifact for a KB: ``models/<kb>-<model>`` (or ``<model>-<kb>``)."""
+    root = Path(models_dir)
+    candidates = [p for p in [*root.glob(f"{kb}-*"), *root.glob(f"*-{kb}")]
+                  if p.is_dir() and (p / "kira.json").exists()]
+    if not candidates:
+        raise NotFound(f"no trained embedding for knowledge base {kb!r} under {models_dir} "
+                       f"(train one with `kira kb embed --kb {kb}`)")
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def _load_kb_embedder(model_dir: Path):
+    from kira.kb import embeddings
+
+    for attr in ("load", "load_embedder", "load_model"):
+        fn = getattr(embeddings, attr, None)
+        if callable(fn):
+            return fn(model_dir)
+    raise KiraError("kira.kb.embeddings has no loader for trained artifacts")
+
+
+# ---- paths a client may name --------------------------------------------------------------------
+def confine_path(path: str, allowed_dirs: list[str]) -> Path:
+    """Resolve ``path`` (symlinks included) and insist it lies inside one of ``allowed_dirs``.
+
+    Why resolve first: ``allowed/../../etc/passwd`` and a symlink inside an allowed directory that
+    points out of it must both be refused, so the check runs on the real location.
+    """
+    if not allowed_dirs:
+        raise PermissionError("server-side paths are disabled (configure serve.allowed_kb_dirs)")
+    if not path or "\x00" in path:
+        raise PermissionError("empty or invalid path")
+    real = Path(path).expanduser().resolve(strict=False)
+    for d in allowed_dirs:
+        root = Path(d).expanduser().resolve(strict=False)
+        if real == root or real.is_relative_to(root):
+            if not real.exists():
+                raise FileNotFoundError(f"{path}: no such file or directory")
+            return real
+    raise PermissionError(f"{path}: outside the allowed directories")
+
+
+def now() -> float:
+    return time.time()
+
+
+ProgressFn = Callable[[float, str], None]
