@@ -64,6 +64,7 @@ class ServeConfig(_Section):
     request_timeout_s: float = 60.0
     max_batch: int = 16
     max_wait_ms: float = 5.0
+    watch_interval_s: float = 2.0  # poll indexes/current for versions published by others; 0 = off
 
 
 class KiraConfig(_Section):
