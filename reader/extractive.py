@@ -1,0 +1,419 @@
+"""DPR-style extractive reader: pick a passage and a span in it.
+
+Each of the top-k passages is read as ``[CLS] question [SEP] title [SEP] passage [SEP]``. Two heads
+sit on the encoder: a *relevance* logit on ``[CLS]`` (softmax across the k passages, as DPR's
+passage selector) and start/end logits per token. A candidate's score is
+P(passage) x P(start) x P(end); candidates with the same SQuAD-normalised text are summed across
+passages, because a string supported by several passages is more likely right.
+
+Span decoding is written here (transformers 5 has no QA pipeline): long passages are cut into
+overlapping stride windows (``return_overflowing_tokens``), only passage tokens (sequence id 1,
+non-empty offsets) may start or end a span, so an answer never crosses into the question, title or
+padding, and token offsets map the span back to exact character offsets in the passage.
+
+Works with any extractive-QA checkpoint the zoo loads (a user's SQuAD model: the relevance is then
+taken from the span logits, since such checkpoints have no selector head) and with kira's own
+trained reader, an artifact directory holding the QA model, ``relevance_head.safetensors`` and a
+``kira.json`` with the calibrated no-answer threshold.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from kira.plm import zoo
+from kira.plm.device import autocast, pick_device, set_threads
+from kira.reader.calibration import NoAnswerCalibration
+from kira.schema import Answer, Evidence
+
+ARTIFACT_TYPE = "extractive-reader"
+HEAD_FILE = "relevance_head.safetensors"
+
+
+def normalize(text: str) -> str:
+    """SQuAD normalisation, shared with retrieval (kira.retriever.text)."""
+    from kira.retriever.text import normalize_answer
+
+    return normalize_answer(text)
+
+
+# ---- windows ------------------------------------------------------------------------------------
+@dataclass
+class Windows:
+    """Tokenized stride windows for (question, passage) pairs, with what decoding needs."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    offsets: list[list[tuple[int, int]]]
+    valid: list[list[bool]]  # token may start/end an answer (a passage token with a real offset)
+    pair: list[int]  # window -> index of its (question, passage) pair
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def _first_segment(tokenizer, question: str, title: str, max_query_tokens: int) -> str:
+    """``question [SEP] title``, cut to ``max_query_tokens`` tokens so the passage always gets room."""
+    sep = tokenizer.sep_token or "|"
+    text = f"{question.strip()} {sep} {title.strip()}" if title.strip() else question.strip()
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    if len(enc["input_ids"]) <= max_query_tokens:
+        return text
+    return text[: enc["offset_mapping"][max_query_tokens - 1][1]]
+
+
+def make_windows(tokenizer, pairs: Sequence[tuple[str, str, str]], max_length: int = 256,
+                 stride: int = 64, max_query_tokens: int = 64) -> Windows:
+    """Stride windows for ``(question, title, passage)`` triples (one or more windows per pair)."""
+    max_query_tokens = min(max_query_tokens, max_length // 2)
+    stride = min(stride, max(1, (max_length - max_query_tokens - 4) // 2))
+    firsts = [_first_segment(tokenizer, q, t, max_query_tokens) for q, t, _ in pairs]
+    seconds = [p for _, _, p in pairs]
+    enc = tokenizer(firsts, seconds, truncation="only_second", max_length=max_length, stride=stride,
+                    return_overflowing_tokens=True, return_offsets_mapping=True, padding=False)
+    n = len(enc["input_ids"])
+    mapping = enc.get("overflow_to_sample_mapping", list(range(n)))
+    valid, offsets = [], []
+    for w in range(n):
+        seq = enc.sequence_ids(w)
+        offs = [tuple(o) for o in enc["offset_mapping"][w]]
+        valid.append([s == 1 and o[1] > o[0] for s, o in zip(seq, offs, strict=True)])
+        offsets.append(offs)
+    return Windows(input_ids=enc["input_ids"], token_type_ids=enc.get("token_type_ids"), offsets=offsets,
+                   valid=valid, pair=list(mapping))
+
+
+def collate(tokenizer, windows: Windows, idx: Sequence[int], device: torch.device) -> dict[str, torch.Tensor]:
+    feats = [{"input_ids": windows.input_ids[i]} | (
+        {"token_type_ids": windows.token_type_ids[i]} if windows.token_type_ids is not None else {}) for i in idx]
+    batch = tokenizer.pad(feats, padding=True, return_tensors="pt")
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+# ---- span decoding ------------------------------------------------------------------------------
+def best_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, valid: torch.Tensor,
+               max_answer_tokens: int = 30, n_best: int = 5) -> list[tuple[int, int, float]]:
+    """Top ``(start, end, log P(start) + log P(end))`` with start <= end < start + max length.
+
+    Softmax runs over valid tokens only, so probabilities are over answers inside the passage.
+    """
+    valid = valid.bool()
+    if not bool(valid.any()):
+        return []
+    neg = torch.finfo(torch.float32).min
+    s = torch.log_softmax(start_logits.float().masked_fill(~valid, neg), -1)
+    e = torch.log_softmax(end_logits.float().masked_fill(~valid, neg), -1)
+    n = s.shape[0]
+    scores = s[:, None] + e[None, :]
+    i = torch.arange(n)
+    allowed = (i[None, :] >= i[:, None]) & (i[None, :] - i[:, None] < max_answer_tokens)
+    allowed &= valid[:, None] & valid[None, :]
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    flat = scores.flatten()
+    k = min(n_best, int(allowed.sum()))
+    top = torch.topk(flat, k)
+    return [(int(j) // n, int(j) % n, float(v)) for v, j in zip(top.values, top.indices, strict=True)]
+
+
+@dataclass
+class SpanCandidate:
+    pair: int
+    start_char: int
+    end_char: int
+    text: str
+    logprob: float
+    score: float = 0.0
+    norm: str = ""
+
+
+def decode_windows(windows: Windows, passages: Sequence[str], start_logits: Sequence[torch.Tensor],
+                   end_logits: Sequence[torch.Tensor], max_answer_tokens: int = 30,
+                   n_best: int = 5) -> list[SpanCandidate]:
+    """Span candidates of every window, mapped to character offsets in their passage."""
+    out = []
+    for w in range(len(windows)):
+        n = len(windows.input_ids[w])
+        valid = torch.tensor(windows.valid[w][:n])
+        for s, e, lp in best_spans(start_logits[w][:n], end_logits[w][:n], valid, max_answer_tokens, n_best):
+            a, b = windows.offsets[w][s][0], windows.offsets[w][e][1]
+            text = passages[windows.pair[w]][a:b]
+            if text.strip():
+                out.append(SpanCandidate(pair=windows.pair[w], start_char=a, end_char=b, text=text, logprob=lp))
+    return out
+
+
+# ---- the model ----------------------------------------------------------------------------------
+def _hidden_size(config) -> int:
+    return int(getattr(config, "hidden_size", None) or config.d_model)
+
+
+class ReaderModel(torch.nn.Module):
+    """A zoo extractive-QA model plus DPR's passage-relevance head on the first token."""
+
+    def __init__(self, qa_model, relevance: torch.nn.Linear | None = None):
+        super().__init__()
+        self.qa = qa_model
+        self.has_relevance = relevance is not None
+        self.relevance = relevance or torch.nn.Linear(_hidden_size(qa_model.config), 1)
+
+    def forward(self, **batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.qa(**batch, output_hidden_states=True)
+        rel = self.relevance(out.hidden_states[-1][:, 0]).squeeze(-1)
+        return out.start_logits, out.end_logits, rel
+
+
+@dataclass
+class ExtractiveReader:
+    """``read(question, evidence) -> [Answer]``; ``read_batch`` batches windows of many questions."""
+
+    model: ReaderModel
+    tokenizer: Any
+    spec: str = ""
+    max_length: int = 256
+    stride: int = 64
+    max_query_tokens: int = 64
+    max_answer_tokens: int = 30
+    batch_size: int = 32
+    calibration: NoAnswerCalibration | None = None
+    no_answer_threshold: float | None = None  # overrides the calibrated one when set
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    bf16: bool = False
+    name: str = "extractive"
+
+    @classmethod
+    def load(cls, spec: str | os.PathLike, device: str = "auto", bf16: bool = False,
+             no_answer_threshold: float | None = None, **kw) -> ExtractiveReader:
+        """Any zoo spec (SQuAD checkpoint, tiny model, base encoder) or a kira reader artifact."""
+        spec = str(spec)
+        r = zoo.resolve(spec)
+        saved = zoo.artifact_config(r.path) if r.path else {}
+        tok = zoo.load_tokenizer(spec)
+        tok.padding_side = "right"  # decoding slices each window's logits to its unpadded length
+        qa = zoo.load_model(spec, "extractive-qa")
+        head = None
+        if r.path is not None and (r.path / HEAD_FILE).exists():
+            from safetensors.torch import load_file
+
+            head = torch.nn.Linear(_hidden_size(qa.config), 1)
+            head.load_state_dict(load_file(str(r.path / HEAD_FILE)))
+        model = ReaderModel(qa, head)
+        opts = {k: saved[k] for k in ("max_length", "stride", "max_query_tokens", "max_answer_tokens") if k in saved}
+        opts.update(kw)
+        dev = pick_device(device)
+        model.to(dev).eval()
+        return cls(model=model, tokenizer=tok, spec=spec, device=dev, bf16=bf16,
+                   calibration=NoAnswerCalibration.from_dict(saved.get("no_answer")),
+                   no_answer_threshold=no_answer_threshold, **opts)
+
+    @classmethod
+    def from_base(cls, spec: str, device: str = "auto", **kw) -> ExtractiveReader:
+        """A fresh reader to train: encoder weights from ``spec``, QA and relevance heads random,
+        and the relevance head counted as present (it will be trained)."""
+        reader = cls.load(spec, device=device, **kw)
+        reader.model.has_relevance = True
+        return reader
+
+    def save(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        d = zoo.save_artifact(directory, self.model.qa, self.tokenizer, {
+            "type": ARTIFACT_TYPE, "base": self.spec, "max_length": self.max_length, "stride": self.stride,
+            "max_query_tokens": self.max_query_tokens, "max_answer_tokens": self.max_answer_tokens,
+            "no_answer": self.calibration.to_dict() if self.calibration else None, **(extra or {}),
+        })
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.model.relevance.state_dict().items()},
+                  str(Path(d) / HEAD_FILE))
+        return d
+
+    @property
+    def threshold(self) -> float | None:
+        if self.no_answer_threshold is not None:
+            return self.no_answer_threshold
+        return self.calibration.threshold if self.calibration else None
+
+    # ---- inference --------------------------------------------------------------------------
+    def windows(self, pairs: Sequence[tuple[str, str, str]]) -> Windows:
+        return make_windows(self.tokenizer, pairs, self.max_length, self.stride, self.max_query_tokens)
+
+    def forward_windows(self, windows: Windows, idx: Sequence[int]):
+        batch = collate(self.tokenizer, windows, idx, self.device)
+        return self.model(**batch)
+
+    @torch.inference_mode()
+    def _logits(self, windows: Windows) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """Start/end logits per window (unpadded lengths) and relevance logits, length-bucketed."""
+        set_threads()
+        self.model.eval()
+        n = len(windows)
+        starts: list[torch.Tensor] = [torch.empty(0)] * n
+        ends: list[torch.Tensor] = [torch.empty(0)] * n
+        rel = torch.zeros(n)
+        order = sorted(range(n), key=lambda i: -len(windows.input_ids[i]))
+        for b in range(0, n, self.batch_size):
+            idx = order[b:b + self.batch_size]
+            with autocast(self.device, self.bf16):
+                s, e, r = self.forward_windows(windows, idx)
+            s, e, r = s.float().cpu(), e.float().cpu(), r.float().cpu()
+            for j, w in enumerate(idx):
+                m = len(windows.input_ids[w])
+                starts[w], ends[w] = s[j, :m], e[j, :m]
+                rel[w] = r[j]
+        return starts, ends, rel
+
+    def read(self, question: str, evidence: list[Evidence], top_n: int = 1,
+             allow_no_answer: bool = True) -> list[Answer]:
+        return self.read_batch([question], [evidence], top_n, allow_no_answer)[0]
+
+    def read_batch(self, questions: Sequence[str], evidences: Sequence[list[Evidence]], top_n: int = 1,
+                   allow_no_answer: bool = True) -> list[list[Answer]]:
+        """Answers for many questions at once: all their windows share forward batches."""
+        readable = [[ev for ev in evs if ev.kind != "table"] for evs in evidences]
+        pairs, owner = [], []
+        for qi, (q, evs) in enumerate(zip(questions, readable, strict=True)):
+            for pi, ev in enumerate(evs):
+                pairs.append((q, ev.title or "", ev.text or ""))
+                owner.append((qi, pi))
+        if not pairs:
+            return [[] for _ in questions]
+        windows = self.windows(pairs)
+        starts, ends, rel = self._logits(windows)
+        cands = decode_windows(windows, [p[2] for p in pairs], starts, ends, self.max_answer_tokens)
+        # passage relevance logit = best window; without a trained head, DPR-style from span logits
+        pair_rel = torch.full((len(pairs),), float("-inf"))
+        for w in range(len(windows)):
+            valid = torch.tensor(windows.valid[w][:len(starts[w])])
+            if self.model.has_relevance:
+                r = float(rel[w])
+            elif bool(valid.any()):
+                r = float(starts[w][valid].max() + ends[w][valid].max())
+            else:
+                r = float("-inf")
+            pair_rel[windows.pair[w]] = max(float(pair_rel[windows.pair[w]]), r)
+        results = []
+        for qi, q in enumerate(questions):
+            ids = [i for i, (o, _) in enumerate(owner) if o == qi]
+            if not ids:
+                results.append([])
+                continue
+            logits = pair_rel[ids]
+            probs = torch.softmax(logits, 0) if torch.isfinite(logits).any() else torch.zeros(len(ids))
+            p_of = dict(zip(ids, probs.tolist(), strict=True))
+            results.append(self._aggregate(q, [c for c in cands if c.pair in p_of], p_of, owner,
+                                           readable[qi], top_n, allow_no_answer))
+        return results
+
+    def _aggregate(self, question: str, cands: list[SpanCandidate], p_of: dict[int, float],
+                   owner: list[tuple[int, int]], evs: list[Evidence], top_n: int,
+                   allow_no_answer: bool) -> list[Answer]:
+        # best occurrence of each normalised string per passage, then summed across passages
+        per_pair: dict[tuple[int, str], SpanCandidate] = {}
+        for c in cands:
+            c.norm = normalize(c.text)
+            if not c.norm:
+                continue
+            c.score = p_of[c.pair] * float(torch.tensor(c.logprob).exp())
+            key = (c.pair, c.norm)
+            if key not in per_pair or c.score > per_pair[key].score:
+                per_pair[key] = c
+        groups: dict[str, list[SpanCandidate]] = {}
+        for c in per_pair.values():
+            groups.setdefault(c.norm, []).append(c)
+        ranked = sorted(groups.values(), key=lambda g: -sum(c.score for c in g))
+        answers = []
+        for g in ranked[:top_n]:
+            g.sort(key=lambda c: -c.score)
+            best = g[0]
+            ev = [evs[owner[c.pair][1]] for c in g]
+            answers.append(Answer(text=best.text, score=sum(c.score for c in g), evidence=ev, reader=self.name,
+                                  retriever=ev[0].retriever, span=(best.start_char, best.end_char)))
+        thr = self.threshold
+        if allow_no_answer and thr is not None and (not answers or answers[0].score < thr):
+            top_ev = [max(evs, key=lambda e: e.score)] if evs else []
+            no = Answer(text="", score=answers[0].score if answers else 0.0, evidence=top_ev, reader=self.name,
+                        retriever=top_ev[0].retriever if top_ev else "", no_answer=True)
+            answers = [no, *answers][:max(top_n, 1)]
+        return answers
+
+
+# ---- training objective -------------------------------------------------------------------------
+def answer_char_spans(text: str, answers: Sequence[str]) -> list[tuple[int, int]]:
+    """Every case-insensitive, word-bounded occurrence of any answer string in ``text``."""
+    spans = []
+    for a in answers:
+        a = a.strip()
+        if not a:
+            continue
+        for m in re.finditer(r"(?<!\w)" + re.escape(a) + r"(?!\w)", text, flags=re.IGNORECASE):
+            spans.append((m.start(), m.end()))
+    return sorted(set(spans))
+
+
+def token_spans(windows: Windows, w: int, char_spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Token (start, end) of char spans lying wholly inside window ``w``'s passage tokens."""
+    offs, valid = windows.offsets[w], windows.valid[w]
+    out = []
+    for a, b in char_spans:
+        s = next((i for i, (o, v) in enumerate(zip(offs, valid, strict=True)) if v and o[0] <= a < o[1]), None)
+        e = next((i for i, (o, v) in enumerate(zip(offs, valid, strict=True)) if v and o[0] < b <= o[1]), None)
+        if s is not None and e is not None and s <= e:
+            out.append((s, e))
+    return out
+
+
+@dataclass
+class ReaderExample:
+    """One training question: its passages, which are positive, and the answer strings."""
+
+    question: str
+    passages: list[tuple[str, str]]  # (title, text)
+    answers: list[str]
+    positives: list[int]
+
+
+def extractive_loss(reader: ExtractiveReader, examples: Sequence[ReaderExample]) -> torch.Tensor:
+    """DPR reader loss: passage selection (marginal over positives) + span marginal likelihood
+    over every answer occurrence in the positive windows."""
+    pairs, owner = [], []
+    for qi, ex in enumerate(examples):
+        for pi, (t, p) in enumerate(ex.passages):
+            pairs.append((ex.question, t, p))
+            owner.append((qi, pi))
+    windows = reader.windows(pairs)
+    s, e, r = reader.forward_windows(windows, list(range(len(windows))))
+    neg = torch.finfo(s.dtype).min
+    losses = []
+    for qi, ex in enumerate(examples):
+        wins = [w for w in range(len(windows)) if owner[windows.pair[w]][0] == qi]
+        if not ex.positives:
+            continue
+        # relevance: passage logit = max over its windows; softmax across the question's passages
+        pl = []
+        for pi in range(len(ex.passages)):
+            ws = [w for w in wins if owner[windows.pair[w]][1] == pi]
+            pl.append(torch.stack([r[w] for w in ws]).max() if ws else r.new_tensor(-1e4))
+        pl_t = torch.stack(pl)
+        losses.append(torch.logsumexp(pl_t, 0) - torch.logsumexp(pl_t[ex.positives], 0))
+        span_terms = []
+        for w in wins:
+            pi = owner[windows.pair[w]][1]
+            if pi not in ex.positives:
+                continue
+            gold = token_spans(windows, w, answer_char_spans(ex.passages[pi][1], ex.answers))
+            if not gold:
+                continue
+            n = len(windows.input_ids[w])
+            valid = torch.tensor(windows.valid[w], device=s.device)
+            ls = torch.log_softmax(s[w, :n].masked_fill(~valid, neg), -1)
+            le = torch.log_softmax(e[w, :n].masked_fill(~valid, neg), -1)
+            span_terms.append(-torch.logsumexp(torch.stack([ls[a] + le[b] for a, b in gold]), 0))
+        if span_terms:
+            losses.append(torch.stack(span_terms).mean())
+    if not losses:
+        return (s.sum() + e.sum() + r.sum()) * 0.0
+    return torch.stack(losses).sum() / len(examples)
