@@ -1,0 +1,182 @@
+"""``kira retriever …`` (search, train) and ``kira eval retrieval``. Heavy imports stay inside commands.
+
+``--index DIR`` accepts a workspace (uses its ``indexes/current``), an ``indexes/`` directory or one
+version directory; without it the workspace from ``--workspace`` / ``$KIRA_WORKSPACE`` is used.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Search and train DPR retrievers.", no_args_is_help=True, pretty_exceptions_enable=False)
+
+IndexOpt = Annotated[str | None, typer.Option("--index", help="Workspace, indexes/ dir or version dir.")]
+WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", envvar="KIRA_WORKSPACE",
+                                                  help="Workspace directory (default ./workspace).")]
+METHODS = ("bm25", "dense", "hybrid")
+
+
+def _context(index: str | None, workspace: str | None):
+    """(config, IndexVersion) for the CLI options; config from the workspace holding the index."""
+    from kira.config import load_config
+    from kira.retriever import resolve_version
+
+    ws = workspace
+    if index and (Path(index) / "kira.toml").exists():
+        ws = index
+    cfg = load_config(ws)
+    return cfg, resolve_version(index or cfg.indexes_dir)
+
+
+def _fail(msg: str) -> None:
+    print(f"kira: error: {msg}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+def _run(fn):
+    """Run a command body, turning KiraError/ValueError into a one-line error and exit code 2."""
+    from kira.errors import KiraError
+
+    try:
+        return fn()
+    except (KiraError, ValueError) as e:
+        _fail(str(e))
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The query.")],
+    index: IndexOpt = None,
+    workspace: WorkspaceOpt = None,
+    method: Annotated[str, typer.Option(help="bm25 | dense | hybrid")] = "hybrid",
+    k: Annotated[int, typer.Option(help="Passages to return.")] = 10,
+    fusion: Annotated[str | None, typer.Option(help="Hybrid fusion: rrf | linear (default from config).")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Linear fusion weight on BM25 (pyserini's alpha).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Search the index with BM25, dense (DPR) or hybrid retrieval."""
+
+    def body():
+        if method not in METHODS:
+            raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        cfg, version = _context(index, workspace)
+        if fusion:
+            cfg.retriever.fusion = fusion
+        if alpha is not None:
+            cfg.retriever.alpha = alpha
+        from kira.retriever import open_retrievers
+
+        rets = open_retrievers(version, cfg)
+        if method not in rets:
+            raise ValueError(f"index version {version.name} has no dense vectors; use --method bm25")
+        hits = rets[method].search(query, k)
+        if as_json:
+            print(json.dumps({"query": query, "method": method, "version": version.name,
+                              "hits": [h.to_dict() for h in hits]}, default=str))
+            return
+        for r, h in enumerate(hits, start=1):
+            text = h.text if len(h.text) <= 160 else h.text[:157] + "..."
+            print(f"{r:3d}. {h.score:9.4f}  {h.id}  [{h.title}]  {text}")
+
+    _run(body)
+
+
+@app.command()
+def train(
+    questions: Annotated[Path, typer.Option("--questions", help="JSONL: question, answers, positive_ctxs?")],
+    index: IndexOpt = None,
+    workspace: WorkspaceOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default <workspace>/models/dpr).")] = None,
+    base: Annotated[str, typer.Option(help="Starting encoder (zoo spec).")] = "minilm-l6",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Questions per batch (in-batch negatives).")] = 16,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-5,
+    shared: Annotated[bool, typer.Option("--shared/--separate",
+                                         help="One encoder for questions and passages, or two.")] = False,
+    bm25_k: Annotated[int, typer.Option(help="BM25 depth when mining positives/hard negatives.")] = 100,
+    max_length: Annotated[int, typer.Option(help="Max tokens per question/passage.")] = 256,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Train DPR encoders (in-batch + BM25 hard negatives) from question/answer pairs."""
+
+    def body():
+        cfg, version = _context(index, workspace)
+        from kira.retriever.bm25 import BM25Retriever
+        from kira.retriever.dpr import mine_examples, train_dpr
+        from kira.retriever.evaluate import load_questions
+
+        rows = load_questions(questions)
+        examples, rep = mine_examples(rows, BM25Retriever(version), k=bm25_k)
+        dest = out or (cfg.models_dir / "dpr")
+
+        def log(m: str) -> None:
+            print(m, file=sys.stderr)
+
+        log(f"{rep.n_examples}/{rep.n_rows} questions usable ({rep.given_positive} given positives, "
+            f"{rep.mined_positive} mined, {rep.no_positive} without a positive in BM25 top-{bm25_k})")
+        res = train_dpr(examples, dest, base=base, shared=shared, epochs=epochs, batch_size=batch_size,
+                        lr=lr, device=cfg.device, max_length=max_length, log=log)
+        ws = version.path.parent.parent
+        rebuild = f"kira index build --index {ws} --encoder {res.passage_dir}"
+        if as_json:
+            print(json.dumps({"out": str(res.out), "question_encoder": str(res.question_dir),
+                              "passage_encoder": str(res.passage_dir), "shared": shared,
+                              "n_examples": res.n_examples, "mining": rep.__dict__,
+                              "epoch_losses": res.epoch_losses, "rebuild": rebuild}))
+            return
+        print(f"saved {'shared encoder' if shared else 'question + passage encoders'} to {res.out}")
+        print(f"now re-encode the index with the new passage encoder:\n  {rebuild}")
+
+    _run(body)
+
+
+def eval_retrieval(
+    questions: Annotated[Path, typer.Option("--questions", help="JSONL rows {question, answers}.")],
+    index: IndexOpt = None,
+    workspace: WorkspaceOpt = None,
+    k: Annotated[str, typer.Option("--k", help="Comma-separated cut-offs.")] = "1,5,20,100",
+    methods: Annotated[str, typer.Option(help="Comma-separated: bm25,dense,hybrid.")] = "bm25,dense,hybrid",
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """DPR top-k answer accuracy for BM25, dense and hybrid side by side."""
+
+    def body():
+        from kira.retriever.evaluate import evaluate_retrieval, load_questions, parse_ks
+
+        ks = parse_ks(k)
+        wanted = [m.strip() for m in methods.split(",") if m.strip()]
+        bad = [m for m in wanted if m not in METHODS]
+        if bad:
+            raise ValueError(f"--methods: unknown {bad}; choose from {', '.join(METHODS)}")
+        rows = load_questions(questions)[:limit]
+        cfg, version = _context(index, workspace)
+        from kira.retriever import open_retrievers
+
+        rets = open_retrievers(version, cfg)
+        missing = [m for m in wanted if m not in rets]
+        if missing:
+            print(f"kira: note: index version {version.name} has no dense vectors; skipping {missing}",
+                  file=sys.stderr)
+        res = evaluate_retrieval({m: rets[m] for m in wanted if m in rets}, rows, ks)
+        if as_json:
+            print(json.dumps(res))
+            return
+        names = [m for m in wanted if m in res]
+        print(f"n = {res['n']}   index {version.name}")
+        print("      " + "".join(f"{m:>10}" for m in names))
+        for kk in ks:
+            print(f"top{kk:<3d}" + "".join(f"{res[m][f'top{kk}']:>10.4f}" for m in names))
+
+    _run(body)
+
+
+app.command("eval")(eval_retrieval)  # also `python -m kira.retriever eval …`
+
+if __name__ == "__main__":
+    app()
