@@ -10,7 +10,6 @@ import asyncio
 import logging
 import re
 import shutil
-import threading
 import uuid
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -237,9 +236,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
         await batcher.start()
         jobs.start()
         # load the first snapshot off the event loop: /healthz answers at once, /readyz once loaded
-        threading.Thread(target=holder.reload, name="kira-initial-load", daemon=True).start()
-        if watch:
-            holder.start_watcher(sc.watch_interval_s)
+        holder.start_watcher(sc.watch_interval_s if watch else 0)
         try:
             yield
         finally:
@@ -314,7 +311,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
         snap = holder.get()
         t0 = time.perf_counter()
         try:
-            hits = await asyncio.wait_for(run_in_threadpool(snap.engine.search, req.query, req.k, req.method),
+            hits = await asyncio.wait_for(batcher.run(snap.engine.search, req.query, req.k, req.method),
                                           sc.request_timeout_s)
         except TimeoutError:
             raise HTTPException(504, f"no results within {sc.request_timeout_s:g}s") from None

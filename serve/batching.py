@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from kira.serve.service import detach_jvm
+
 BatchFn = Callable[[Hashable, list[Any]], list[Any]]
 
 
@@ -29,7 +31,10 @@ class _Item:
 
 
 class MicroBatcher:
-    """``await submit(key, payload)`` → the result ``fn(key, [payloads…])`` produced for it."""
+    """``await submit(key, payload)`` → ``(result, seconds queued, batch size)``.
+
+    ``result`` is what ``fn(key, [payloads…])`` produced for this payload.
+    """
 
     def __init__(self, fn: BatchFn, max_batch: int = 16, max_wait_ms: float = 5.0,
                  on_batch: Callable[[int, float], None] | None = None):
@@ -56,7 +61,12 @@ class MicroBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.submit(detach_jvm)  # the worker thread may have searched Lucene
+        self._executor.shutdown(wait=False, cancel_futures=False)
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run other model work (search) on the same worker thread, so it never competes for cores."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def submit(self, key: Hashable, payload: Any) -> Any:
         if self._queue is None:

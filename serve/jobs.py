@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kira.serve.service import detach_jvm
+
 log = logging.getLogger("kira.serve.jobs")
 
 JobFn = Callable[["Job"], dict[str, Any] | None]
@@ -103,6 +105,7 @@ class JobManager:
         while True:
             job_id = self._queue.get()
             if job_id is None:
+                detach_jvm()  # index builds ran Lucene on this thread
                 return
             job = self._jobs.get(job_id)
             fn = self._fns.pop(job_id, None)

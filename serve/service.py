@@ -39,6 +39,16 @@ class NotFound(KiraError):
     """A named thing (KB, job, model artifact) does not exist."""
 
 
+def detach_jvm() -> None:
+    """Detach the calling thread from the JVM before it ends (pyjnius crashes on dead attached threads)."""
+    import sys
+
+    jnius = sys.modules.get("jnius")
+    if jnius is not None:
+        with contextlib.suppress(Exception):
+            jnius.detach()
+
+
 # ---- versions -----------------------------------------------------------------------------------
 def current_version_name(indexes_dir: Path) -> str | None:
     """The version ``indexes/current`` points at, read without loading anything (cheap, for watching)."""
@@ -129,6 +139,8 @@ class Engine:
     def ask_batch(self, questions: list[str], k: int, sources: str, reader: str,
                   method: str | None) -> list[dict[str, Any]]:
         """Answer many questions in one call so encoders and readers see a batch."""
+        if self.pipeline is None:
+            raise KiraError("question answering is unavailable: kira.pipeline is not installed")
         results = self.pipeline.ask_batch(questions, k=k, sources=sources, reader=reader, method=method)
         return [answer_dict(r, self.version) for r in results]
 
@@ -158,9 +170,14 @@ def load_engine(cfg: KiraConfig, version_name: str | None = None) -> Engine:
     if version_name and Path(version.path).name != version_name:
         # `current` moved between the caller reading it and us loading it: load what is current now.
         version_name = Path(version.path).name
-    from kira.pipeline import QAPipeline
-
-    pipe = _pipeline_for(QAPipeline, cfg, version)
+    try:
+        from kira.pipeline import QAPipeline
+    except ModuleNotFoundError as e:  # retrieval-only server: /v1/search works, /v1/ask says why not
+        if e.name != "kira.pipeline":
+            raise
+        pipe = None
+    else:
+        pipe = _pipeline_for(QAPipeline, cfg, version)
     retrievers = getattr(pipe, "retrievers", None)
     if not isinstance(retrievers, dict) or not retrievers:
         from kira.retriever import open_retrievers

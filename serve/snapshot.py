@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kira.serve.service import NotReady, current_version_name
+from kira.serve.service import NotReady, current_version_name, detach_jvm
 
 log = logging.getLogger("kira.serve")
 
@@ -89,21 +89,31 @@ class SnapshotHolder:
             log.info("serving index version %s (was %s)", new.version, old.version if old else None)
             return new
 
-    # ---- watcher ------------------------------------------------------------------------------
+    # ---- loader / watcher thread ------------------------------------------------------------
     def start_watcher(self, interval_s: float) -> None:
-        """Poll ``indexes/current``; a version published by anyone gets loaded and swapped in."""
-        if interval_s <= 0 or self._watcher is not None:
+        """Load the first snapshot, then poll ``indexes/current`` every ``interval_s`` (0 = never).
+
+        One long-lived thread does both, so JVM-backed searchers (pyserini) are created on a thread
+        that does not exit under them; a version published by anyone gets loaded and swapped in.
+        """
+        if self._watcher is not None:
             return
         self._stop.clear()
 
         def loop() -> None:
-            while not self._stop.wait(interval_s):
-                try:
-                    cur = self._current
-                    if self._probe() != (cur.version if cur else None):
-                        self.reload()
-                except Exception:  # keep watching whatever happens
-                    log.exception("index watcher")
+            try:
+                self.reload()
+                while not self._stop.wait(interval_s if interval_s > 0 else 3600):
+                    if interval_s <= 0:
+                        continue
+                    try:
+                        cur = self._current
+                        if self._probe() != (cur.version if cur else None):
+                            self.reload()
+                    except Exception:  # keep watching whatever happens
+                        log.exception("index watcher")
+            finally:
+                detach_jvm()
 
         self._watcher = threading.Thread(target=loop, name="kira-index-watcher", daemon=True)
         self._watcher.start()
