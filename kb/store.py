@@ -293,10 +293,10 @@ class DuckDBStore:
         q = text.strip().lower()
         kb_clause, params = ("AND kb = ?", [kb]) if kb else ("", [])
         rows = self.con.execute(
-            f"""SELECT *, CASE WHEN lower(name) = ? OR list_contains(list_transform(aliases, a -> lower(a)), ?)
+            f"""SELECT *, CASE WHEN lower(name) = ? OR list_contains(list_transform(aliases, lambda a: lower(a)), ?)
                           THEN 0 ELSE 1 END AS rank_
                 FROM entities
-                WHERE (lower(name) = ? OR list_contains(list_transform(aliases, a -> lower(a)), ?)
+                WHERE (lower(name) = ? OR list_contains(list_transform(aliases, lambda a: lower(a)), ?)
                        OR lower(name) LIKE ? ) {kb_clause}
                 ORDER BY rank_, length(name), id LIMIT ?""",
             [q, q, q, q, q.replace("%", "") + "%", *params, limit],

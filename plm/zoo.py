@@ -174,7 +174,8 @@ def load_model(spec: str | os.PathLike | None = None, family: str = "encoder", *
         if family == "seq2seq" and r.spec in ("tiny-bert",):
             return _bert2bert("tiny-bert")
         cls = _auto_class(family)
-        return cls.from_config(cfg) if hasattr(cls, "from_config") else cls(cfg)
+        model = cls.from_config(cfg) if hasattr(cls, "from_config") else cls(cfg)
+        return model.eval()  # like from_pretrained: callers switch to train() when training
     if r.kind == "bert2bert":
         if family != "seq2seq":
             raise ValueError(f"{r.spec!r} is an encoder-decoder; ask for family 'seq2seq'")
