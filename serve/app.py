@@ -23,6 +23,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.concurrency import run_in_threadpool
+
 from kira import __version__
 from kira.config import KiraConfig
 from kira.errors import KiraError
@@ -32,8 +35,6 @@ from kira.serve.jobs import Job, JobManager
 from kira.serve.metrics import Metrics, MetricsMiddleware
 from kira.serve.security import BodyLimitMiddleware, clean_text, secrets_match
 from kira.serve.snapshot import Snapshot, SnapshotHolder, probe_for
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from starlette.concurrency import run_in_threadpool
 
 log = logging.getLogger("kira.serve")
 STATIC_DIR = Path(__file__).parent / "static"

@@ -21,6 +21,7 @@ def run(
 ) -> None:
     """Serve /v1/ask, /v1/search, KB and admin endpoints, /metrics and the web page at /."""
     import uvicorn
+
     from kira.config import load_config
     from kira.serve.app import create_app
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kira.errors import KiraError
 from kira.serve.service import detach_jvm
 
 log = logging.getLogger("kira.serve.jobs")
@@ -120,6 +121,9 @@ class JobManager:
             except Exception as e:  # the job failed; the server keeps serving the old snapshot
                 job.error = f"{type(e).__name__}: {e}"
                 job.state = "failed"
-                log.warning("job %s failed: %s\n%s", job.id, job.error, traceback.format_exc())
+                if isinstance(e, KiraError):  # bad input named by file/line: the message is the story
+                    log.warning("job %s failed: %s", job.id, job.error)
+                else:
+                    log.warning("job %s failed: %s\n%s", job.id, job.error, traceback.format_exc())
             finally:
                 job.finished_at = time.time()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+
 from kira.config import load_config
 from kira.kb.store import DuckDBStore
 from kira.schema import Passage

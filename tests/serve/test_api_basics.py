@@ -8,6 +8,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+
 from kira.config import load_config
 from kira.serve.app import create_app
 from kira.serve.batching import MicroBatcher

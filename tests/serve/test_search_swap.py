@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import httpx
+
 from kira.config import load_config
 from kira.index_build import versions as V
 from kira.serve.app import create_app
