@@ -280,18 +280,20 @@ class GraphExpansionRetriever:
             score = self._relevance(query, texts)
             edges = sorted({e for p in paths for e in p.edges})
             plaus = self._plausibility(kb, view, edges)
+            path_plaus: list[float | None] = [None] * len(paths)
+            relevance = score.tolist()
             if plaus is not None:
                 pe = dict(zip(edges, plaus.tolist(), strict=True))
-                score = score + self.plausibility_weight * np.asarray(
-                    [min(pe[e] for e in p.edges) for p in paths], dtype=np.float32)
-            for p, text, s, ls in zip(paths, texts, score.tolist(), link_score, strict=True):
+                path_plaus = [min(pe[e] for e in p.edges) for p in paths]  # a path is as weak as its weakest edge
+                score = score + self.plausibility_weight * np.asarray(path_plaus, dtype=np.float32)
+            for i, (p, text, s, ls) in enumerate(zip(paths, texts, score.tolist(), link_score, strict=True)):
                 triples = [list(view.triple(e)) for e in p.edges]
                 out.append(Evidence(
                     id="graph:" + kb + ":" + "|".join("/".join(t) for t in triples), title=view.names[p.seed],
                     text=text, score=float(s) + 0.1 * float(ls), kind="kb_fact", source=kb, retriever="graph",
                     metadata={"kb": kb, "triples": triples, "path": [view.node_ids[n] for n in p.nodes],
                               "seed": view.node_ids[p.seed], "hops": len(p.edges),
-                              "relevance": float(s)}))
+                              "relevance": relevance[i], "plausibility": path_plaus[i]}))
         out.sort(key=lambda e: (-e.score, e.id))
         seen: set[str] = set()
         unique = []

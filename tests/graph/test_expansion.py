@@ -1,0 +1,59 @@
+import pytest
+
+from kira.graph.expansion import GraphExpansionRetriever, NameMatchLinker, merge_evidence, neighbourhood_paths
+from kira.graph.view import GraphView
+from kira.schema import Evidence, Retriever
+
+
+def test_linker_finds_names_and_aliases(geo_store):
+    links = NameMatchLinker(geo_store).link("Where was Wolfgang Amadeus Mozart born, near Wien?")
+    assert {(lk.kb, lk.entity_id) for lk in links} == {("geo", "mozart"), ("geo", "vienna")}
+
+
+def test_neighbourhood_paths_one_and_two_hops(geo_store):
+    v = GraphView.from_store(geo_store, "geo")
+    paths = neighbourhood_paths(v, v.index["salzburg"], hops=2)
+    walks = {tuple(v.node_ids[n] for n in p.nodes) for p in paths}
+    assert walks == {("salzburg", "mozart"), ("salzburg", "austria"), ("salzburg", "austria", "vienna")}
+
+
+@pytest.mark.parametrize("encoder", [None, "tiny-bert"])
+def test_expansion_returns_facts_with_provenance(geo_store, tmp_path, encoder):
+    r = GraphExpansionRetriever(geo_store, encoder=encoder, cache_dir=tmp_path)
+    assert isinstance(r, Retriever) and r.name == "graph"
+    hits = r.search("What is the capital of the country where Mozart was born?", k=10)
+    assert hits and all(isinstance(e, Evidence) for e in hits)
+    assert all(e.kind == "kb_fact" and e.retriever == "graph" and e.metadata["kb"] == "geo" for e in hits)
+    by_path = {tuple(e.metadata["path"]): e for e in hits}
+    assert ("mozart", "salzburg") in by_path and ("mozart", "salzburg", "austria") in by_path
+    two = by_path[("mozart", "salzburg", "austria")]
+    assert two.metadata["triples"] == [["mozart", "born_in", "salzburg"], ["salzburg", "located_in", "austria"]]
+    assert two.text == "Mozart was born in Salzburg. Salzburg is in Austria."  # the KB's templates
+    assert all(e.metadata["seed"] == "mozart" for e in hits)
+    if encoder is None:  # token overlap: the path naming "born" outranks the unrelated one
+        assert hits[0].metadata["path"][:2] == ["mozart", "salzburg"]
+    assert r.search("Nothing here matches anything", k=5) == []
+
+
+def test_transe_plausibility_is_used(geo_store, tmp_path):
+    from kira.kb.embeddings import KGEmbedder
+
+    emb = KGEmbedder("transe", dim=8, epochs=5, device="cpu")
+    emb.fit(geo_store.iter_triples("geo"))
+    emb.save(tmp_path / "models" / "geo-transe")
+    r = GraphExpansionRetriever(geo_store, encoder=None, models_dir=tmp_path / "models")
+    assert r.scorer("geo") is not None
+    hits = r.search("Mozart", k=3)
+    assert len(hits) == 2
+    assert all(0.0 <= e.metadata["plausibility"] <= 1.0 for e in hits)
+    assert any(e.score != pytest.approx(e.metadata["relevance"] + 0.1) for e in hits)
+
+
+def test_merge_keeps_provenance():
+    text = [Evidence(id="p1", title="a", text="x", score=3.0, retriever="bm25"),
+            Evidence(id="p2", title="b", text="y", score=2.0, retriever="bm25")]
+    graph = [Evidence(id="g1", title="c", text="z", score=0.9, kind="kb_fact", retriever="graph")]
+    merged = merge_evidence(text, graph, k=3)
+    assert [e.id for e in merged][:2] in (["p1", "g1"], ["g1", "p1"])
+    assert {e.retriever for e in merged} == {"bm25", "graph"}
+    assert merged[0].score >= merged[-1].score
