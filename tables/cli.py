@@ -1,0 +1,162 @@
+"""``kira tables …`` and ``kira eval tables``: ingest, list, remove, generate, train, evaluate.
+
+Module-level imports stay light (typer only); the work happens in functions imported inside commands.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Ingest tables and train table QA.", no_args_is_help=True, pretty_exceptions_enable=False)
+
+WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", envvar="KIRA_WORKSPACE",
+                                                  help="Workspace directory (default ./workspace).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _store(workspace: str | None, read_only: bool = False):
+    from kira.config import load_config
+    from kira.kb.store import DuckDBStore
+
+    cfg = load_config(workspace)
+    return cfg, DuckDBStore(cfg.store_path, read_only=read_only and cfg.store_path.exists())
+
+
+def _default_model(cfg) -> str:
+    return str(cfg.models_dir / "table-qa")
+
+
+@app.command("add")
+def add(paths: Annotated[list[str], typer.Argument(help="CSV, CSV.gz, TSV, Parquet, JSON/JSONL or duckdb:FILE:TABLE")],
+        caption: Annotated[str | None, typer.Option(help="Caption (default: from the file name).")] = None,
+        name: Annotated[str | None, typer.Option(help="Table name (one path only).")] = None,
+        workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Add tables to the store (each becomes a source; its passages are indexed on the next build)."""
+    from kira.errors import KiraError
+    from kira.tables.ingest import add_table
+
+    if name and len(paths) > 1:
+        raise KiraError("--name applies to a single path")
+    _, store = _store(workspace)
+    with store:
+        added = [add_table(store, p, name=name, caption=caption) for p in paths]
+        info = [t for t in store.list_tables() if t["name"] in added]
+    if as_json:
+        print(json.dumps([{k: t[k] for k in ("name", "caption", "n_rows", "columns", "types")} for t in info]))
+    else:
+        for t in info:
+            print(f"added {t['name']}: {t['n_rows']} rows, columns {', '.join(t['columns'])}")
+
+
+@app.command("list")
+def list_(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Tables in the store with their row counts, columns and types."""
+    _, store = _store(workspace)
+    with store:
+        tables = store.list_tables()
+    if as_json:
+        print(json.dumps(tables, default=str))
+        return
+    for t in tables:
+        cols = ", ".join(f"{c}:{ty}" for c, ty in zip(t["columns"], t["types"], strict=False))
+        print(f"{t['name']}\t{t['n_rows']} rows\t{t['caption']}\t{cols}")
+
+
+@app.command("remove")
+def remove(name: str, workspace: WorkspaceOpt = None) -> None:
+    """Remove a table, its passages and its source."""
+    from kira.tables.ingest import remove_table
+
+    _, store = _store(workspace)
+    with store:
+        remove_table(store, name)
+    print(f"removed {name}")
+
+
+@app.command("generate")
+def generate(out: Annotated[str, typer.Option("--out", help="Output JSONL.")],
+             tables: Annotated[list[str] | None, typer.Option("--table", help="Only these tables.")] = None,
+             views: Annotated[int, typer.Option(help="Random views per table.")] = 20,
+             max_rows: int = 6, max_columns: int = 4,
+             heldout_fraction: Annotated[float, typer.Option(help="Share of tables held out (split=test).")] = 0.3,
+             seed: int = 0, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Generate questions from the store's tables by executing SQL templates on DuckDB."""
+    from collections import Counter
+
+    from kira.tables.generate import generate_from_store, write_jsonl
+
+    _, store = _store(workspace)
+    with store:
+        qs = generate_from_store(store, tables, heldout_fraction=heldout_fraction, seed=seed,
+                                 n_views=views, max_rows=max_rows, max_columns=max_columns)
+    n = write_jsonl(qs, out)
+    summary = {"out": out, "questions": n, "splits": dict(Counter(q.split for q in qs)),
+               "aggregations": dict(Counter(q.aggregation for q in qs)),
+               "heldout_tables": sorted({q.table for q in qs if q.split == "test"})}
+    print(json.dumps(summary) if as_json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+
+
+@app.command("train")
+def train(questions: Annotated[str | None, typer.Option(help="JSONL from `kira tables generate` (default: generate now).")] = None,
+          base: Annotated[str, typer.Option(help="Start from: a TAPAS checkpoint or BERT spec.")] = "minilm-l6",
+          out: Annotated[str | None, typer.Option(help="Artifact dir (default <workspace>/models/table-qa).")] = None,
+          steps: int = 150, batch_size: int = 8, max_length: int = 128, views: int = 30,
+          max_rows: int = 6, max_columns: int = 4, heldout_fraction: float = 0.3, seed: int = 0,
+          workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Train table QA on questions generated from your tables; evaluate on the held-out tables."""
+    from kira.tables.evaluate import evaluate
+    from kira.tables.generate import TableQuestion, generate_from_store
+    from kira.tables.tapas import TableQAModel
+    from kira.tables.train import train_table_qa
+
+    cfg, store = _store(workspace)
+    with store:
+        if questions:
+            from kira.tables.evaluate import read_questions
+
+            rows = read_questions(questions)
+            qs = [TableQuestion(**{k: r.get(k) for k in TableQuestion.__dataclass_fields__ if k in r})
+                  for r in rows]
+            for q in qs:
+                q.coordinates = [tuple(c) for c in (q.coordinates or [])]
+                q.split = q.split or "train"
+        else:
+            qs = generate_from_store(store, heldout_fraction=heldout_fraction, seed=seed, n_views=views,
+                                     max_rows=max_rows, max_columns=max_columns)
+        train_q = [q for q in qs if q.split != "test"]
+        test_rows = [json.loads(q.to_json()) for q in qs if q.split == "test"]
+        frames = {n: store.get_table(n) for n in {q.table for q in qs}}
+        model = TableQAModel.load(base, max_length=max_length, snapshot_rows=max_rows)
+        stats = train_table_qa(model, train_q, frames, steps=steps, batch_size=batch_size, seed=seed,
+                               log=None if as_json else print)
+        path = model.save(out or _default_model(cfg), {"steps": steps, "trained_on": sorted({q.table for q in train_q})})
+        result = evaluate(model, store, test_rows) if test_rows else None
+    summary = {"model": str(path), "examples": stats.examples, "steps": stats.steps,
+               "seconds": round(stats.seconds), "final_loss": stats.final_loss, "heldout": result}
+    print(json.dumps(summary, default=str) if as_json else json.dumps(summary, indent=2, default=str))
+
+
+def eval_tables(questions: Annotated[str, typer.Option("--questions", help="JSONL rows {table, question, answers}.")],
+                model: Annotated[str | None, typer.Option(help="Table-QA artifact or TAPAS checkpoint.")] = None,
+                split: Annotated[str | None, typer.Option(help="Only rows with this split (e.g. test).")] = None,
+                workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Denotation accuracy by aggregation type, with the single-cell lookup baseline of the same run."""
+    from kira.tables.evaluate import evaluate, read_questions
+    from kira.tables.tapas import TableQAModel
+
+    cfg, store = _store(workspace, read_only=True)
+    rows = read_questions(questions)
+    if split:
+        rows = [r for r in rows if r.get("split") == split]
+    with store:
+        result = evaluate(TableQAModel.load(model or _default_model(cfg)), store, rows)
+    if as_json:
+        print(json.dumps(result, default=str))
+        return
+    print(f"questions {result['n']}: accuracy {result['accuracy']:.3f} "
+          f"(lookup baseline {result['baseline_accuracy']:.3f})")
+    for k, v in result["by_aggregation"].items():
+        print(f"  {k:8s} n={v['n']:4d} accuracy {v['accuracy']:.3f} baseline {v['baseline']:.3f}")
