@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from kira.plm import zoo
 from kira.plm.device import autocast, pick_device, set_threads
 from kira.reader.calibration import NoAnswerCalibration

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers.modeling_outputs import BaseModelOutput
+
 from kira.plm import zoo
 from kira.plm.device import autocast, pick_device, set_threads
 from kira.reader.calibration import NoAnswerCalibration
 from kira.schema import Answer, Evidence
-from transformers.modeling_outputs import BaseModelOutput
 
 ARTIFACT_TYPE = "fid-reader"
 
@@ -263,5 +264,7 @@ class FiDReader:
     def enable_gradient_checkpointing(self) -> None:
         """Trade compute for memory in training: activations are recomputed in the backward pass."""
         if getattr(self.model, "supports_gradient_checkpointing", False):
-            self.model.gradient_checkpointing_enable()
+            enable = getattr(self.model, "activation_checkpointing_enable", None) or \
+                self.model.gradient_checkpointing_enable
+            enable()
             self.model.config.use_cache = False

@@ -1,0 +1,242 @@
+"""Synthetic QA data from the knowledge store, because no QA data set exists offline.
+
+THE OUTPUT IS SYNTHETIC. Questions are templated from KB triples (one question per
+(subject, relation): the answers are every object of that pair, each with its aliases) and, for
+plain text passages, cloze-style from sentences (a capitalised phrase or number is replaced by
+"what", as in unsupervised QA by cloze translation). Such questions teach a reader to find the
+object of a relation in a verbalized passage; they are not natural questions, and numbers measured
+on them say so.
+
+Templates: several phrasings per relation name (or id), chosen per question by a seeded hash, so
+one relation is asked several ways; a user file (YAML or JSON, ``relation: [pattern, …]`` using
+``{subject}`` and optionally ``{relation}``) adds or overrides them; any other relation falls back
+to generic phrasings built from the relation's name.
+
+Split: ``heldout`` vs ``train`` is decided by a hash of the *subject entity*, so evaluating on the
+held-out split never asks about a subject the reader was trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from kira.errors import IngestError
+
+SYNTHETIC_NOTE = "synthetic: generated from KB triples / passages by kira.reader.questions"
+
+DEFAULT_TEMPLATES: dict[str, list[str]] = {
+    "hypernym": ["What is {subject} a kind of?", "{subject} is a type of what?",
+                 "What is a more general term for {subject}?"],
+    "instance hypernym": ["What is {subject} an instance of?", "{subject} is an example of what?",
+                          "What kind of thing is {subject}?"],
+    "hyponym": ["What is a kind of {subject}?", "Name a type of {subject}.", "What is a more specific kind of {subject}?"],
+    "instance hyponym": ["What is an instance of {subject}?", "Name an example of {subject}."],
+    "part holonym": ["What is {subject} a part of?", "{subject} is part of what?", "What contains {subject} as a part?"],
+    "part meronym": ["What is a part of {subject}?", "Name a part of {subject}.", "What does {subject} have as a part?"],
+    "member holonym": ["What is {subject} a member of?", "{subject} belongs to what group?"],
+    "member meronym": ["What is a member of {subject}?", "Name a member of {subject}."],
+    "substance holonym": ["What is {subject} a substance of?", "What contains the substance {subject}?"],
+    "substance meronym": ["What substance is {subject} made of?", "What is {subject} made of?"],
+    "antonym": ["What is the opposite of {subject}?", "What is an antonym of {subject}?"],
+    "similar to": ["What is similar to {subject}?", "Name something similar to {subject}."],
+    "also see": ["What is related to {subject}?", "What should one also see for {subject}?"],
+    "attribute": ["What attribute relates to {subject}?", "{subject} is a value of which attribute?"],
+    "entailment": ["What does {subject} entail?", "What does {subject} involve doing?"],
+    "cause": ["What does {subject} cause?", "What is caused by {subject}?"],
+    "verb group": ["What verb is grouped with {subject}?"],
+    "pertainym": ["What does {subject} pertain to?", "What noun is {subject} related to?"],
+    "derivationally related form": ["What word is derived from {subject}?",
+                                    "What is a derivationally related form of {subject}?"],
+    "domain of synset topic": ["What topic does {subject} belong to?", "In what field is {subject} used?"],
+    "domain of synset region": ["In what region is {subject} used?"],
+    "domain of synset usage": ["What usage domain does {subject} belong to?"],
+    "member of domain topic": ["What term belongs to the topic {subject}?"],
+    "member of domain region": ["What belongs to the region {subject}?"],
+    "member of domain usage": ["What term has the usage {subject}?"],
+}
+GENERIC = ["What is the {relation} of {subject}?", "{subject} has which {relation}?",
+           "Which entity is the {relation} of {subject}?"]
+
+
+def load_templates(path: str | Path | None) -> dict[str, list[str]]:
+    """Default templates updated by a user YAML/JSON file (``relation: pattern or [patterns]``)."""
+    out = {k: list(v) for k, v in DEFAULT_TEMPLATES.items()}
+    if path is None:
+        return out
+    p = Path(path)
+    if not p.exists():
+        raise IngestError(str(p), None, None, "question templates file not found")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as e:
+        line = getattr(e, "lineno", None) or getattr(getattr(e, "problem_mark", None), "line", None)
+        raise IngestError(str(p), line, None, f"cannot parse question templates: {e}") from e
+    if not isinstance(data, dict):
+        raise IngestError(str(p), None, None, "question templates must map relation -> pattern(s)")
+    for rel, pats in data.items():
+        pats = [pats] if isinstance(pats, str) else pats
+        if not isinstance(pats, list) or not pats or not all(isinstance(x, str) and "{subject}" in x for x in pats):
+            raise IngestError(str(p), None, str(rel), "each pattern must be a string using {subject}")
+        out[str(rel)] = pats
+    return out
+
+
+def heldout_split(subject: str, heldout: float, seed: int = 0) -> str:
+    """``heldout`` for a stable hash-chosen fraction of subjects, else ``train``."""
+    h = int(hashlib.md5(f"{seed}:{subject}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "heldout" if h < heldout else "train"
+
+
+def _pick(options: list[str], key: str, seed: int) -> str:
+    return options[int(hashlib.md5(f"{seed}:{key}".encode()).hexdigest()[:8], 16) % len(options)]
+
+
+def questions_from_kb(store, kb: str, templates: dict[str, list[str]] | None = None, heldout: float = 0.1,
+                      max_answers: int = 5, limit: int | None = None, seed: int = 0,
+                      skip_ambiguous: bool = True, relations: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One question per (subject, relation) of ``kb``; answers are all objects with their aliases.
+
+    ``skip_ambiguous`` drops subjects whose name several entities share (WordNet's "bank"), since
+    the question could not say which one is meant; ``max_answers`` drops list-like facts.
+    """
+    templates = templates if templates is not None else load_templates(None)
+    rel_names = {r.id: r.name for r in store.list_relations(kb)}
+    wanted = set(relations) if relations else None
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for t in store.iter_triples(kb):
+        if wanted and t.relation not in wanted and rel_names.get(t.relation) not in wanted:
+            continue
+        groups[(t.head, t.relation)].append(t.tail)
+    if not groups:
+        return []
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    ids = sorted({h for h, _ in keys} | {x for v in groups.values() for x in v})
+    entities = {}
+    for i in range(0, len(ids), 20_000):
+        entities.update({e.id: e for e in store.get_entities(kb, ids[i:i + 20_000])})
+    name_count = Counter(e.name.lower() for e in entities.values()) if skip_ambiguous else Counter()
+    out = []
+    for head, rel in keys:
+        e = entities.get(head)
+        if e is None or (skip_ambiguous and name_count[e.name.lower()] > 1):
+            continue
+        tails = sorted(set(groups[(head, rel)]))
+        if len(tails) > max_answers:
+            continue
+        answers: list[str] = []
+        for tid in tails:
+            te = entities.get(tid)
+            for a in ([te.name, *te.aliases] if te else [tid]):
+                if a and a not in answers and a.lower() != e.name.lower():
+                    answers.append(a)
+        if not answers:
+            continue
+        rname = rel_names.get(rel, rel)
+        pats = templates.get(rel) or templates.get(rname) or GENERIC
+        question = _pick(pats, f"{head}|{rel}", seed).format(subject=e.name, relation=rname)
+        out.append({"question": question[:1].upper() + question[1:], "answers": answers, "subject": head,
+                    "subject_name": e.name, "relation": rname, "kb": kb,
+                    "split": heldout_split(head, heldout, seed), "source": f"kb:{kb}", "synthetic": True})
+        if limit and len(out) >= limit:
+            break
+    return out
+
+
+_SENT = re.compile(r"(?<=[.!?])\s+")
+_CANDIDATE = re.compile(r"\b(?:[A-Z][\w'-]*(?:\s+(?:of\s+|de\s+)?[A-Z][\w'-]*)*|\d[\d,.]*)\b")
+
+
+def cloze_questions(title: str, text: str) -> list[tuple[str, str]]:
+    """(question, answer) pairs: a capitalised phrase or number in a sentence replaced by "what"."""
+    out = []
+    for sent in _SENT.split(text.strip()):
+        sent = sent.strip()
+        if len(sent.split()) < 5:
+            continue
+        for m in _CANDIDATE.finditer(sent):
+            ans = m.group(0).strip(" ,.")
+            if m.start() == 0 or not ans or ans.lower() in title.lower() or ans.lower() in ("i",):
+                continue
+            q = (sent[:m.start()] + "what" + sent[m.start() + len(ans):]).rstrip(" .!?") + "?"
+            out.append((q[:1].upper() + q[1:], ans))
+    return out
+
+
+def questions_from_passages(store, source: str | None = None, heldout: float = 0.1, limit: int | None = None,
+                            seed: int = 0, per_passage: int = 1) -> list[dict[str, Any]]:
+    """Cloze questions over text passages (KB-verbalized passages are skipped: their triples
+    already give better questions); held out by passage title (the text's subject)."""
+    kbs = set(store.list_kbs())
+    out = []
+    for batch in store.iter_passages(source):
+        for p in batch:
+            if p.source in kbs or (p.metadata or {}).get("kind") in ("kb_fact", "table"):
+                continue
+            qas = cloze_questions(p.title or "", p.text or "")
+            random.Random(f"{seed}:{p.id}").shuffle(qas)
+            for q, a in qas[:per_passage]:
+                subject = p.title or p.id
+                out.append({"question": q, "answers": [a], "subject": subject, "passage_id": p.id,
+                            "split": heldout_split(subject, heldout, seed), "source": f"text:{p.source}",
+                            "synthetic": True})
+                if limit and len(out) >= limit:
+                    return out
+    return out
+
+
+def write_questions(records: Iterable[dict[str, Any]], path: str | Path) -> int:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with p.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def read_questions(path: str | Path, split: str | None = None) -> list[dict[str, Any]]:
+    """QA records ``{"question", "answers", ["contexts": [{"title","text"}]]}``; bad lines raise
+    ``IngestError`` naming the file, line and field."""
+    p = Path(path)
+    if not p.exists():
+        raise IngestError(str(p), None, None, "questions file not found")
+    out = []
+    with p.open(encoding="utf-8") as f:
+        for ln, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise IngestError(str(p), ln, None, f"invalid JSON: {e.msg}") from e
+            if not isinstance(r, dict):
+                raise IngestError(str(p), ln, None, "each line must be a JSON object")
+            if not isinstance(r.get("question"), str) or not r["question"].strip():
+                raise IngestError(str(p), ln, "question", "must be a non-empty string")
+            ans = r.get("answers")
+            if isinstance(ans, str):
+                r["answers"] = ans = [ans]
+            if not isinstance(ans, list) or not ans or not all(isinstance(a, str) for a in ans):
+                raise IngestError(str(p), ln, "answers", "must be a non-empty list of strings")
+            ctx = r.get("contexts")
+            if ctx is not None and (not isinstance(ctx, list) or not all(
+                    isinstance(c, dict) and isinstance(c.get("text"), str) for c in ctx)):
+                raise IngestError(str(p), ln, "contexts", "must be a list of {\"title\", \"text\"} objects")
+            if split is None or r.get("split", "train") == split:
+                out.append(r)
+    return out

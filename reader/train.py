@@ -1,0 +1,230 @@
+"""Training kira's readers from ``{"question", "answers"}`` records.
+
+Passages come either with the record (``"contexts": [{"title", "text"}]``) or from kira's own
+retriever over an index version. With retrieved passages the supervision is *distant*, as in DPR
+and FiD: a passage is positive when it contains an answer string. The extractive reader trains on
+1 positive + hard negatives (the best-ranked passages without an answer); FiD trains on the top-k
+passages with the answer as the decoder target.
+
+Records marked ``"split": "heldout"`` are never trained on (they are for evaluation); a slice of
+the training records is held back to calibrate the no-answer threshold, which is stored in the
+artifact's ``kira.json``. ``max_seconds`` bounds wall time so the demo's first run stays on budget.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kira.reader.calibration import NoAnswerCalibration, fit_no_answer
+from kira.reader.extractive import ExtractiveReader, ReaderExample, answer_char_spans, extractive_loss
+from kira.reader.fid import FiDReader
+from kira.schema import Evidence
+
+DEFAULT_BASE = {"extractive": "minilm-l6", "fid": "bert2bert:minilm-l6"}
+
+
+@dataclass
+class TrainOptions:
+    kind: str = "extractive"  # extractive | fid
+    base: str | None = None
+    epochs: int = 1
+    lr: float | None = None
+    batch_size: int = 4
+    n_passages: int = 4  # extractive: 1 positive + hard negatives; fid: passages fused per question
+    max_length: int = 192
+    max_questions: int | None = None
+    max_seconds: float | None = None
+    calibrate_fraction: float = 0.1
+    max_calibrate: int = 200
+    retrieve_k: int = 20
+    seed: int = 0
+    device: str = "auto"
+    gradient_checkpointing: bool = True
+    log: Callable[[str], None] | None = None
+
+
+@dataclass
+class TrainResult:
+    path: Path | None
+    reader: Any
+    losses: list[float] = field(default_factory=list)
+    n_train: int = 0
+    n_calibrate: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    calibration: NoAnswerCalibration | None = None
+    stopped_early: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        first = sum(self.losses[:10]) / max(1, len(self.losses[:10]))
+        last = sum(self.losses[-10:]) / max(1, len(self.losses[-10:]))
+        return {"path": str(self.path) if self.path else None, "n_train": self.n_train,
+                "n_calibrate": self.n_calibrate, "steps": self.steps, "seconds": round(self.seconds, 1),
+                "loss_first10": first, "loss_last10": last, "stopped_early": self.stopped_early,
+                "calibration": self.calibration.to_dict() if self.calibration else None}
+
+
+def attach_passages(records: Sequence[dict], retriever=None, k: int = 20) -> list[list[Evidence]]:
+    """Each record's passages: its given ``contexts``, else the retriever's top-k."""
+    out = []
+    for i, r in enumerate(records):
+        if r.get("contexts"):
+            out.append([Evidence(id=c.get("id") or f"ctx:{i}:{j}", title=c.get("title", ""), text=c["text"],
+                                 score=1.0 / (j + 1), retriever="given")
+                        for j, c in enumerate(r["contexts"])])
+        elif retriever is not None:
+            out.append(retriever.search(r["question"], k=k))
+        else:
+            raise ValueError(f"record {i} has no contexts and no retriever was given")
+    return out
+
+
+def extractive_examples(records: Sequence[dict], evidences: Sequence[list[Evidence]],
+                        n_passages: int) -> list[ReaderExample]:
+    """Distant supervision: the best-ranked passage containing an answer + the best-ranked without."""
+    out = []
+    for r, evs in zip(records, evidences, strict=True):
+        pos = [e for e in evs if answer_char_spans(e.text, r["answers"])]
+        if not pos:
+            continue
+        neg = [e for e in evs if e not in pos][: max(0, n_passages - 1)]
+        chosen = [pos[0], *neg]
+        out.append(ReaderExample(question=r["question"], passages=[(e.title, e.text) for e in chosen],
+                                 answers=list(r["answers"]), positives=[0]))
+    return out
+
+
+def fid_target(answers: Sequence[str], evs: Sequence[Evidence]) -> str:
+    """The first gold answer the passages support (what FiD can learn to copy), else the first."""
+    from kira.retriever.text import has_answer
+
+    for a in answers:
+        if any(has_answer([a], e.text) for e in evs):
+            return a
+    return answers[0]
+
+
+def _split(records: list[dict], opts: TrainOptions) -> tuple[list[dict], list[dict]]:
+    train = [r for r in records if r.get("split", "train") != "heldout"]
+    rng = random.Random(opts.seed)
+    rng.shuffle(train)
+    n_cal = min(opts.max_calibrate, int(len(train) * opts.calibrate_fraction)) if len(train) >= 20 else 0
+    cal, train = train[:n_cal], train[n_cal:]
+    if opts.max_questions:
+        train = train[: opts.max_questions]
+    return train, cal
+
+
+def _optimizer(model: torch.nn.Module, lr: float, total: int):
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    warm = max(1, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    return opt, sched
+
+
+def _loop(model: torch.nn.Module, batches: list, loss_fn: Callable[[Any], torch.Tensor], opts: TrainOptions,
+          lr: float, result: TrainResult) -> None:
+    set_seed(opts.seed)
+    total = len(batches) * opts.epochs
+    opt, sched = _optimizer(model, lr, total)
+    t0 = time.perf_counter()
+    model.train()
+    for _epoch in range(opts.epochs):
+        for batch in batches:
+            loss = loss_fn(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            result.losses.append(float(loss.detach()))
+            result.steps += 1
+            if opts.log and result.steps % 20 == 0:
+                opts.log(f"step {result.steps}/{total} loss {sum(result.losses[-20:]) / 20:.3f} "
+                         f"({time.perf_counter() - t0:.0f}s)")
+            if opts.max_seconds and time.perf_counter() - t0 > opts.max_seconds:
+                result.stopped_early = True
+                break
+        if result.stopped_early:
+            break
+    model.eval()
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def calibrate(reader, records: Sequence[dict], evidences: Sequence[list[Evidence]], batch: int = 8
+              ) -> NoAnswerCalibration | None:
+    """Fit the no-answer threshold on held-back questions (score vs. exact match)."""
+    from kira.retriever.text import exact_match
+
+    scores, correct = [], []
+    for s in range(0, len(records), batch):
+        rs = records[s:s + batch]
+        answers = reader.read_batch([r["question"] for r in rs], list(evidences[s:s + batch]), top_n=1,
+                                    allow_no_answer=False)
+        for r, ans in zip(rs, answers, strict=True):
+            scores.append(ans[0].score if ans else 0.0)
+            correct.append(bool(ans) and exact_match(ans[0].text, r["answers"]))
+    if len(scores) < 10 or all(correct) or not any(correct):
+        return None  # nothing to separate: leave the reader always answering
+    return fit_no_answer(scores, correct)
+
+
+def train_reader(records: list[dict], opts: TrainOptions, retriever=None, out: str | Path | None = None,
+                 extra: dict | None = None) -> TrainResult:
+    """Train an extractive or FiD reader; save it (with calibration) to ``out`` when given."""
+    if opts.kind not in DEFAULT_BASE:
+        raise ValueError(f"kind must be extractive or fid, got {opts.kind!r}")
+    t0 = time.perf_counter()
+    base = opts.base or DEFAULT_BASE[opts.kind]
+    train, cal = _split(records, opts)
+    k = opts.retrieve_k if opts.kind == "extractive" else opts.n_passages
+    train_evs = attach_passages(train, retriever, k)
+    cal_evs = attach_passages(cal, retriever, opts.n_passages if opts.kind == "fid" else min(k, 10))
+    set_seed(opts.seed)
+    if opts.kind == "extractive":
+        reader = ExtractiveReader.from_base(base, device=opts.device, max_length=opts.max_length)
+        examples = extractive_examples(train, train_evs, opts.n_passages)
+        batches = [examples[i:i + opts.batch_size] for i in range(0, len(examples), opts.batch_size)]
+        result = TrainResult(path=None, reader=reader, n_train=len(examples), n_calibrate=len(cal))
+        _loop(reader.model, batches, lambda b: extractive_loss(reader, b), opts, opts.lr or 5e-5, result)
+    else:
+        reader = FiDReader.load(base, device=opts.device, max_length=opts.max_length)
+        if opts.gradient_checkpointing:
+            reader.enable_gradient_checkpointing()
+        examples = [(r["question"], evs[: opts.n_passages], fid_target(r["answers"], evs))
+                    for r, evs in zip(train, train_evs, strict=True)]
+        batches = [examples[i:i + opts.batch_size] for i in range(0, len(examples), opts.batch_size)]
+        result = TrainResult(path=None, reader=reader, n_train=len(examples), n_calibrate=len(cal))
+
+        def fid_loss(b):
+            return reader.loss([q for q, _, _ in b], [e for _, e, _ in b], [a for _, _, a in b])
+
+        _loop(reader.model, batches, fid_loss, opts, opts.lr or 2e-4, result)
+    if cal:
+        result.calibration = calibrate(reader, cal, cal_evs)
+        reader.calibration = result.calibration
+    result.seconds = time.perf_counter() - t0
+    if out is not None:
+        info = {"trained_on": {"n_train": result.n_train, "n_calibrate": result.n_calibrate,
+                               "steps": result.steps, "seconds": round(result.seconds, 1),
+                               "options": {k: v for k, v in asdict(opts).items() if k != "log"},
+                               "loss_first": result.losses[0] if result.losses else None,
+                               "loss_last": result.losses[-1] if result.losses else None},
+                **(extra or {})}
+        result.path = Path(reader.save(out, extra=info))
+    if result.losses and not all(math.isfinite(x) for x in result.losses):
+        raise RuntimeError("training diverged (non-finite loss)")
+    return result

@@ -1,0 +1,143 @@
+"""Extractive reader: span decoding edge cases, aggregation, training, save/load (tiny models)."""
+
+from __future__ import annotations
+
+import torch
+
+from kira.reader.extractive import (
+    ExtractiveReader,
+    ReaderExample,
+    SpanCandidate,
+    answer_char_spans,
+    best_spans,
+    decode_windows,
+    extractive_loss,
+    token_spans,
+)
+from kira.schema import Evidence
+
+
+def _reader(**kw) -> ExtractiveReader:
+    return ExtractiveReader.load("tiny-bert", device="cpu", **kw)
+
+
+def _logits_pointing_at(windows, w: int, s: int, e: int):
+    starts = [torch.zeros(len(ids)) for ids in windows.input_ids]
+    ends = [torch.zeros(len(ids)) for ids in windows.input_ids]
+    starts[w][s] = 20.0
+    ends[w][e] = 20.0
+    return starts, ends
+
+
+def test_answer_straddling_window_boundary_is_found_in_the_overlapping_window():
+    reader = _reader(max_length=40, stride=12, max_query_tokens=8)
+    gold: list = []
+    for n in range(10, 60):  # grow the lead-in until a window boundary cuts through the answer
+        filler = " ".join(f"word{i}" for i in range(n))
+        passage = f"{filler} the treaty was signed in Zanzibar Town harbour {filler}"
+        windows = reader.windows([("where was it signed?", "Treaty", passage)])
+        gold = answer_char_spans(passage, ["Zanzibar Town"])
+        containing = [w for w in range(len(windows)) if token_spans(windows, w, gold)]
+        partial = [w for w in range(len(windows)) if w not in containing and any(
+            v and gold[0][0] <= o[0] < gold[0][1] for o, v in zip(windows.offsets[w], windows.valid[w], strict=True))]
+        if partial:
+            break
+    # some window cuts the answer (it holds only part of it), an overlapping one holds it whole
+    assert gold == [(passage.index("Zanzibar"), passage.index("Zanzibar") + len("Zanzibar Town"))]
+    assert containing and partial and len(windows) > 2
+    w = containing[0]
+    (s, e), = token_spans(windows, w, gold)
+    starts, ends = _logits_pointing_at(windows, w, s, e)
+    cands = decode_windows(windows, [passage], starts, ends, max_answer_tokens=10)
+    best = max(cands, key=lambda c: c.logprob)
+    assert best.text == "Zanzibar Town"
+    assert passage[best.start_char:best.end_char] == "Zanzibar Town"
+
+
+def test_unicode_offsets_map_back_to_exact_characters():
+    reader = _reader(max_length=64, stride=16)
+    passage = "Der Fluß fließt durch Zürich — später nach 北京市 und São Paulo."
+    windows = reader.windows([("wohin?", "Fluß", passage)])
+    for answer in ("Zürich", "北京市", "São Paulo"):
+        gold = answer_char_spans(passage, [answer])
+        (s, e), = token_spans(windows, 0, gold)
+        starts, ends = _logits_pointing_at(windows, 0, s, e)
+        best = max(decode_windows(windows, [passage], starts, ends), key=lambda c: c.logprob)
+        assert (best.text, passage[best.start_char:best.end_char]) == (answer, answer)
+
+
+def test_spans_never_start_or_end_in_question_title_or_padding():
+    reader = _reader(max_length=48, stride=8)
+    pairs = [("question words xyzzy here", "Title plugh", "short passage text."),
+             ("q", "t", "a much longer passage " * 12)]
+    windows = reader.windows(pairs)
+    for w in range(len(windows)):
+        n = len(windows.input_ids[w])
+        invalid = ~torch.tensor(windows.valid[w])
+        start = torch.where(invalid, torch.full((n,), 50.0), torch.zeros(n))  # invalid tokens look best
+        spans = best_spans(start, start.clone(), torch.tensor(windows.valid[w]), n_best=20)
+        assert spans and all(windows.valid[w][s] and windows.valid[w][e] and s <= e for s, e, _ in spans)
+    # end to end with a random model: every answer is a substring of a passage at its offsets
+    evs = [Evidence(id=f"p{i}", title=t, text=p, score=1.0) for i, (_, t, p) in enumerate(pairs)]
+    for ans in reader.read("question words xyzzy here", evs, top_n=5):
+        assert "xyzzy" not in ans.text and "plugh" not in ans.text.lower()
+        assert ans.evidence[0].text[ans.span[0]:ans.span[1]] == ans.text
+
+
+def test_empty_passage_is_skipped_not_an_error():
+    reader = _reader(max_length=48)
+    windows = reader.windows([("q", "Empty", ""), ("q", "Full", "Paris is in France.")])
+    assert not any(windows.valid[w] and any(windows.valid[w]) for w in range(len(windows)) if windows.pair[w] == 0)
+    ans = reader.read("where is Paris?", [Evidence(id="e", title="Empty", text="", score=2.0),
+                                           Evidence(id="f", title="Full", text="Paris is in France.", score=1.0)])
+    assert ans and ans[0].evidence[0].id == "f"
+    assert reader.read("q", [Evidence(id="e", title="", text="", score=1.0)]) == []
+    assert reader.read("q", []) == []
+
+
+def test_scores_aggregate_across_passages_with_the_same_normalised_string():
+    reader = _reader()
+    evs = [Evidence(id=str(i), title="", text=t, score=1.0) for i, t in enumerate(["the Paris", "Paris!", "Lyon"])]
+    cands = [SpanCandidate(0, 0, 9, "the Paris", torch.tensor(0.3).log().item()),
+             SpanCandidate(1, 0, 5, "Paris", torch.tensor(0.3).log().item()),
+             SpanCandidate(2, 0, 4, "Lyon", torch.tensor(0.5).log().item())]
+    answers = reader._aggregate("q", cands, {0: 1.0, 1: 1.0, 2: 1.0}, [(0, 0), (0, 1), (0, 2)], evs, 2, False)
+    assert [a.text for a in answers] == ["the Paris", "Lyon"]
+    assert abs(answers[0].score - 0.6) < 1e-6 and {e.id for e in answers[0].evidence} == {"0", "1"}
+
+
+def test_training_reduces_loss_and_artifact_round_trips(tmp_path):
+    torch.manual_seed(0)
+    reader = ExtractiveReader.from_base("tiny-bert", device="cpu", max_length=64)
+    examples = [ReaderExample(question=f"What is {s} a kind of?",
+                              passages=[(s, f"{s}, hypernym: {h}. {s} is a kind of {h}."),
+                                        ("Other", "Nothing relevant is written here at all.")],
+                              answers=[h], positives=[0])
+                for s, h in [("dog", "canine"), ("oak", "tree"), ("rose", "shrub"), ("trout", "fish")]]
+    opt = torch.optim.AdamW(reader.model.parameters(), lr=3e-3)
+    reader.model.train()
+    losses = []
+    for _ in range(25):
+        loss = extractive_loss(reader, examples)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    reader.model.eval()
+    assert losses[-1] < 0.5 * losses[0]
+    from kira.reader.calibration import fit_no_answer
+
+    reader.calibration = fit_no_answer([0.9, 0.8, 0.7, 0.2, 0.1, 0.05] * 3, [True, True, False, True, False, False] * 3)
+    out = reader.save(tmp_path / "reader")
+    again = ExtractiveReader.load(str(out), device="cpu")
+    assert again.model.has_relevance and again.max_length == 64
+    assert again.calibration is not None and abs(again.threshold - reader.threshold) < 1e-9
+    evs = [Evidence(id="a", title="dog", text="dog, hypernym: canine. dog is a kind of canine.", score=1.0)]
+    a1, a2 = reader.read("What is dog a kind of?", evs, allow_no_answer=False), again.read(
+        "What is dog a kind of?", evs, allow_no_answer=False)
+    assert a1[0].text == a2[0].text and abs(a1[0].score - a2[0].score) < 1e-5
+    assert a1[0].text == "canine"
+    # a threshold above every score makes the reader abstain, keeping the guess second
+    again.no_answer_threshold = 2.0
+    na = again.read("What is dog a kind of?", evs, top_n=2)
+    assert na[0].no_answer and na[0].text == "" and na[1].text == "canine"
