@@ -42,3 +42,15 @@ def fill(store) -> None:
 def geo_store(store):
     fill(store)
     return store
+
+
+@pytest.fixture
+def geo_workspace(workspace):
+    """A workspace whose store holds the toy KB."""
+    from kira.config import load_config
+    from kira.kb.store import DuckDBStore
+
+    cfg = load_config(workspace)
+    with DuckDBStore(cfg.store_path) as s:
+        fill(s)
+    return cfg

@@ -1,0 +1,5 @@
+"""``python -m kira.graph`` runs the graph CLI."""
+
+from kira.graph.cli import app
+
+app()
