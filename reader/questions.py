@@ -104,6 +104,15 @@ def _pick(options: list[str], key: str, seed: int) -> str:
     return options[int(hashlib.md5(f"{seed}:{key}".encode()).hexdigest()[:8], 16) % len(options)]
 
 
+def _name_counts(store, kb: str) -> Counter[str]:
+    """How many entities of ``kb`` carry each (lower-cased) name; only names shared by several."""
+    if hasattr(store, "execute"):
+        rows = store.execute("SELECT lower(name), count(*) FROM entities WHERE kb = ? GROUP BY 1 HAVING count(*) > 1",
+                             [kb]).fetchall()
+        return Counter(dict(rows))
+    return Counter(e.name.lower() for e in store.iter_entities(kb))
+
+
 def questions_from_kb(store, kb: str, templates: dict[str, list[str]] | None = None, heldout: float = 0.1,
                       max_answers: int = 5, limit: int | None = None, seed: int = 0,
                       skip_ambiguous: bool = True, relations: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -128,7 +137,7 @@ def questions_from_kb(store, kb: str, templates: dict[str, list[str]] | None = N
     entities = {}
     for i in range(0, len(ids), 20_000):
         entities.update({e.id: e for e in store.get_entities(kb, ids[i:i + 20_000])})
-    name_count = Counter(e.name.lower() for e in entities.values()) if skip_ambiguous else Counter()
+    name_count = _name_counts(store, kb) if skip_ambiguous else Counter()
     out = []
     for head, rel in keys:
         e = entities.get(head)

@@ -1,0 +1,242 @@
+"""``kira reader …`` (train, generate-questions, defaults) and ``kira eval qa``.
+
+Module-level imports stay light: models and retrievers load inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Train and inspect readers.", no_args_is_help=True, pretty_exceptions_enable=False)
+
+IndexOpt = Annotated[str | None, typer.Option(
+    "--index", help="Workspace, its indexes/ directory or one index version (default: the workspace's current).")]
+WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", envvar="KIRA_WORKSPACE",
+                                                  help="Workspace directory (default ./workspace).")]
+
+
+def workspace_for(index: str | None, workspace: str | None = None) -> Path | None:
+    """The workspace an ``--index`` path lives in (a version dir, indexes/, or the workspace itself)."""
+    if index is None:
+        return Path(workspace).resolve() if workspace else None
+    p = Path(index).resolve()
+    for cand in (p, *p.parents):
+        if (cand / "indexes").is_dir() or (cand / "kira.toml").exists() or (cand / "store.duckdb").exists():
+            return cand
+    return Path(workspace).resolve() if workspace else None
+
+
+def _setup(index: str | None, workspace: str | None):
+    from kira.config import load_config
+    from kira.retriever import resolve_version
+
+    cfg = load_config(workspace_for(index, workspace))
+    version = resolve_version(index) if index else resolve_version(cfg.indexes_dir)
+    return cfg, version
+
+
+def _echo_json(obj) -> None:
+    print(json.dumps(obj, default=str))
+
+
+@app.command("train")
+def train(
+    questions: Annotated[str, typer.Option(help="JSONL of {question, answers[, contexts]}.")],
+    index: IndexOpt = None,
+    workspace: WorkspaceOpt = None,
+    kind: Annotated[str, typer.Option(help="extractive | fid")] = "extractive",
+    base: Annotated[str | None, typer.Option(help="Base model spec (default minilm-l6 / bert2bert:minilm-l6).")] = None,
+    out: Annotated[str | None, typer.Option(help="Artifact directory (default models/reader-<kind>).")] = None,
+    method: Annotated[str, typer.Option(help="Retriever for passages: bm25 | dense | hybrid.")] = "bm25",
+    k: Annotated[int, typer.Option(help="Passages per question (extractive: 1 positive + k-1 negatives).")] = 4,
+    epochs: int = 1,
+    batch_size: int = 4,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default 5e-5 extractive, 2e-4 FiD).")] = None,
+    max_length: Annotated[int, typer.Option(help="Tokens per passage window.")] = 192,
+    max_questions: Annotated[int | None, typer.Option(help="Train on at most this many questions.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop training after this wall time.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Train a reader: retrieved passages with distant supervision, or the records' given contexts."""
+    from kira.reader.questions import read_questions
+    from kira.reader.train import TrainOptions, train_reader
+
+    records = read_questions(questions)
+    needs_retrieval = any(not r.get("contexts") for r in records)
+    retriever, cfg = None, None
+    if needs_retrieval or index:
+        from kira.retriever import open_retrievers
+
+        cfg, version = _setup(index, workspace)
+        rets = open_retrievers(version, cfg)
+        retriever = rets.get(method) or rets["bm25"]
+    if out is None:
+        if cfg is None:
+            from kira.config import load_config
+
+            cfg = load_config(workspace)
+        out = str(cfg.models_dir / f"reader-{kind}")
+    opts = TrainOptions(kind=kind, base=base, epochs=epochs, lr=lr, batch_size=batch_size, n_passages=k,
+                        max_length=max_length, max_questions=max_questions, max_seconds=max_seconds,
+                        log=None if as_json else (lambda m: typer.echo(m, err=True)))
+    res = train_reader(records, opts, retriever=retriever, out=out, extra={"questions": str(questions)})
+    summary = res.summary()
+    if as_json:
+        _echo_json(summary)
+    else:
+        typer.echo(f"saved {kind} reader to {res.path}: {res.n_train} questions, {res.steps} steps, "
+                   f"loss {summary['loss_first10']:.3f} → {summary['loss_last10']:.3f}, {res.seconds:.0f}s")
+
+
+@app.command("generate-questions")
+def generate_questions(
+    out: Annotated[str, typer.Option(help="Output JSONL.")],
+    kb: Annotated[str | None, typer.Option(help="KB name (default: every KB in the store).")] = None,
+    index: IndexOpt = None,
+    workspace: WorkspaceOpt = None,
+    templates: Annotated[str | None, typer.Option(help="YAML/JSON: relation -> [phrasings] with {subject}.")] = None,
+    heldout: Annotated[float, typer.Option(help="Fraction of subject entities held out.")] = 0.1,
+    limit: Annotated[int | None, typer.Option(help="At most this many questions per source.")] = None,
+    text: Annotated[bool, typer.Option(help="Also cloze questions from plain text passages.")] = False,
+    seed: int = 0,
+) -> None:
+    """Synthetic {question, answers} from KB triples (templated) and text passages (cloze)."""
+    from kira.config import load_config
+    from kira.kb.store import DuckDBStore
+    from kira.reader.questions import (
+        load_templates,
+        questions_from_kb,
+        questions_from_passages,
+        write_questions,
+    )
+
+    cfg = load_config(workspace_for(index, workspace))
+    store = DuckDBStore(cfg.store_path)
+    try:
+        tpl = load_templates(templates)
+        kbs = [kb] if kb else store.list_kbs()
+        if kb and kb not in store.list_kbs():
+            from kira.errors import KiraError
+
+            raise KiraError(f"no KB named {kb!r} in {cfg.store_path} (have: {', '.join(store.list_kbs()) or 'none'})")
+        records = []
+        for name in kbs:
+            records.extend(questions_from_kb(store, name, tpl, heldout=heldout, limit=limit, seed=seed))
+        if text:
+            records.extend(questions_from_passages(store, heldout=heldout, limit=limit, seed=seed))
+    finally:
+        store.close()
+    n = write_questions(records, out)
+    n_held = sum(r["split"] == "heldout" for r in records)
+    typer.echo(f"wrote {n} synthetic questions ({n_held} held out by subject) to {out}")
+
+
+@app.command("defaults")
+def defaults(
+    workspace: WorkspaceOpt = None,
+    kb: Annotated[str | None, typer.Option(help="KB to generate training questions from.")] = None,
+    n_questions: int = 3000,
+    extractive_seconds: float = 300,
+    fid_seconds: float = 360,
+    force: bool = False,
+) -> None:
+    """Train (once) the workspace's default extractive and FiD readers; cached afterwards."""
+    from kira.config import load_config
+    from kira.kb.store import DuckDBStore
+    from kira.reader.defaults import ensure_default_readers
+
+    cfg = load_config(workspace)
+    store = DuckDBStore(cfg.store_path)
+    try:
+        info = ensure_default_readers(cfg, store, kb=kb, n_questions=n_questions,
+                                      extractive_seconds=extractive_seconds, fid_seconds=fid_seconds, force=force,
+                                      log=lambda m: typer.echo(m, err=True))
+    finally:
+        store.close()
+    _echo_json(info)
+
+
+def _reader_kind(spec: str) -> str:
+    from kira.plm import zoo
+
+    r = zoo.resolve(spec)
+    t = zoo.artifact_config(r.path).get("type", "") if r.path else ""
+    if t.startswith("fid") or r.kind == "bert2bert" or spec in ("tiny-t5", "tiny-bart"):
+        return "fid"
+    if t.startswith("extractive"):
+        return "extractive"
+    if r.path is not None and (r.path / "config.json").exists():
+        cfg = json.loads((r.path / "config.json").read_text())
+        if cfg.get("is_encoder_decoder"):
+            return "fid"
+    return "extractive"
+
+
+def eval_qa(
+    questions: Annotated[str, typer.Option(help="JSONL of {question, answers}.")],
+    index: IndexOpt = None,
+    workspace: WorkspaceOpt = None,
+    reader: Annotated[list[str] | None, typer.Option(
+        help="Reader spec (artifact dir or zoo spec); repeat for both kinds. Default: the workspace's readers.")] = None,
+    k: Annotated[int, typer.Option(help="Passages retrieved and read per question.")] = 20,
+    method: Annotated[str | None, typer.Option(help="bm25 | dense | hybrid (default from config).")] = None,
+    split: Annotated[str | None, typer.Option(
+        help="Only records with this split (default: 'heldout' when the file has any, else all).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate the first N questions.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """QA EM / F1 for the extractive and FiD readers side by side, retrieval top-k and baselines."""
+    from kira.pipeline import default_reader_dir
+    from kira.reader.evaluate import evaluate_qa
+    from kira.reader.extractive import ExtractiveReader
+    from kira.reader.fid import FiDReader
+    from kira.reader.questions import read_questions
+    from kira.retriever import open_retrievers
+
+    cfg, version = _setup(index, workspace)
+    records = read_questions(questions)
+    if split is None and any(r.get("split") == "heldout" for r in records):
+        split = "heldout"
+    if split is not None:
+        records = [r for r in records if r.get("split", "train") == split]
+    if limit:
+        records = records[:limit]
+    specs: dict[str, str | None] = {}
+    if reader:
+        for s in reader:
+            specs[_reader_kind(s)] = s
+    else:
+        for kind in ("extractive", "fid"):
+            spec = getattr(cfg.reader, kind) or default_reader_dir(cfg, kind)
+            specs[kind] = str(spec) if Path(str(spec)).exists() else None
+    loaders = {"extractive": ExtractiveReader, "fid": FiDReader}
+    readers = {kind: (loaders[kind].load(specs[kind], device=cfg.device) if specs.get(kind) else None)
+               for kind in ("extractive", "fid")}
+    rets = open_retrievers(version, cfg)
+    method = method or cfg.retriever.default_method
+    retriever = rets.get(method) or rets["bm25"]
+    result = evaluate_qa(records, retriever, readers, k=k)
+    result.update({"method": getattr(retriever, "name", method), "index_version": version.name,
+                   "split": split, "readers": specs,
+                   "synthetic": any(r.get("synthetic") for r in records)})
+    if as_json:
+        _echo_json(result)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"QA on {result['n']} questions ({questions}, split={split}, k={k}, {result['method']})")
+    t.add_column("system")
+    t.add_column("EM", justify="right")
+    t.add_column("F1", justify="right")
+    for name in ("extractive", "fid"):
+        r = result[name]
+        t.add_row(name, *(["—", "—"] if r is None else [f"{r['em']:.3f}", f"{r['f1']:.3f}"]))
+    for name, r in result["baselines"].items():
+        t.add_row(f"baseline: {name}", f"{r['em']:.3f}", f"{r['f1']:.3f}")
+    Console().print(t)
+    typer.echo("retrieval: " + ", ".join(f"{key} {v:.3f}" for key, v in result["retrieval"].items()))
