@@ -1,0 +1,198 @@
+"""Load test of the kira HTTP API on loopback: micro-batched vs one-question-at-a-time.
+
+Starts ``kira serve run`` twice as a subprocess on 127.0.0.1 over the same workspace — once with
+``--max-batch N`` (micro-batching) and once with ``--max-batch 1`` (its peer, same run, same
+machine) — and drives each with 1, 4 and 16 concurrent httpx clients, a bounded number of
+questions per level. Prints p50/p95 latency and throughput per level and the throughput ratio
+batched / one-at-a-time at the highest concurrency (goal >= 2). Stops by itself.
+
+    .venv/bin/python bench/serve_load.py                      # builds a small synthetic workspace
+    .venv/bin/python bench/serve_load.py --workspace WS       # an existing indexed workspace
+
+Without ``--workspace`` it builds a temporary one: synthetic passages, ``--encoder`` dense index,
+``--reader`` extractive reader (default: the packaged MiniLM with an untrained QA head; the
+answers are meaningless, the compute is the real model's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+SUBJECTS = ["river", "mountain", "city", "composer", "planet", "bird", "lake", "painter", "island", "desert"]
+PLACES = ["Europe", "Asia", "Africa", "the Andes", "Scandinavia", "the Pacific", "Siberia", "Patagonia"]
+
+
+def synthetic_passages(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        kind, place = rnd.choice(SUBJECTS), rnd.choice(PLACES)
+        name = f"{kind.title()} {chr(65 + i % 26)}{i}"
+        year = rnd.randint(1200, 2000)
+        text = (f"{name} is a {kind} in {place}. It was first described in {year} by explorers who "
+                f"travelled through {rnd.choice(PLACES)}. Locals call {name} the pride of {place}, "
+                f"and it is known for {rnd.choice(['its size', 'its history', 'its colour', 'its age'])}.")
+        out.append((name, text))
+    return out
+
+
+def build_workspace(ws: Path, n: int, encoder: str, reader: str) -> list[str]:
+    """Synthetic corpus → store → a real index version. Returns questions about it."""
+    from kira.config import load_config
+    from kira.index_build.build import build_index
+    from kira.kb.store import DuckDBStore
+    from kira.schema import Passage
+
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "kira.toml").write_text(f'[index]\nencoder = "{encoder}"\n\n[reader]\nextractive = "{reader}"\n')
+    cfg = load_config(ws)
+    passages = synthetic_passages(n)
+    store = DuckDBStore(cfg.store_path)
+    try:
+        store.add_passages(Passage(id=f"syn:{i}", title=t, text=x, source="syn") for i, (t, x) in enumerate(passages))
+        store.register_source("syn", "synthetic", n_records=n)
+        build_index(cfg, store, progress=False)
+    finally:
+        store.close()
+    return [f"Where is {t} and when was it first described?" for t, _ in passages]
+
+
+def start_server(ws: Path, port: int, max_batch: int, max_wait_ms: float) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("KIRA_API_KEY", None)
+    return subprocess.Popen([PY, "-m", "kira.serve", "run", "--workspace", str(ws), "--host", "127.0.0.1",
+                             "--port", str(port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
+                             "--log-level", "warning"], env=env)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            r = httpx.get(url + "/readyz", timeout=2)
+            if r.status_code == 200:
+                return r.json()["index_version"]
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+async def drive(url: str, questions: list[str], concurrency: int, total: int, k: int) -> dict:
+    """``total`` questions spread over ``concurrency`` clients; every latency recorded."""
+    latencies: list[float] = []
+    errors = 0
+    batch_sizes: list[int] = []
+    counter = iter(range(total))
+
+    async def client(c: httpx.AsyncClient):
+        nonlocal errors
+        for i in counter:
+            t = time.perf_counter()
+            r = await c.post("/v1/ask", json={"question": questions[i % len(questions)], "k": k, "sources": "text"})
+            latencies.append(time.perf_counter() - t)
+            if r.status_code != 200:
+                errors += 1
+            else:
+                batch_sizes.append(r.json().get("batch_size", 1))
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as c:
+        await c.post("/v1/ask", json={"question": questions[0], "k": k, "sources": "text"})  # warm-up
+        t0 = time.perf_counter()
+        await asyncio.gather(*[client(c) for _ in range(concurrency)])
+        wall = time.perf_counter() - t0
+    lat = sorted(latencies)
+    return {"concurrency": concurrency, "requests": total, "errors": errors,
+            "p50_ms": round(1000 * statistics.median(lat), 1),
+            "p95_ms": round(1000 * lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1),
+            "throughput_qps": round(total / wall, 2),
+            "mean_batch": round(statistics.mean(batch_sizes), 2) if batch_sizes else 0.0}
+
+
+def run_mode(ws: Path, questions: list[str], max_batch: int, args) -> list[dict]:
+    from kira.serve.server import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server(ws, port, max_batch, args.max_wait_ms)
+    try:
+        wait_ready(url, proc)
+        out = []
+        for c in args.concurrency:
+            total = max(c, args.requests if c > 1 else args.requests_single)
+            res = asyncio.run(drive(url, questions, c, total, args.k))
+            res["max_batch"] = max_batch
+            print(json.dumps(res), flush=True)
+            out.append(res)
+        return out
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workspace", type=Path, help="an indexed workspace (default: build a synthetic one)")
+    ap.add_argument("--passages", type=int, default=300)
+    ap.add_argument("--encoder", default="minilm-l6")
+    ap.add_argument("--reader", default="minilm-l6")
+    ap.add_argument("--k", type=int, default=5, help="passages read per question")
+    ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16])
+    ap.add_argument("--requests", type=int, default=64, help="questions per concurrency level")
+    ap.add_argument("--requests-single", type=int, default=24, help="questions at concurrency 1")
+    ap.add_argument("--max-batch", type=int, default=16)
+    ap.add_argument("--max-wait-ms", type=float, default=5.0)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+    with tempfile.TemporaryDirectory(prefix="kira-serve-load-") as tmp:
+        if args.workspace:
+            ws = args.workspace
+            questions = [f"What is known about {w}?" for w in ("rivers", "mountains", "cities", "composers", "planets")]
+        else:
+            t = time.perf_counter()
+            ws = Path(tmp) / "ws"
+            questions = build_workspace(ws, args.passages, args.encoder, args.reader)
+            print(f"# built {args.passages}-passage workspace ({args.encoder} index, {args.reader} reader) "
+                  f"in {time.perf_counter() - t:.1f}s", flush=True)
+        print(f"# cpus={os.cpu_count()} k={args.k} requests/level={args.requests} max_wait_ms={args.max_wait_ms}")
+        batched = run_mode(ws, questions, args.max_batch, args)
+        single = run_mode(ws, questions, 1, args)
+
+    print(f"\n{'mode':<16}{'clients':>8}{'p50 ms':>10}{'p95 ms':>10}{'qps':>9}{'batch':>7}{'errors':>8}")
+    for rows, mode in ((batched, f"batched({args.max_batch})"), (single, "one-at-a-time")):
+        for r in rows:
+            print(f"{mode:<16}{r['concurrency']:>8}{r['p50_ms']:>10}{r['p95_ms']:>10}{r['throughput_qps']:>9}"
+                  f"{r['mean_batch']:>7}{r['errors']:>8}")
+    top = max(args.concurrency)
+    b = next(r for r in batched if r["concurrency"] == top)["throughput_qps"]
+    s = next(r for r in single if r["concurrency"] == top)["throughput_qps"]
+    ratio = b / s if s else float("inf")
+    print(f"\nthroughput ratio batched/one-at-a-time at {top} clients: {ratio:.2f} (goal >= 2)")
+    print(json.dumps({"ratio_at_max_concurrency": round(ratio, 2), "batched": batched, "single": single}))
+
+
+if __name__ == "__main__":
+    main()
