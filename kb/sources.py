@@ -225,8 +225,10 @@ RDF_FORMATS = {".nt": "nt", ".ttl": "turtle", ".n3": "n3", ".rdf": "xml", ".xml"
 def local_name(uri: str) -> str:
     """``http://x.org/ns#bornIn`` → ``born in`` (readable relation/entity names from URIs)."""
     tail = re.split(r"[#/:]", uri.rstrip("/#"))[-1] or uri
-    tail = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", tail).replace("_", " ")
-    return tail.strip() or uri
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", tail).replace("_", " ").split()
+    if len(words) > 1:  # camelCase → words; keep acronyms (ISBN) as they are
+        words = [w if w.isupper() and len(w) > 1 else w.lower() for w in words]
+    return " ".join(words) or uri
 
 
 class RdfSource:

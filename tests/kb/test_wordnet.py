@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kira.errors import IngestError
 from kira.kb.wordnet import RELATION_NAMES, iter_synsets, parse_line, split_gloss
 
