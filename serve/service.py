@@ -122,7 +122,7 @@ def answer_dict(result: Any, version: str) -> dict[str, Any]:
         "answer_evidence_id": (evidence_dict(answer_evidence[0])["id"] if answer_evidence else None),
         "evidence": [evidence_dict(e) for e in evidence],
         "timings": {str(k): float(v) for k, v in (d.get("timings") or {}).items()
-                    if isinstance(v, int | float) and math.isfinite(v)},
+                    if k != "batch" and isinstance(v, int | float) and math.isfinite(v)},
         "index_version": version,
     })
 

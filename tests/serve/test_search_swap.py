@@ -41,16 +41,24 @@ def test_search_returns_evidence_with_provenance(served_ws):
 
 
 def test_hot_swap_under_concurrent_load_has_zero_failures(served_ws):
-    """Reindex (a real rebuild in the job worker) while 8 clients search: every request succeeds,
-    answers come from the old version before the swap and the new one after."""
+    """Reindex (a real rebuild in the job worker) while 8 clients ask and search: every request
+    succeeds, answers come from the old version before the swap and the new one after, and
+    concurrent questions were micro-batched."""
     with _server(served_ws, max_wait_ms=2) as srv:
         old = srv.wait_ready()["index_version"]
         results: list[tuple[int, str | None]] = []
+        batch_sizes: list[int] = []
         stop = asyncio.Event()
 
         async def client(i: int, c: httpx.AsyncClient):
             while not stop.is_set():
-                r = await c.post("/v1/search", json={"query": f"capital city {i}", "k": 2, "method": "hybrid"})
+                if i % 2:
+                    r = await c.post("/v1/search", json={"query": f"capital city {i}", "k": 2, "method": "hybrid"})
+                else:
+                    r = await c.post("/v1/ask", json={"question": f"Which city is the capital of Germany? ({i})",
+                                                      "k": 2, "sources": "text"})
+                    if r.status_code == 200:
+                        batch_sizes.append(r.json()["batch_size"])
                 results.append((r.status_code, r.json().get("index_version") if r.status_code == 200 else r.text))
 
         async def main():
@@ -76,7 +84,8 @@ def test_hot_swap_under_concurrent_load_has_zero_failures(served_ws):
         failures = [r for r in results if r[0] != 200]
         assert not failures, failures[:5]
         versions = [v for _, v in results]
-        assert old in versions and new in versions
+        assert old in versions and new in versions and len(results) >= 20
+        assert batch_sizes and max(batch_sizes) > 1  # concurrent questions shared a forward pass
         first_new = versions.index(new)
         assert all(v == new for v in versions[first_new + 8:])  # after the swap, no request lands on old
         assert httpx.get(srv.url + "/readyz").json()["index_version"] == new
