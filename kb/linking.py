@@ -1,0 +1,257 @@
+"""Entity linking and KB facts as evidence.
+
+``EntityLinker`` finds mentions by looking question n-grams up in an alias dictionary built from
+the store's entity names and aliases (normalised: lower case, punctuation dropped, plural
+endings stripped), longest match first and non-overlapping. When a mention has several candidate
+entities they are ranked by embedding similarity between the question and each candidate's
+``"<name>: <description>"`` (any ``Encoder``; loaded lazily, only when a mention is ambiguous),
+with a prior from the surface match and the entity's degree in the KB as tie-breaker.
+
+``KBFactRetriever`` (a ``Retriever`` named ``kb``) links a question's entities and returns their
+facts as ``Evidence(kind="kb_fact")`` — verbalized with entity names, scored by link confidence
+and by how much of the question the fact's other words cover, with provenance
+(``kb``, ``triples``, ``entity``) in metadata.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kira.schema import Entity, Evidence, Triple
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+_STOP_TEXT = (
+    "a an the of in on at to for from by with and or is are was were be been being what which who whom whose "
+    "where when why how does do did has have had it its this that these those as into about than then there "
+    "their they them he she his her we you your i me my not no yes can could would should will shall may might "
+    "name tell give list many much kind type sort")
+STOPWORDS = frozenset(_STOP_TEXT.split())
+
+
+def _singular(w: str) -> str:
+    """Cheap plural stripping (cities → city, boxes → box, dogs → dog; glass, bus, is kept)."""
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) > 4 and w.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return w[:-2]
+    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    return w
+
+
+def tokens(text: str) -> list[str]:
+    return [t.lower() for t in _WORD.findall(text)]
+
+
+def normalize(text: str) -> str:
+    """The dictionary key of a surface form: lower case, no punctuation, singular words."""
+    return " ".join(_singular(t) for t in tokens(text))
+
+
+@dataclass
+class LinkedEntity:
+    kb: str
+    entity_id: str
+    name: str
+    mention: str
+    score: float
+    span: tuple[int, int] = (0, 0)  # word positions [start, end) in the question
+    entity: Entity | None = field(default=None, repr=False)
+
+
+class EntityLinker:
+    """Alias-dictionary mention detection + embedding disambiguation over the store's KBs."""
+
+    def __init__(self, store, encoder=None, kbs: Sequence[str] | None = None, max_ngram: int = 6,
+                 top_per_mention: int = 1, encoder_spec: str | None = None):
+        self.store = store
+        self.kbs = list(kbs) if kbs else None
+        self.max_ngram = max_ngram
+        self.top_per_mention = top_per_mention
+        self._encoder = encoder
+        self._encoder_spec = encoder_spec
+        self._aliases: dict[str, list[tuple[str, str]]] | None = None
+        self._names: dict[tuple[str, str], str] = {}
+        self._degree: dict[tuple[str, str], int] = {}
+        self._vec_cache: dict[tuple[str, str], np.ndarray] = {}
+
+    # ---- dictionary ---------------------------------------------------------------------------
+    def _build(self) -> dict[str, list[tuple[str, str]]]:
+        if self._aliases is not None:
+            return self._aliases
+        aliases: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        kbs = self.kbs or self.store.list_kbs()
+        for kb in kbs:
+            for e in self.store.iter_entities(kb):
+                key = (kb, e.id)
+                self._names[key] = e.name
+                for surface in dict.fromkeys([e.name, *e.aliases]):
+                    n = normalize(surface)
+                    if n and (len(n) > 1 or n.isdigit()) and key not in aliases[n]:
+                        aliases[n].append(key)
+            for eid, deg in self.store.execute(
+                    "SELECT e, count(*) FROM (SELECT head AS e FROM triples WHERE kb = ? "
+                    "UNION ALL SELECT tail FROM triples WHERE kb = ?) GROUP BY e", [kb, kb]).fetchall():
+                self._degree[(kb, eid)] = int(deg)
+        self._aliases = dict(aliases)
+        return self._aliases
+
+    def refresh(self) -> None:
+        """Forget the dictionary (after KBs were added or removed)."""
+        self._aliases = None
+        self._names.clear()
+        self._degree.clear()
+        self._vec_cache.clear()
+
+    # ---- encoder ------------------------------------------------------------------------------
+    @property
+    def encoder(self):
+        if self._encoder is None and self._encoder_spec:
+            from kira.plm.encoder import TextEncoder
+
+            self._encoder = TextEncoder(self._encoder_spec, max_length=64)
+        return self._encoder
+
+    def _entity_vectors(self, keys: list[tuple[str, str]]) -> np.ndarray:
+        missing = [k for k in keys if k not in self._vec_cache]
+        if missing:
+            ents = {}
+            for kb in {k[0] for k in missing}:
+                for e in self.store.get_entities(kb, [k[1] for k in missing if k[0] == kb]):
+                    ents[(kb, e.id)] = e
+            texts = [f"{ents[k].name}: {ents[k].description}" if k in ents else self._names.get(k, k[1]) for k in missing]
+            vecs = np.asarray(self.encoder.encode(texts), dtype=np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True).clip(1e-9)
+            for k, v in zip(missing, vecs, strict=True):
+                self._vec_cache[k] = v
+        return np.stack([self._vec_cache[k] for k in keys])
+
+    # ---- linking ------------------------------------------------------------------------------
+    def mentions(self, text: str) -> list[tuple[int, int, str, list[tuple[str, str]]]]:
+        """(start, end, surface, candidates) for each detected mention, longest first, no overlaps."""
+        aliases = self._build()
+        words = _WORD.findall(text)
+        norm = [_singular(w.lower()) for w in words]
+        used = [False] * len(words)
+        out = []
+        for n in range(min(self.max_ngram, len(words)), 0, -1):
+            for i in range(len(words) - n + 1):
+                if any(used[i:i + n]):
+                    continue
+                if n == 1 and words[i].lower() in STOPWORDS:
+                    continue
+                cands = aliases.get(" ".join(norm[i:i + n]))
+                if cands:
+                    out.append((i, i + n, " ".join(words[i:i + n]), cands))
+                    used[i:i + n] = [True] * n
+        return sorted(out)
+
+    def link(self, text: str) -> list[LinkedEntity]:
+        """Linked entities of ``text``, best candidate(s) per mention, by score."""
+        found = self.mentions(text)
+        if not found:
+            return []
+        qvec = None
+        out: list[LinkedEntity] = []
+        for start, end, surface, cands in found:
+            prior = []
+            for key in cands:
+                exact = 1.0 if normalize(self._names.get(key, "")) == normalize(surface) else 0.8
+                prior.append(exact + 0.05 * math.log1p(self._degree.get(key, 0)))
+            scores = np.asarray(prior, dtype=np.float32)
+            if len(cands) > 1 and self.encoder is not None:
+                if qvec is None:
+                    qvec = np.asarray(self.encoder.encode([text]), dtype=np.float32)[0]
+                    qvec /= max(float(np.linalg.norm(qvec)), 1e-9)
+                sims = self._entity_vectors(list(cands)) @ qvec + 0.01 * scores
+                probs = np.exp((sims - sims.max()) / 0.05)
+                probs /= probs.sum()
+                # order by similarity; confidence = surface prior scaled by how clearly it won
+                scores = np.asarray(prior, dtype=np.float32)[np.argmax(sims)] * (0.5 + 0.5 * probs)
+            # longer mentions are more reliable evidence of an entity than single words
+            length_bonus = min(1.0, 0.6 + 0.2 * (end - start))
+            for j in np.argsort(-scores, kind="stable")[: self.top_per_mention]:
+                kb, eid = cands[int(j)]
+                out.append(LinkedEntity(kb, eid, self._names.get((kb, eid), eid), surface,
+                                        float(scores[j]) * length_bonus, (start, end)))
+        return sorted(out, key=lambda x: -x.score)
+
+
+class KBFactRetriever:
+    """Retriever ``kb``: the linked entities' facts as scored ``kb_fact`` evidence."""
+
+    name = "kb"
+
+    def __init__(self, store, linker: EntityLinker | None = None, kbs: Sequence[str] | None = None,
+                 max_facts_per_entity: int = 50, encoder=None, encoder_spec: str | None = None):
+        self.store = store
+        self.linker = linker or EntityLinker(store, encoder=encoder, kbs=kbs, encoder_spec=encoder_spec)
+        self.max_facts_per_entity = max_facts_per_entity
+        self._templates: dict[str, dict[str, str]] = {}
+
+    @classmethod
+    def from_config(cls, cfg, store=None) -> KBFactRetriever:
+        from kira.kb.store import DuckDBStore
+
+        return cls(store or DuckDBStore(cfg.store_path), encoder_spec=cfg.index.encoder)
+
+    def _kb_templates(self, kb: str) -> dict[str, str]:
+        if kb not in self._templates:
+            src = self.store.get_source(kb) or {}
+            self._templates[kb] = dict((src.get("metadata") or {}).get("templates") or {})
+        return self._templates[kb]
+
+    def verbalize(self, kb: str, t: Triple, names: dict[str, str], rel_names: dict[str, str]) -> str:
+        from kira.kb.verbalize import FALLBACK, sentence
+
+        tpl = self._kb_templates(kb)
+        rname = rel_names.get(t.relation, t.relation)
+        template = tpl.get(t.relation) or tpl.get(rname) or FALLBACK
+        return sentence(template, names.get(t.head, t.head), rname, names.get(t.tail, t.tail))
+
+    def search(self, query: str, k: int = 10) -> list[Evidence]:
+        links = self.linker.link(query)
+        if not links:
+            return []
+        qwords = {_singular(w) for w in tokens(query) if w not in STOPWORDS}
+        linked_ids = {(link.kb, link.entity_id) for link in links}
+        out: dict[str, Evidence] = {}
+        for link in links:
+            facts = self.store.triples_about(link.kb, link.entity_id)[: self.max_facts_per_entity * 4]
+            ids = sorted({x for t in facts for x in (t.head, t.tail)})
+            names = {e.id: e.name for e in self.store.get_entities(link.kb, ids)}
+            rel_names = {r.id: r.name for r in self.store.list_relations(link.kb)}
+            mention_words = {_singular(w) for w in tokens(link.mention)}
+            scored = []
+            for t in facts:
+                text = self.verbalize(link.kb, t, names, rel_names)
+                other = {_singular(w) for w in tokens(text) + tokens(rel_names.get(t.relation, t.relation))
+                         if w not in STOPWORDS} - mention_words
+                overlap = len(other & qwords) / max(1, len(qwords - mention_words))
+                both_linked = (link.kb, t.tail if t.head == link.entity_id else t.head) in linked_ids
+                scored.append((link.score * (1 + overlap + 0.5 * both_linked), t, text))
+            scored.sort(key=lambda x: -x[0])
+            seen_text = {e.text for e in out.values()}
+            for score, t, text in scored[: self.max_facts_per_entity]:
+                if text in seen_text:  # a fact and its inverse (hypernym/hyponym) read the same
+                    continue
+                seen_text.add(text)
+                eid = f"kb:{t.kb}:{t.head}|{t.relation}|{t.tail}"
+                if eid in out and out[eid].score >= score:
+                    continue
+                out[eid] = Evidence(
+                    id=eid, title=link.name, text=text, score=float(score), kind="kb_fact", source=t.kb,
+                    retriever=self.name,
+                    metadata={"kb": t.kb, "triples": [[t.head, t.relation, t.tail]], "entity": link.entity_id,
+                              "mention": link.mention, "link_score": link.score},
+                )
+        return sorted(out.values(), key=lambda e: (-e.score, e.id))[:k]
+
+    def close(self) -> None:
+        pass
