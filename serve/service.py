@@ -300,13 +300,19 @@ def find_kb_model(models_dir: Path, kb: str) -> Path:
 
 
 def _load_kb_embedder(model_dir: Path):
-    from kira.kb import embeddings
+    """Load a KB embedding artifact by the type its ``kira.json`` declares."""
+    import json
 
-    for attr in ("load", "load_embedder", "load_model"):
-        fn = getattr(embeddings, attr, None)
-        if callable(fn):
-            return fn(model_dir)
-    raise KiraError("kira.kb.embeddings has no loader for trained artifacts")
+    kind = json.loads((model_dir / "kira.json").read_text()).get("type")
+    if kind == "kge":
+        from kira.kb.embeddings import KGEmbedder
+
+        return KGEmbedder.load(model_dir)
+    if kind == "kepler":
+        from kira.kb import kepler
+
+        return kepler.KEPLER.load(model_dir)
+    raise KiraError(f"{model_dir}: artifact type {kind!r} cannot rank tails")
 
 
 # ---- paths a client may name --------------------------------------------------------------------
