@@ -57,6 +57,16 @@ class AskResult:
                 "index_version": self.index_version}
 
 
+def evidence_kind(e: Evidence) -> str:
+    """The evidence kind, trusting provenance metadata when a retriever left the default."""
+    if e.kind != "passage":
+        return e.kind
+    meta = e.metadata or {}
+    if meta.get("kind") in ("kb_fact", "table"):
+        return meta["kind"]
+    return "table" if meta.get("table") and "rows" in meta else "passage"
+
+
 def default_reader_dir(cfg, kind: str) -> Path:
     return Path(cfg.models_dir) / f"reader-{kind}"
 
@@ -169,7 +179,7 @@ class QAPipeline:
         else:
             hits = [ret.search(q, k=depth) for q in questions]
         kinds = KIND_FOR[sources]
-        hits = [[e for e in hs if e.kind in kinds] for hs in hits]
+        hits = [[e for e in hs if evidence_kind(e) in kinds] for hs in hits]
         names = [method]
         if sources in ("kb", "all"):
             extra = [r for r in (self._component("kb"), self._component("graph")) if r is not None]
@@ -195,7 +205,7 @@ class QAPipeline:
         evidences, ret_name = self.retrieve_batch(questions, k=k, sources=sources, method=method)
         t1 = time.perf_counter()
         text_reader = self.reader(reader) if sources != "tables" else None
-        text_answers = (text_reader.read_batch(list(questions), [[e for e in evs if e.kind != "table"]
+        text_answers = (text_reader.read_batch(list(questions), [[e for e in evs if evidence_kind(e) != "table"]
                                                                  for evs in evidences], top_n=3)
                         if text_reader is not None else [[] for _ in questions])
         t2 = time.perf_counter()
@@ -203,8 +213,8 @@ class QAPipeline:
         results = []
         for q, evs, answers in zip(questions, evidences, text_answers, strict=True):
             used = text_reader.name if text_reader is not None else ""
-            if table_reader is not None and evs and (sources == "tables" or evs[0].kind == "table"):
-                table_answers = table_reader.read(q, [e for e in evs if e.kind == "table"], top_n=1)
+            if table_reader is not None and evs and (sources == "tables" or evidence_kind(evs[0]) == "table"):
+                table_answers = table_reader.read(q, [e for e in evs if evidence_kind(e) == "table"], top_n=1)
                 if table_answers:
                     answers, used = table_answers + answers, table_reader.name
             t3 = time.perf_counter()

@@ -1,0 +1,124 @@
+"""End to end on a toy workspace: KB → verbalized passages → BM25 index → generated questions →
+tiny readers trained with distant supervision → QAPipeline.ask / ask_batch → kira eval qa."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kira.schema import Entity, Relation, Triple
+
+FACTS = [("dog", "canine"), ("wolf", "canine"), ("trout", "fish"), ("salmon", "fish"), ("oak", "tree"),
+         ("maple", "tree"), ("rose", "shrub"), ("eagle", "bird"), ("sparrow", "bird"), ("python", "snake"),
+         ("cobra", "snake"), ("tulip", "flower"), ("daisy", "flower"), ("shark", "fish"), ("owl", "bird")]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """A workspace with a toy KB, a BM25-only index and tiny trained default readers."""
+    from kira.config import load_config
+    from kira.index_build.build import build_index
+    from kira.kb.store import DuckDBStore
+    from kira.kb.verbalize import verbalize_kb
+    from kira.reader.questions import questions_from_kb, write_questions
+    from kira.reader.train import TrainOptions, train_reader
+    from kira.retriever import open_retrievers
+
+    root = tmp_path_factory.mktemp("ws")
+    cfg = load_config(root)
+    store = DuckDBStore(cfg.store_path)
+    names = sorted({n for pair in FACTS for n in pair})
+    ents = {f"e:{n}": Entity(id=f"e:{n}", kb="toy", name=n, description=f"the {n}") for n in names}
+    rels = {"@": Relation(id="@", kb="toy", name="hypernym")}
+    triples = [Triple("toy", f"e:{a}", "@", f"e:{h}") for a, h in FACTS]
+    store.add_entities(ents.values())
+    store.add_relations(rels.values())
+    store.add_triples(triples)
+    store.add_passages(verbalize_kb("toy", ents, rels, triples))
+    store.register_source("toy", "kb:test")
+    version = build_index(cfg, store, dense=False, progress=False)
+    records = questions_from_kb(store, "toy", heldout=0.0)
+    write_questions(records, root / "questions.jsonl")
+    bm25 = open_retrievers(version, cfg)["bm25"]
+    ex = train_reader(records * 2, TrainOptions(kind="extractive", base="tiny-bert", n_passages=2, max_length=48,
+                                                batch_size=5, lr=3e-3, device="cpu", retrieve_k=3),
+                      retriever=bm25, out=cfg.models_dir / "reader-extractive")
+    fid = train_reader(records, TrainOptions(kind="fid", base="tiny-t5", n_passages=2, max_length=40,
+                                             batch_size=5, lr=1e-2, device="cpu"),
+                       retriever=bm25, out=cfg.models_dir / "reader-fid")
+    bm25.close()
+    store.close()
+    return {"cfg": cfg, "root": root, "ex": ex, "fid": fid, "records": records}
+
+
+def test_distant_supervision_training_runs_and_saves(ws):
+    ex, fid = ws["ex"], ws["fid"]
+    assert ex.n_train == 2 * len(FACTS) - ex.n_calibrate and ex.steps > 0
+    assert sum(ex.losses[-3:]) < sum(ex.losses[:3])
+    assert fid.steps > 0 and (ws["cfg"].models_dir / "reader-fid" / "kira.json").exists()
+    saved = json.loads((ws["cfg"].models_dir / "reader-extractive" / "kira.json").read_text())
+    assert saved["type"] == "extractive-reader" and saved["trained_on"]["steps"] == ex.steps
+
+
+def test_pipeline_ask_returns_answer_with_evidence_and_provenance(ws):
+    from kira.pipeline import AskResult, QAPipeline, evidence_kind, render_result
+
+    pipe = QAPipeline.from_config(ws["cfg"])
+    try:
+        res = pipe.ask("What is trout a kind of?", k=3, sources="all", reader="extractive")
+        assert isinstance(res, AskResult) and res.answer is not None
+        assert res.index_version == pipe.index_version and res.index_version.startswith("v")
+        # BM25 over the index, fused with graph expansion around the linked entity (kira.graph)
+        assert res.retriever.split("+")[0] == "bm25" and res.reader == "extractive"
+        assert 0 < len(res.evidence) <= 3 and all(evidence_kind(e) == "kb_fact" for e in res.evidence)
+        assert res.evidence[0].title == "trout" or "trout" in res.evidence[0].text
+        a = res.answer
+        if not a.no_answer:
+            assert a.evidence[0].text[a.span[0]:a.span[1]] == a.text
+        assert set(res.timings) >= {"retrieve_s", "read_s", "total_s"}
+        d = json.loads(json.dumps(res.to_dict()))
+        assert d["index_version"] == res.index_version and d["evidence"][0]["id"] == res.evidence[0].id
+        batch = pipe.ask_batch(["What is oak a kind of?", "What is owl a kind of?"], k=3, reader="fid")
+        assert len(batch) == 2 and all(r.reader == "fid" and r.answer is not None for r in batch)
+        assert pipe.ask("What is oak a kind of?", k=3, sources="text").evidence == []  # toy index has no text
+        from rich.console import Console
+
+        console = Console(record=True, width=120)
+        render_result(res, console=console)
+        assert "What is trout a kind of?" in console.export_text()
+    finally:
+        pipe.close()
+
+
+def test_missing_reader_is_a_clear_error(ws, tmp_path):
+    from kira.errors import KiraError
+    from kira.pipeline import QAPipeline
+
+    cfg = ws["cfg"].model_copy(update={"workspace": ws["root"]})
+    pipe = QAPipeline.from_config(cfg)
+    pipe.cfg = cfg.model_copy(update={"workspace": tmp_path})  # a workspace without models/
+    try:
+        with pytest.raises(KiraError, match="no fid reader"):
+            pipe.ask("q?", reader="fid")
+    finally:
+        pipe.close()
+
+
+def test_eval_qa_json(ws):
+    from typer.testing import CliRunner
+
+    from kira.cli import app
+
+    out = CliRunner().invoke(app, ["eval", "qa", "--index", str(ws["root"]), "--questions",
+                                   str(ws["root"] / "questions.jsonl"), "--k", "3", "--json"])
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.stdout[out.stdout.index('{"n"'):])
+    assert d["n"] == len(ws["records"]) and d["synthetic"] is True
+    for kind in ("extractive", "fid"):
+        assert 0 <= d[kind]["em"] <= d[kind]["f1"] <= 1
+    assert set(d["retrieval"]) == {"top1", "top3"} and d["retrieval"]["top3"] >= d["retrieval"]["top1"]
+    assert d["retrieval"]["top1"] > 0.5  # the subject's own passage comes first
+    assert set(d["baselines"]) == {"most_frequent_entity", "top1_title"}
+    # the answer-free entity baseline reads the hypernym off the top passage; the title never answers
+    assert d["baselines"]["most_frequent_entity"]["em"] > 0.5 and d["baselines"]["top1_title"]["em"] == 0.0
