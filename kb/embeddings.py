@@ -218,9 +218,12 @@ class TrainConfig:
 def train_ids(model: nn.Module, train: torch.Tensor, cfg: TrainConfig, num_entities: int,
               log_every: int = 0) -> dict[str, Any]:
     """Train ``model`` on id triples [N, 3] in place; returns losses, seconds and triples/s."""
+    device = next(model.parameters()).device
     if cfg.threads:
         set_threads(cfg.threads)
-    device = next(model.parameters()).device
+    elif device.type == "cpu" and num_entities * cfg.dim * cfg.batch_size < (1 << 27):
+        # tiny per-step tensors: thread hand-offs cost more than they save (and hurt on busy hosts)
+        torch.set_num_threads(1)
     train = train.to(device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -390,3 +393,19 @@ class KGEmbedder:
         emb.module.load_state_dict(load_file(str(d / "weights.safetensors")))
         emb.module.to(emb.device).eval()
         return emb
+
+
+def load_embedder(directory: str | os.PathLike, device: str = "auto"):
+    """Load any KB embedding artifact: TransE/H/D (``type: kge``) or KEPLER (``type: kepler``)."""
+    import json as _json
+
+    cfg_path = Path(directory) / "kira.json"
+    kind = _json.loads(cfg_path.read_text()).get("type") if cfg_path.exists() else None
+    if kind == "kepler":
+        from kira.kb.kepler import Kepler
+
+        return Kepler.load(directory, device=device)
+    return KGEmbedder.load(directory, device=device)
+
+
+load = load_embedder
