@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from kira.config import KiraConfig
 from kira.errors import IndexError_
 from kira.index_build import faiss_index, lucene
@@ -38,6 +39,7 @@ from kira.index_build.versions import (
     prune,
     publish,
     version_name,
+    writer_lock,
 )
 
 FORMAT_VERSION = 1
@@ -55,9 +57,13 @@ def ids_checksum(ids: list[str] | Any) -> str:
     return h.hexdigest()
 
 
-def load_encoder(spec: str, cfg: KiraConfig):
+def load_encoder(spec: str | dict[str, Any], cfg: KiraConfig):
+    """A ``TextEncoder`` from a spec, or from a manifest's encoder record (same pooling/normalize)."""
     from kira.plm.encoder import TextEncoder
 
+    if isinstance(spec, dict):
+        return TextEncoder(spec["spec"], pooling=spec.get("pooling"), normalize=spec.get("normalize"),
+                           max_length=spec.get("max_length", 256), device=cfg.device, bf16=cfg.bf16)
     return TextEncoder(spec, device=cfg.device, bf16=cfg.bf16)
 
 
@@ -195,12 +201,32 @@ def verify_version(version: IndexVersion, *, expected: int | None = None, encode
     report["bm25_probes"] = len(picks)
     if index is not None:
         if encoder is None:
-            encoder = load_encoder(m["encoder"]["spec"], KiraConfig(device="auto"))
-        q = encoder.encode([raws[pid]["contents"] for _, pid in picks])
-        scores, ids = index.search(np.ascontiguousarray(q, dtype=np.float32), k)
+            encoder = load_encoder(m["encoder"], KiraConfig())
+        q = np.ascontiguousarray(encoder.encode([raws[pid]["contents"] for _, pid in picks]), dtype=np.float32)
+        if q.shape[1] != index.d:
+            raise IndexError_(f"{version.path}: encoder gives {q.shape[1]}-dim vectors, FAISS holds {index.d}")
+        fids = [fid for fid, _ in picks]
+        stored = faiss_index.reconstruct(index, fids)
+        cos = (q * stored).sum(1) / (np.linalg.norm(q, axis=1) * np.linalg.norm(stored, axis=1) + 1e-9)
+        report["dense_probe_cosine"] = [round(float(c), 4) for c in cos]
+        exact = faiss_index.kind_of(index) != "ivf-pq"  # PQ stores lossy codes
+        if exact and cos.min() < 0.99:
+            bad = picks[int(cos.argmin())][1]
+            raise IndexError_(f"{version.path}: dense probe failed: the vector stored for {bad!r} is not its "
+                              f"encoding (cosine {cos.min():.3f}); ids and vectors are misaligned")
+        scores, ids = index.search(q, k)
         for row, (fid, pid) in enumerate(picks):
             got = [int(x) for x in ids[row] if x >= 0]
-            if fid not in got:
+            # the scores FAISS reports must be those of the vectors stored under the returned ids
+            expect = faiss_index.reconstruct(index, got) @ q[row]
+            tol = 1e-3 * max(1.0, float(np.abs(expect).max()))
+            if not np.allclose(scores[row][:len(got)], expect, atol=tol):
+                raise IndexError_(f"{version.path}: dense probe failed: search scores for {pid!r} do not match "
+                                  "the stored vectors (corrupt index)")
+            # self-retrieval: with unit vectors in an exact index a passage is its own best match
+            # (unnormalised DPR-style vectors need not be: a longer neighbour can outscore it)
+            own = float(stored[row] @ q[row])
+            if exact and m["encoder"].get("normalize") and fid not in got and own < scores[row][len(got) - 1] - tol:
                 raise IndexError_(f"{version.path}: dense probe failed: passage {pid!r} (FAISS id {fid}) "
                                   f"not in its own top-{k} {[docids[g] for g in got]}")
         report["dense_probes"] = len(picks)
@@ -242,14 +268,22 @@ def finalize(indexes_dir: Path, build_dir: Path, manifest: dict[str, Any], store
 def build_index(cfg: KiraConfig, store, *, encoder_spec: str | None = None, faiss_type: str | None = None,
                 resume: bool = True, progress: bool = True, dense: bool = True,
                 on_shard: Callable[[int, bool], None] | None = None,
-                encode_backend: str = "local", ray_address: str | None = None) -> IndexVersion:
+                encode_backend: str = "local", ray_address: str | None = None,
+                ray_options: dict[str, Any] | None = None) -> IndexVersion:
     """All store passages → a new verified version, published as ``current``.
 
     ``encode_backend="ray"`` runs the encode stage on Ray Data (see ``ray_encode``); everything
     else is identical. ``on_shard(i, encoded)`` is a hook after each encoded or reused shard.
     """
     indexes_dir = Path(cfg.indexes_dir)
-    indexes_dir.mkdir(parents=True, exist_ok=True)
+    with writer_lock(indexes_dir):
+        return _build_locked(cfg, store, indexes_dir, encoder_spec=encoder_spec, faiss_type=faiss_type,
+                             resume=resume, progress=progress, dense=dense, on_shard=on_shard,
+                             encode_backend=encode_backend, ray_address=ray_address, ray_options=ray_options)
+
+
+def _build_locked(cfg: KiraConfig, store, indexes_dir: Path, *, encoder_spec, faiss_type, resume, progress,
+                  dense, on_shard, encode_backend, ray_address, ray_options) -> IndexVersion:
     n = store.count_passages()
     if n == 0:
         raise IndexError_("the store holds no passages: ingest a source first (--source KIND:PATH)")
@@ -270,9 +304,9 @@ def build_index(cfg: KiraConfig, store, *, encoder_spec: str | None = None, fais
         if encode_backend == "ray":
             from kira.index_build.ray_encode import encode_shards_ray
 
-            n_shards = encode_shards_ray(store, shards_dir, spec, shard_size, cfg.index.batch_size,
+            n_shards = encode_shards_ray(store, shards_dir, enc_info, shard_size, cfg.index.batch_size,
                                          address=ray_address, progress=progress, on_shard=on_shard,
-                                         device=cfg.device, bf16=cfg.bf16)
+                                         device=cfg.device, bf16=cfg.bf16, **(ray_options or {}))
         elif encode_backend == "local":
             n_shards = encode_shards(store, shards_dir, encoder, shard_size, cfg.index.batch_size,
                                      progress=progress, on_shard=on_shard)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from kira.errors import IndexError_
 from kira.index_build.shards import read_shard
 from kira.index_build.versions import faiss_gpus
@@ -39,7 +40,7 @@ def ivf_params(n: int, dim: int, kind: str) -> dict[str, Any]:
     params: dict[str, Any] = {"nlist": nlist, "nprobe": min(nlist, max(1, nlist // 8), 64) or 1}
     if kind == "ivf-pq":
         m = next(d for d in range(dim // 8 or 1, 0, -1) if dim % d == 0)
-        nbits = max(1, min(8, int(math.log2(max(2, n // 39)))))
+        nbits = max(1, min(8, int(math.log2(max(2, n)))))  # k-means needs >= 2**nbits points
         params.update(m=m, nbits=nbits)
     return params
 
@@ -174,19 +175,30 @@ def ids_and_vectors(index) -> tuple[np.ndarray, np.ndarray]:
     """All (id, vector) pairs of the index (exact for flat/HNSW/IVF-flat, decoded codes for PQ)."""
     import faiss
 
-    index = faiss.downcast_index(index)
-    base = base_of(index)
-    if isinstance(index, faiss.IndexIVF):
-        inv = index.invlists
+    idx = faiss.downcast_index(index)  # `index` stays referenced: it owns the C++ object
+    base = base_of(idx)
+    if isinstance(idx, faiss.IndexIVF):
+        inv = idx.invlists
         parts = [faiss.rev_swig_ptr(inv.get_ids(li), inv.list_size(li)).copy()
-                 for li in range(index.nlist) if inv.list_size(li)]
+                 for li in range(idx.nlist) if inv.list_size(li)]
         ids = np.sort(np.concatenate(parts).astype(np.int64)) if parts else np.zeros(0, np.int64)
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        vecs = index.reconstruct_batch(ids) if len(ids) else np.zeros((0, index.d), np.float32)
+        idx.set_direct_map_type(faiss.DirectMap.Hashtable)
+        vecs = idx.reconstruct_batch(ids) if len(ids) else np.zeros((0, idx.d), np.float32)
         return ids, np.asarray(vecs, dtype=np.float32)
-    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    ids = faiss.vector_to_array(idx.id_map).astype(np.int64)
     vecs = base.reconstruct_n(0, base.ntotal) if base.ntotal else np.zeros((0, base.d), np.float32)
+    del index  # (kept alive until here)
     return ids, np.asarray(vecs, dtype=np.float32)
+
+
+def reconstruct(index, ids: list[int]) -> np.ndarray:
+    """Stored vectors (decoded codes for PQ) of the given FAISS ids."""
+    import faiss
+
+    idx = faiss.downcast_index(index)
+    if isinstance(idx, faiss.IndexIVF):
+        idx.set_direct_map_type(faiss.DirectMap.Hashtable)
+    return np.stack([np.asarray(idx.reconstruct(int(i)), dtype=np.float32) for i in ids])
 
 
 def rebuild_dense(index) -> tuple[Any, np.ndarray]:

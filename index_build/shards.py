@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from kira.schema import Passage
 
 PROGRESS = "progress.json"

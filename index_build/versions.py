@@ -19,10 +19,13 @@ the id → passage mapping is explicit and ``compact`` renumbers densely.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,13 +201,29 @@ def prune(indexes_dir: str | os.PathLike, keep_versions: int) -> list[str]:
     return removed
 
 
+@contextmanager
+def writer_lock(indexes_dir: str | os.PathLike) -> Iterator[None]:
+    """One writer (build/add/delete/compact/gc) per indexes dir at a time; readers never lock."""
+    d = Path(indexes_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexError_(f"{d} is being written by another kira process (build/add/delete/compact)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def remove_stale_builds(indexes_dir: str | os.PathLike) -> list[str]:
-    """Delete abandoned ``vNNNN.building`` directories (``kira index gc``)."""
+    """Delete abandoned ``vNNNN.building`` and failed ``vNNNN.failed`` directories (``kira index gc``)."""
     d = Path(indexes_dir)
     removed = []
     if d.is_dir():
         for p in d.iterdir():
-            if p.is_dir() and p.name.endswith(".building"):
+            if p.is_dir() and p.name.endswith((".building", ".failed")):
                 shutil.rmtree(p)
                 removed.append(p.name)
     return removed
