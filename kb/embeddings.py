@@ -219,11 +219,20 @@ def train_ids(model: nn.Module, train: torch.Tensor, cfg: TrainConfig, num_entit
               log_every: int = 0) -> dict[str, Any]:
     """Train ``model`` on id triples [N, 3] in place; returns losses, seconds and triples/s."""
     device = next(model.parameters()).device
+    threads_before = torch.get_num_threads()
     if cfg.threads:
         set_threads(cfg.threads)
     elif device.type == "cpu" and num_entities * cfg.dim * cfg.batch_size < (1 << 27):
         # tiny per-step tensors: thread hand-offs cost more than they save (and hurt on busy hosts)
         torch.set_num_threads(1)
+    try:
+        return _train_loop(model, train, cfg, num_entities, log_every, device)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train_loop(model: nn.Module, train: torch.Tensor, cfg: TrainConfig, num_entities: int, log_every: int,
+                device: torch.device) -> dict[str, Any]:
     train = train.to(device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
