@@ -309,12 +309,10 @@ def _insert(store, batch: list[Passage]) -> None:
     tbl = pa.table({"id": [p.id for p in batch], "title": [p.title for p in batch],
                     "text": [p.text for p in batch], "source": [p.source for p in batch],
                     "metadata": [json.dumps(p.metadata, ensure_ascii=False) for p in batch]})
-    con.register("_kira_ingest_batch", tbl)
-    try:
-        con.execute("INSERT OR REPLACE INTO passages SELECT id, title, text, source, metadata "
-                    "FROM _kira_ingest_batch")
-    finally:
-        con.unregister("_kira_ingest_batch")
+    # DuckDB's replacement scan reads the local Arrow table by name (``register`` would refuse to
+    # run while an earlier statement's result is still open on the connection)
+    _kira_ingest_batch = tbl  # noqa: F841
+    con.execute("INSERT OR REPLACE INTO passages SELECT id, title, text, source, metadata FROM _kira_ingest_batch")
 
 
 def iter_documents(kind: str, path: Path) -> Iterator[Document]:
@@ -363,8 +361,8 @@ def ingest_source(store, spec: str, name: str | None = None, words: int = 100, o
         raise IngestError(str(path), None, None, f"no {', '.join(DIR_SUFFIXES)} files found")
     checksum = files_checksum(path, files)
     with store.transaction():
-        if existing:
-            store.remove_source(name)
+        if existing:  # drop the old passages but keep the sources row, so its version number counts up
+            store.delete_passages([p.id for batch in store.iter_passages(name) for p in batch])
         n_docs, n_psg = store_documents(store, iter_documents(kind, path), name, words, overlap)
         if n_docs == 0:
             raise IngestError(str(path), None, None, "source holds no documents")

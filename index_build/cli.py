@@ -1,0 +1,279 @@
+"""``kira index …``: build, list, verify, add to, delete from, compact and garbage-collect versions.
+
+``--index DIR`` is the workspace directory (``store.duckdb`` and ``indexes/`` live there). Heavy
+imports stay inside commands. With ``--json`` the command prints one JSON object on stdout and
+everything else (progress bars, Java's log lines) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="Build, inspect, update and compact versioned indexes.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+
+IndexOpt = Annotated[str | None, typer.Option("--index", "-i", "--workspace", "-w", envvar="KIRA_WORKSPACE",
+                                              help="Workspace directory holding store.duckdb and indexes/.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+SourceOpt = Annotated[list[str] | None, typer.Option("--source", "-s",
+                                                     help="KIND:PATH (jsonl, csv, parquet, dir, wordnet); repeatable.")]
+
+
+@contextlib.contextmanager
+def _quiet_stdout(enabled: bool):
+    """Route fd 1 to stderr (Java logs to stdout) so --json output stays one clean object."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _emit(obj: dict[str, Any], as_json: bool, human: str) -> None:
+    if as_json:
+        print(json.dumps(obj, default=str))
+    else:
+        print(human)
+
+
+def _run(fn, as_json: bool):
+    """Run a command body; KiraError becomes one line on stderr and exit code 2."""
+    from kira.errors import KiraError
+
+    try:
+        with _quiet_stdout(as_json):
+            return fn()
+    except KiraError as e:
+        print(f"kira: error: {e}", file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
+def _open(index: str | None):
+    from kira.config import load_config
+    from kira.kb.store import DuckDBStore
+
+    cfg = load_config(index)
+    return cfg, DuckDBStore(cfg.store_path)
+
+
+def _fingerprint(p) -> str:
+    import hashlib
+
+    return hashlib.sha1(json.dumps([p.title, p.text, p.source, p.metadata], sort_keys=True).encode()).hexdigest()
+
+
+def _summary(v) -> dict[str, Any]:
+    m = v.manifest
+    return {"version": v.name, "path": str(v.path), "passages": m.get("passages"), "op": m.get("op"),
+            "created_at": m.get("created_at"), "encoder": (m.get("encoder") or {}).get("spec"),
+            "faiss": (m.get("faiss") or {}).get("type"), "stats": m.get("stats"), "verify": m.get("verify")}
+
+
+@app.command()
+def build(
+    index: IndexOpt = None,
+    source: SourceOpt = None,
+    name: Annotated[list[str] | None, typer.Option(help="Source name per --source (default from path).")] = None,
+    encoder: Annotated[str | None, typer.Option(help="Encoder spec (default: config, packaged MiniLM).")] = None,
+    faiss_type: Annotated[str | None, typer.Option(help="auto | flat | hnsw | ivf-flat | ivf-pq")] = None,
+    no_dense: Annotated[bool, typer.Option("--no-dense", help="BM25 only.")] = False,
+    words: Annotated[int | None, typer.Option(help="Words per passage (default: config, 100).")] = None,
+    overlap: Annotated[int | None, typer.Option(help="Words shared by consecutive passages.")] = None,
+    resume: Annotated[bool, typer.Option(help="Reuse finished shards of an interrupted build.")] = True,
+    ray: Annotated[bool, typer.Option("--ray", help="Encode with Ray Data (pip install 'kira[ray]').")] = False,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: local).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest the sources into the store, then build, verify and publish a new index version."""
+
+    def body():
+        from kira.index_build.build import build_index
+        from kira.index_build.sources import ingest_source
+
+        cfg, store = _open(index)
+        try:
+            names = list(name or [])
+            ingested = []
+            for i, spec in enumerate(source or []):
+                ingested.append(ingest_source(store, spec, names[i] if i < len(names) else None,
+                                              words=cfg.index.passage_words if words is None else words,
+                                              overlap=cfg.index.passage_overlap if overlap is None else overlap))
+            v = build_index(cfg, store, encoder_spec=encoder, faiss_type=faiss_type, resume=resume,
+                            progress=True, dense=not no_dense, encode_backend="ray" if ray else "local",
+                            ray_address=ray_address)
+            return {"sources": ingested, **_summary(v)}
+        finally:
+            store.close()
+
+    out = _run(body, as_json)
+    _emit(out, as_json, f"{out['version']}: {out['passages']} passages (encoder {out['encoder']}, "
+                        f"faiss {out['faiss']}) is current at {out['path']}")
+
+
+@app.command("list")
+def list_(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Finished versions, oldest first, marking the current one."""
+
+    def body():
+        from kira.config import load_config
+        from kira.index_build.versions import current_name, list_versions
+
+        cfg = load_config(index)
+        cur = current_name(cfg.indexes_dir)
+        return {"current": cur, "versions": [{**_summary(v), "current": v.name == cur}
+                                             for v in list_versions(cfg.indexes_dir)]}
+
+    out = _run(body, as_json)
+    lines = [f"{'*' if v['current'] else ' '} {v['version']}  {v['passages']:>9} passages  {v['op']:<8} "
+             f"{v['faiss'] or '-':<8} {v['encoder'] or '-'}  {v['created_at']}" for v in out["versions"]]
+    _emit(out, as_json, "\n".join(lines) or "no versions")
+
+
+@app.command()
+def verify(index: IndexOpt = None,
+           version: Annotated[str | None, typer.Option(help="vNNNN (default: current).")] = None,
+           as_json: JsonOpt = False) -> None:
+    """Re-run a version's checks: counts (also against the store) and self-retrieval probes."""
+
+    def body():
+        from kira.index_build.build import verify_version
+        from kira.index_build.versions import IndexVersion, current_version
+
+        cfg, store = _open(index)
+        try:
+            v = IndexVersion.open(cfg.indexes_dir / version) if version else current_version(cfg.indexes_dir)
+            report = verify_version(v, expected=store.count_passages())
+            return {"version": v.name, "ok": True, **report}
+        finally:
+            store.close()
+
+    out = _run(body, as_json)
+    _emit(out, as_json, f"{out['version']}: ok ({out['docids']} passages)")
+
+
+@app.command()
+def add(index: IndexOpt = None, source: SourceOpt = None,
+        name: Annotated[str | None, typer.Option(help="Source name (default from path).")] = None,
+        words: Annotated[int | None, typer.Option(help="Words per passage.")] = None,
+        overlap: Annotated[int | None, typer.Option(help="Overlap in words.")] = None,
+        as_json: JsonOpt = False) -> None:
+    """(Re-)ingest one source and apply only its changes to the current version (no full rebuild)."""
+
+    def body():
+        from kira.errors import KiraError
+        from kira.index_build.incremental import add_passages, delete_passages
+        from kira.index_build.sources import default_name, ingest_source, parse_spec
+        from kira.index_build.versions import current_version
+
+        if not source or len(source) != 1:
+            raise KiraError("add takes exactly one --source KIND:PATH")
+        cfg, store = _open(index)
+        try:
+            cur = current_version(cfg.indexes_dir)
+            kind, path = parse_spec(source[0])
+            src = name or default_name(kind, path)
+            old = {p.id: _fingerprint(p) for batch in store.iter_passages(src) for p in batch}
+            with store.transaction():  # the store change rolls back if the index edit fails
+                src = ingest_source(store, source[0], src,
+                                    words=cfg.index.passage_words if words is None else words,
+                                    overlap=cfg.index.passage_overlap if overlap is None else overlap)
+                new = [p for batch in store.iter_passages(src) for p in batch]
+                gone = sorted(set(old) - {p.id for p in new})
+                new = [p for p in new if old.get(p.id) != _fingerprint(p)]  # only new or changed text
+                v = cur
+                if gone:
+                    v = delete_passages(v, gone, cfg=cfg, store=store, missing_ok=True)
+                if new or not gone:
+                    v = add_passages(v, new, cfg=cfg, store=store, expected=store.count_passages())
+            return {"source": src, "added": len(new), "deleted": len(gone), **_summary(v)}
+        finally:
+            store.close()
+
+    out = _run(body, as_json)
+    _emit(out, as_json, f"{out['version']}: +{out['added']} -{out['deleted']} passages from {out['source']}")
+
+
+@app.command()
+def delete(index: IndexOpt = None,
+           id: Annotated[list[str] | None, typer.Option("--id", help="Passage id; repeatable.")] = None,
+           source: Annotated[str | None, typer.Option("--source", help="Remove a whole source (store too).")] = None,
+           as_json: JsonOpt = False) -> None:
+    """Delete passages (by id, or a whole source) from the store and the current version."""
+
+    def body():
+        from kira.errors import KiraError
+        from kira.index_build.incremental import delete_passages
+        from kira.index_build.versions import current_version
+
+        if not id and not source:
+            raise KiraError("give --id ID (repeatable) or --source NAME")
+        cfg, store = _open(index)
+        try:
+            cur = current_version(cfg.indexes_dir)
+            ids = list(id or [])
+            if source:
+                if store.get_source(source) is None:
+                    raise KiraError(f"no source named {source!r}")
+                ids += [p.id for batch in store.iter_passages(source) for p in batch]
+            with store.transaction():  # the store change rolls back if the index edit fails
+                if source:
+                    store.remove_source(source)
+                store.delete_passages(ids)
+                v = delete_passages(cur, ids, cfg=cfg, store=store, missing_ok=bool(source),
+                                    expected=store.count_passages())
+            return {"deleted": len(ids), **_summary(v)}
+        finally:
+            store.close()
+
+    out = _run(body, as_json)
+    _emit(out, as_json, f"{out['version']}: deleted {out['deleted']} passages")
+
+
+@app.command()
+def compact(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Renumber FAISS ids densely and merge Lucene segments into a new version."""
+
+    def body():
+        from kira.index_build.incremental import compact as do_compact
+
+        cfg, store = _open(index)
+        try:
+            return _summary(do_compact(cfg, store))
+        finally:
+            store.close()
+
+    out = _run(body, as_json)
+    _emit(out, as_json, f"{out['version']}: compacted ({out['passages']} passages)")
+
+
+@app.command()
+def gc(index: IndexOpt = None,
+       keep: Annotated[int | None, typer.Option(help="Versions to keep (default: config keep_versions).")] = None,
+       as_json: JsonOpt = False) -> None:
+    """Remove abandoned builds (.building/.failed) and versions beyond --keep (never current)."""
+
+    def body():
+        from kira.config import load_config
+        from kira.index_build.versions import prune, remove_stale_builds, writer_lock
+
+        cfg = load_config(index)
+        with writer_lock(cfg.indexes_dir):
+            stale = remove_stale_builds(cfg.indexes_dir)
+            pruned = prune(cfg.indexes_dir, keep or cfg.index.keep_versions)
+        return {"removed_builds": stale, "removed_versions": pruned}
+
+    out = _run(body, as_json)
+    _emit(out, as_json, f"removed {len(out['removed_builds'])} builds, {len(out['removed_versions'])} versions")
