@@ -4,8 +4,8 @@ For a question: link entity mentions to KB entities, walk their 1–2-hop neighb
 cached graph view, score each fact path, and return the best as ``kb_fact`` evidence
 (``retriever="graph"``, metadata ``kb``, ``triples``, ``path``). Scoring is question relevance of
 the verbalized path (cosine under the zoo encoder, or token overlap without one), plus, when a
-trained link-prediction artifact exists for the KB (``models/<kb>-transe``, ``<kb>-graph-bert``,
-…), the model's plausibility of the path's edges, so unlikely or noisy edges sink.
+trained link-prediction artifact exists for the KB (``models/<kb>-transe``, ``<kb>-kepler``,
+``<kb>-graph-bert``, …), the model's plausibility of the path's edges, so unlikely or noisy edges sink.
 
 Two-relation questions ("the capital of the country where X was born") need a fact that text
 retrieval rarely puts in one passage; the 2-hop path does, which is where this retriever helps.
@@ -46,48 +46,13 @@ def _tokens(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
-class NameMatchLinker:
-    """Longest-first exact name/alias n-gram matching against the store (``find_entities``).
+def default_linker(store, kbs: Sequence[str] | None = None, encoder: Any = None):
+    """The KB area's ``EntityLinker`` (alias n-grams + embedding disambiguation)."""
+    from kira.kb.linking import EntityLinker
 
-    Used only when ``kira.kb.linking.EntityLinker`` is not available; the KB area's linker is the
-    real one (fuzzy matching, priors).
-    """
-
-    def __init__(self, store, kbs: Sequence[str] | None = None, max_ngram: int = 6):
-        self.store = store
-        self.kbs = list(kbs) if kbs else None
-        self.max_ngram = max_ngram
-
-    def link(self, text: str) -> list[Link]:
-        words = re.findall(r"[\w'-]+", text)
-        used = [False] * len(words)
-        out: list[Link] = []
-        for n in range(min(self.max_ngram, len(words)), 0, -1):
-            for i in range(len(words) - n + 1):
-                if any(used[i:i + n]):
-                    continue
-                mention = " ".join(words[i:i + n])
-                if n == 1 and mention.lower() in _STOP:
-                    continue
-                for kb in self.kbs or [None]:
-                    for e in self.store.find_entities(mention, kb=kb, limit=5):
-                        names = [e.name.lower()] + [a.lower() for a in e.aliases]
-                        if mention.lower() in names:
-                            out.append(Link(e.kb, e.id, 1.0, mention))
-                            used[i:i + n] = [True] * n
-        return out
-
-
-def default_linker(store, kbs: Sequence[str] | None = None):
-    """The KB area's ``EntityLinker`` when present, else ``NameMatchLinker``."""
-    try:
-        from kira.kb.linking import EntityLinker
-    except ImportError:
-        return NameMatchLinker(store, kbs)
-    try:
-        return EntityLinker(store, kbs=list(kbs) if kbs else None)
-    except TypeError:
-        return EntityLinker(store)
+    if isinstance(encoder, str):
+        return EntityLinker(store, kbs=list(kbs) if kbs else None, encoder_spec=encoder)
+    return EntityLinker(store, encoder=encoder, kbs=list(kbs) if kbs else None)
 
 
 def _as_links(raw) -> list[Link]:
@@ -157,7 +122,7 @@ class GraphExpansionRetriever:
         self.store = store
         self.kbs = list(kbs) if kbs else None
         self.hops = hops
-        self.linker = linker or default_linker(store, self.kbs)
+        self.linker = linker or default_linker(store, self.kbs, encoder)
         self.models_dir = Path(models_dir) if models_dir else None
         self.cache_dir = cache_dir
         self.max_paths = max_paths
@@ -204,9 +169,8 @@ class GraphExpansionRetriever:
         if kb in self._scorers:
             return self._scorers[kb]
         found = None
-        if self.models_dir is not None:
-            for name in (f"{kb}-transe", f"transe-{kb}", f"{kb}-graph-bert"):
-                d = self.models_dir / name
+        if self.models_dir is not None and self.models_dir.is_dir():
+            for d in sorted(self.models_dir.glob(f"{kb}-*")):
                 if (d / "kira.json").exists():
                     found = _load_scorer(d, self.view(kb))
                     if found is not None:
@@ -305,20 +269,21 @@ class GraphExpansionRetriever:
 
 
 def _load_scorer(directory: Path, view: GraphView):
-    """Load a plausibility model artifact (TransE/H/D from ``kira.kb.embeddings`` or Graph-BERT)."""
+    """A plausibility model artifact: TransE/H/D or KEPLER (``kira.kb.embeddings.load_embedder``)
+    or Graph-BERT; None for other artifacts or ones trained on another version of the graph."""
     from kira.plm.zoo import artifact_config
 
     kind = artifact_config(directory).get("type")
-    if kind == "kge":
-        from kira.kb.embeddings import KGEmbedder
+    if kind in ("kge", "kepler"):
+        from kira.kb.embeddings import load_embedder
 
-        return KGEmbedder.load(directory, device="cpu")
+        return load_embedder(directory, device="cpu")
     if kind == "graph-bert":
         from kira.graph.graph_bert import GraphBertLinkPredictor, load
 
         model, meta = load(directory, device="cpu")
         if meta.get("node_ids") != view.node_ids:
-            return None  # trained on another version of the graph
+            return None
         return GraphBertLinkPredictor(view, model)
     return None
 

@@ -1,13 +1,14 @@
 import pytest
 
-from kira.graph.expansion import GraphExpansionRetriever, NameMatchLinker, merge_evidence, neighbourhood_paths
+from kira.graph.expansion import GraphExpansionRetriever, merge_evidence, neighbourhood_paths
 from kira.graph.view import GraphView
 from kira.schema import Evidence, Retriever
 
 
-def test_linker_finds_names_and_aliases(geo_store):
-    links = NameMatchLinker(geo_store).link("Where was Wolfgang Amadeus Mozart born, near Wien?")
-    assert {(lk.kb, lk.entity_id) for lk in links} == {("geo", "mozart"), ("geo", "vienna")}
+def test_linking_uses_kb_linker(geo_store):
+    r = GraphExpansionRetriever(geo_store, encoder=None)
+    hits = r.search("Where was Wolfgang Amadeus Mozart born?", k=5)
+    assert hits and {e.metadata["seed"] for e in hits} == {"mozart"}
 
 
 def test_neighbourhood_paths_one_and_two_hops(geo_store):
