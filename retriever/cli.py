@@ -100,6 +100,7 @@ def train(
                                          help="One encoder for questions and passages, or two.")] = False,
     bm25_k: Annotated[int, typer.Option(help="BM25 depth when mining positives/hard negatives.")] = 100,
     max_length: Annotated[int, typer.Option(help="Max tokens per question/passage.")] = 256,
+    pooling: Annotated[str | None, typer.Option(help="cls | mean | max (default: the base encoder's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Train DPR encoders (in-batch + BM25 hard negatives) from question/answer pairs."""
@@ -120,14 +121,15 @@ def train(
         log(f"{rep.n_examples}/{rep.n_rows} questions usable ({rep.given_positive} given positives, "
             f"{rep.mined_positive} mined, {rep.no_positive} without a positive in BM25 top-{bm25_k})")
         res = train_dpr(examples, dest, base=base, shared=shared, epochs=epochs, batch_size=batch_size,
-                        lr=lr, device=cfg.device, max_length=max_length, log=log)
+                        lr=lr, device=cfg.device, max_length=max_length, pooling=pooling, log=log)
         ws = version.path.parent.parent
         rebuild = f"kira index build --index {ws} --encoder {res.passage_dir}"
         if as_json:
             print(json.dumps({"out": str(res.out), "question_encoder": str(res.question_dir),
                               "passage_encoder": str(res.passage_dir), "shared": shared,
                               "n_examples": res.n_examples, "mining": rep.__dict__,
-                              "epoch_losses": res.epoch_losses, "rebuild": rebuild}))
+                              "epoch_losses": res.epoch_losses, "loss_before": res.loss_before,
+                              "loss_after": res.loss_after, "rebuild": rebuild}))
             return
         print(f"saved {'shared encoder' if shared else 'question + passage encoders'} to {res.out}")
         print(f"now re-encode the index with the new passage encoder:\n  {rebuild}")

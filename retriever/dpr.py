@@ -150,19 +150,22 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     epoch_losses: list[float] = field(default_factory=list)
     n_examples: int = 0
+    loss_before: float = float("nan")  # eval-mode loss on a fixed probe set, before and after training
+    loss_after: float = float("nan")
 
 
 class DPRModel(torch.nn.Module):
     """Question and passage encoders (the same module when shared)."""
 
     def __init__(self, base: str = "minilm-l6", shared: bool = False, device: str = "auto",
-                 max_length: int = 256):
+                 max_length: int = 256, pooling: str | None = None):
         super().__init__()
         from kira.plm.encoder import TextEncoder
 
         self.base, self.shared = base, shared
-        self.question = TextEncoder(base, device=device, max_length=max_length)
-        self.passage = self.question if shared else TextEncoder(base, device=device, max_length=max_length)
+        kw = {"device": device, "max_length": max_length, "pooling": pooling}
+        self.question = TextEncoder(base, **kw)
+        self.passage = self.question if shared else TextEncoder(base, **kw)
 
     @property
     def device(self) -> torch.device:
@@ -204,13 +207,18 @@ class DPRModel(torch.nn.Module):
 def train_dpr(examples: Sequence[DPRExample], out: str | os.PathLike, base: str = "minilm-l6",
               shared: bool = False, epochs: int = 1, batch_size: int = 16, lr: float = 2e-5,
               warmup: float = 0.1, scale: float | None = None, seed: int = 0, device: str = "auto",
-              max_length: int = 256, log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train DPR encoders on mined examples and save them to ``out``."""
+              max_length: int = 256, pooling: str | None = None,
+              log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train DPR encoders on mined examples and save them to ``out``.
+
+    ``pooling`` overrides the base encoder's (cls for DPR checkpoints, mean for MiniLM); the choice
+    is saved in ``kira.json`` so index build and search pool the same way.
+    """
     if not examples:
         raise ValueError("no training examples: no question had a positive passage")
     random.seed(seed)
     torch.manual_seed(seed)
-    model = DPRModel(base, shared, device, max_length)
+    model = DPRModel(base, shared, device, max_length, pooling)
     if scale is None:
         scale = 20.0 if model.question.normalize else 1.0
     params = list({id(p): p for p in model.parameters()}.values())
@@ -220,6 +228,8 @@ def train_dpr(examples: Sequence[DPRExample], out: str | os.PathLike, base: str 
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / max(1, n_warm) if s < n_warm else max(0.0, (steps - s) / max(1, steps - n_warm)))
     res = TrainResult(Path(out), Path(out), Path(out), shared, n_examples=len(examples))
+    probe = list(examples[:256])
+    res.loss_before = model.eval_loss(probe, batch_size, scale)
     order = list(examples)
     step = 0
     for epoch in range(epochs):
@@ -237,14 +247,18 @@ def train_dpr(examples: Sequence[DPRExample], out: str | os.PathLike, base: str 
             opt.step()
             sched.step()
             step += 1
-            res.losses.append(float(loss))
-            ep.append(float(loss))
+            res.losses.append(float(loss.detach()))
+            ep.append(res.losses[-1])
         res.epoch_losses.append(sum(ep) / max(1, len(ep)))
         if log:
             log(f"epoch {epoch + 1}/{epochs}: mean loss {res.epoch_losses[-1]:.4f} ({len(ep)} steps)")
+    res.loss_after = model.eval_loss(probe, batch_size, scale)
+    if log:
+        log(f"probe loss {res.loss_before:.4f} -> {res.loss_after:.4f} on {len(probe)} examples")
     res.question_dir, res.passage_dir = model.save(out, {"scale": scale, "epochs": epochs, "lr": lr,
                                                          "batch_size": batch_size, "n_examples": len(examples)})
     (Path(out) / "train_log.json").write_text(json.dumps(
         {"losses": res.losses, "epoch_losses": res.epoch_losses, "n_examples": len(examples),
-         "shared": shared, "base": base}, indent=1))
+         "loss_before": res.loss_before, "loss_after": res.loss_after, "shared": shared, "base": base},
+        indent=1))
     return res

@@ -63,6 +63,12 @@ def tiny_index(tmp_path_factory):
     return build_workspace(tmp_path_factory.mktemp("retriever") / "ws", tiny_passages_list())
 
 
+@pytest.fixture
+def build_tiny_index():
+    """``build(ws, encoder=...) -> (config, IndexVersion)`` over the tiny corpus, for own builds."""
+    return lambda ws, encoder="minilm-l6": build_workspace(ws, tiny_passages_list(), encoder)
+
+
 @pytest.fixture(scope="session")
 def tiny_retrievers(tiny_index):
     from kira.retriever import open_retrievers
