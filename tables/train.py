@@ -32,6 +32,7 @@ class TrainStats:
     skipped: int
     steps: int
     seconds: float
+    first_loss: float
     final_loss: float
 
 
@@ -47,7 +48,11 @@ def encode_examples(model: TableQAModel, questions: Sequence[TableQuestion],
     """Tokenized training items; questions whose answer cells were cut off by truncation are skipped."""
     items, skipped = [], 0
     for q in questions:
-        enc = model.encode_one(question_frame(tables, q), q.question, q.coordinates, q.answers)
+        try:
+            enc = model.encode_one(question_frame(tables, q), q.question, q.coordinates, q.answers)
+        except ValueError:  # TAPAS's tokenizer: answer cells fell in rows dropped to fit max_length
+            skipped += 1
+            continue
         if q.coordinates and int(enc["labels"].sum()) == 0:
             skipped += 1
             continue
@@ -82,7 +87,7 @@ def train_table_qa(model: TableQAModel, questions: Sequence[TableQuestion], tabl
         else (s + 1) / n_warm)
     model.model.train()
     order: list[int] = []
-    loss_ema = math.nan
+    loss_ema = first = math.nan
     for step in range(steps):
         if len(order) < batch_size:
             more = list(range(len(items)))
@@ -100,8 +105,9 @@ def train_table_qa(model: TableQAModel, questions: Sequence[TableQuestion], tabl
         sched.step()
         opt.zero_grad(set_to_none=True)
         val = float(loss.detach())
+        first = val if math.isnan(first) else first
         loss_ema = val if math.isnan(loss_ema) else 0.9 * loss_ema + 0.1 * val
-        if log and (step % 20 == 0 or step == steps - 1):
+        if log and (step % 10 == 0 or step == steps - 1):
             log(f"step {step + 1}/{steps} loss {loss_ema:.3f} ({time.perf_counter() - t0:.0f}s)")
     model.model.eval()
-    return TrainStats(len(items), skipped, steps, time.perf_counter() - t0, loss_ema)
+    return TrainStats(len(items), skipped, steps, time.perf_counter() - t0, first, loss_ema)

@@ -121,9 +121,9 @@ def test_cli_add_list_remove(tmp_path, workspace):
     runner = CliRunner()
     r = runner.invoke(app, ["add", str(p), "--caption", "French cities", "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)[0]["n_rows"] == 3
+    assert json.loads(r.stdout)[0]["n_rows"] == 3
     r = runner.invoke(app, ["list", "--json"])
-    assert [t["name"] for t in json.loads(r.output)] == ["cities"]
+    assert [t["name"] for t in json.loads(r.stdout)] == ["cities"]
     r = runner.invoke(app, ["remove", "cities"])
     assert r.exit_code == 0
     bad = tmp_path / "bad.csv"
