@@ -69,7 +69,12 @@ def build_workspace(ws: Path, n: int, encoder: str, reader: str) -> list[str]:
         build_index(cfg, store, progress=False)
     finally:
         store.close()
-    return [f"Where is {t} and when was it first described?" for t, _ in passages]
+    return questions_for(n)
+
+
+def questions_for(n: int) -> list[str]:
+    """Questions about the synthetic corpus (deterministic: same seed, same passages)."""
+    return [f"Where is {t} and when was it first described?" for t, _ in synthetic_passages(n)]
 
 
 def start_server(ws: Path, port: int, max_batch: int, max_wait_ms: float) -> subprocess.Popen:
@@ -153,7 +158,9 @@ def run_mode(ws: Path, questions: list[str], max_batch: int, args) -> list[dict]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workspace", type=Path, help="an indexed workspace (default: build a synthetic one)")
+    ap.add_argument("--workspace", type=Path,
+                    help="workspace dir: reused if it holds an index, else the synthetic one is built there "
+                         "(default: a temporary directory)")
     ap.add_argument("--passages", type=int, default=300)
     ap.add_argument("--encoder", default="minilm-l6")
     ap.add_argument("--reader", default="minilm-l6")
@@ -168,16 +175,17 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
     with tempfile.TemporaryDirectory(prefix="kira-serve-load-") as tmp:
-        if args.workspace:
-            ws = args.workspace
-            questions = [f"What is known about {w}?" for w in ("rivers", "mountains", "cities", "composers", "planets")]
+        ws = args.workspace or Path(tmp) / "ws"
+        if (ws / "indexes" / "current").exists():
+            questions = questions_for(args.passages)
+            print(f"# reusing workspace {ws}", flush=True)
         else:
             t = time.perf_counter()
-            ws = Path(tmp) / "ws"
             questions = build_workspace(ws, args.passages, args.encoder, args.reader)
             print(f"# built {args.passages}-passage workspace ({args.encoder} index, {args.reader} reader) "
                   f"in {time.perf_counter() - t:.1f}s", flush=True)
-        print(f"# cpus={os.cpu_count()} k={args.k} requests/level={args.requests} max_wait_ms={args.max_wait_ms}")
+        print(f"# cpus={os.cpu_count()} KIRA_THREADS={os.environ.get('KIRA_THREADS', 'all')} k={args.k} "
+              f"requests/level={args.requests} max_wait_ms={args.max_wait_ms}", flush=True)
         batched = run_mode(ws, questions, args.max_batch, args)
         single = run_mode(ws, questions, 1, args)
 

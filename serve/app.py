@@ -381,8 +381,9 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
     async def add_kb(request: Request) -> dict[str, Any]:
         """Plug in a KB (upload or server-side path): validated, ingested, verbalized, indexed, swapped in."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        upload_dir: Path | None = None
         if ctype == "multipart/form-data":
-            name, kb_type, paths = await _save_upload(request)
+            name, kb_type, paths, upload_dir = await _save_upload(request)
         elif ctype == "application/json":
             try:
                 body = KBPathRequest.model_validate_json(await request.body())
@@ -402,7 +403,12 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
 
         def run(job: Job) -> dict[str, Any]:
             job.report(0.05, "validating and ingesting")
-            report = workspace.add_kb(name, kb_type, paths)
+            try:
+                report = workspace.add_kb(name, kb_type, paths)
+            except BaseException:
+                if upload_dir is not None:  # a rejected upload leaves nothing behind
+                    shutil.rmtree(upload_dir, ignore_errors=True)
+                raise
             out = _reload_after(job, 0.4)
             return {"kb": name, "report": report, **out}
 
@@ -410,7 +416,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
                           _record(run))
         return _job_out(job)
 
-    async def _save_upload(request: Request) -> tuple[str, str, list[Path]]:
+    async def _save_upload(request: Request) -> tuple[str, str, list[Path], Path]:
         """Stream uploaded files into ``<workspace>/uploads/<id>/`` (the body limit caps their size)."""
         form = await request.form(max_files=64, max_fields=16)
         name, kb_type = form.get("name"), form.get("type")
@@ -436,7 +442,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
             shutil.rmtree(dest, ignore_errors=True)
             raise
         # directory-shaped sources (pykeen splits, WordNet) take the folder, file-shaped take files
-        return name, str(kb_type), ([dest] if kb_type in ("pykeen", "wordnet") else saved)
+        return name, str(kb_type), ([dest] if kb_type in ("pykeen", "wordnet") else saved), dest
 
     @app.get("/v1/admin/knowledge-bases", dependencies=[Depends(require_admin)], tags=["admin"])
     async def list_kbs() -> dict[str, Any]:

@@ -151,6 +151,16 @@ class Engine:
                             f"(available: {', '.join(sorted(self.retrievers)) or 'none'})")
         return [evidence_dict(e) for e in retriever.search(query, k=k)]
 
+    def warm_up(self) -> None:
+        """Touch every lazy part (query encoder, searchers, default reader) before serving, so the
+        first requests after a swap do not pay for loading models."""
+        for retriever in self.retrievers.values():
+            with contextlib.suppress(Exception):
+                retriever.search("warm up", k=1)
+        if self.pipeline is not None:
+            with contextlib.suppress(Exception):  # no reader configured: /v1/ask will say so
+                self.pipeline.ask_batch(["warm up"], k=1, sources="text", reader="extractive", method=None)
+
     def close(self) -> None:
         for obj in [self.pipeline, *self.retrievers.values()]:
             close = getattr(obj, "close", None)
@@ -183,7 +193,9 @@ def load_engine(cfg: KiraConfig, version_name: str | None = None) -> Engine:
         from kira.retriever import open_retrievers
 
         retrievers = open_retrievers(version, cfg)
-    return Engine(version=Path(version.path).name, pipeline=pipe, retrievers=dict(retrievers))
+    engine = Engine(version=Path(version.path).name, pipeline=pipe, retrievers=dict(retrievers))
+    engine.warm_up()
+    return engine
 
 
 def _pipeline_for(cls, cfg: KiraConfig, version):

@@ -69,6 +69,11 @@ def test_plug_in_remove_and_bad_kb(served_ws):
         assert failed["state"] == "failed" and "broken.tsv:2" in failed["error"], failed
         assert c.get("/readyz").json()["index_version"] == v2
         assert c.get("/v1/kb/entities", params={"q": "only-two"}).json()["entities"] == []
+        r = c.post("/v1/admin/knowledge-bases", headers=ADMIN, data={"name": "bad", "type": "tsv"},
+                   files={"files": ("triples.tsv", b"a\tb\n")})
+        failed = _wait(c, r.json())
+        assert failed["state"] == "failed" and "triples.tsv:1" in failed["error"], failed
+        assert not [p for p in (served_ws / "uploads").iterdir() if p.name.startswith("bad-")]  # cleaned up
 
         # 4. removal publishes a version without the KB
         assert c.delete("/v1/admin/knowledge-bases/nope", headers=ADMIN).status_code == 404
@@ -82,7 +87,7 @@ def test_plug_in_remove_and_bad_kb(served_ws):
         assert not any(h["source"] == "geo" for h in hits["hits"])
 
         jobs = c.get("/v1/admin/jobs", headers=ADMIN).json()
-        assert [j["kind"] for j in jobs] == ["add-kb", "add-kb", "add-kb", "remove-kb"]
+        assert [j["kind"] for j in jobs] == ["add-kb", "add-kb", "add-kb", "add-kb", "remove-kb"]
         metrics = c.get("/metrics").text
-        assert 'kira_jobs_total{kind="add-kb",state="failed"} 1.0' in metrics
+        assert 'kira_jobs_total{kind="add-kb",state="failed"} 2.0' in metrics
         assert 'kira_jobs_total{kind="add-kb",state="succeeded"} 2.0' in metrics

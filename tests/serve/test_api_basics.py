@@ -247,3 +247,18 @@ def test_python_m_entry_point_exists():
 
     assert (Path(kira.serve.__file__).parent / "__main__.py").exists()
     assert os.path.exists(Path(kira.serve.__file__).parent / "static" / "index.html")
+
+
+def test_cli_prints_the_openapi_spec(workspace):
+    import json
+
+    from typer.testing import CliRunner
+
+    from kira.cli import app
+
+    res = CliRunner().invoke(app, ["serve", "openapi", "--workspace", str(workspace)])
+    assert res.exit_code == 0, res.output
+    spec = json.loads(res.output)
+    assert spec["info"]["title"] == "kira" and "/v1/ask" in spec["paths"]
+    res = CliRunner().invoke(app, ["serve", "run", "--help"])
+    assert res.exit_code == 0 and "--workspace" in res.output and "--max-batch" in res.output
