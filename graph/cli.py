@@ -171,11 +171,17 @@ def multihop_compare(
     method: Annotated[str, typer.Option(help="Text retriever: bm25 | dense | hybrid.")] = "bm25",
     k: int = 10, limit: Annotated[int, typer.Option(help="Use at most this many questions (0 = all).")] = 0,
     encoder: Annotated[str | None, typer.Option(help="Zoo encoder for graph relevance; 'none' = overlap.")] = None,
+    reader: Annotated[str | None, typer.Option(
+        help="Extractive reader (artifact dir or zoo spec) for EM/F1 via kira.reader.evaluate; "
+             "'auto' = the workspace's reader if trained.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer recall@k of text retrieval alone vs text + graph expansion on multi-hop questions."""
+    """Text retrieval alone vs text + graph expansion on multi-hop questions: answer recall@k and,
+    with a reader, the same EM/F1 ``kira eval qa`` reports (its ``evaluate_qa``)."""
     def body():
-        from kira.graph.expansion import GraphExpansionRetriever
+        from pathlib import Path
+
+        from kira.graph.expansion import GraphExpansionRetriever, TextPlusGraphRetriever
         from kira.graph.multihop import compare_retrieval
         from kira.retriever import open_retrievers
         from kira.retriever.evaluate import load_questions
@@ -187,5 +193,20 @@ def multihop_compare(
         text = open_retrievers(cfg.indexes_dir, cfg)[method]
         enc = None if encoder == "none" else (encoder or cfg.index.encoder)
         graph = GraphExpansionRetriever.from_config(cfg, store, encoder=enc)
-        _print(compare_retrieval(qs, text, graph, k=k), as_json)
+        result = compare_retrieval(qs, text, graph, k=k)
+        spec = reader
+        if reader == "auto":
+            from kira.pipeline import default_reader_dir
+
+            spec = str(default_reader_dir(cfg, "extractive"))
+            spec = spec if Path(spec).exists() else None
+        if spec:
+            from kira.reader.evaluate import evaluate_qa
+            from kira.reader.extractive import ExtractiveReader
+
+            rd = {"extractive": ExtractiveReader.load(spec, device=cfg.device)}
+            for name, ret in (("text", text), ("text+graph", TextPlusGraphRetriever(text, graph))):
+                qa = evaluate_qa(qs, ret, rd, k=k)
+                result[name]["qa"] = {"em": qa["extractive"]["em"], "f1": qa["extractive"]["f1"]}
+        _print(result, as_json)
     _run(body)

@@ -300,3 +300,27 @@ def merge_evidence(text: list[Evidence], graph: list[Evidence], k: int, rrf_k: i
     ranked = sorted(scores, key=lambda i: (-scores[i], i))[:k]
     return [replace(by_id[i], score=scores[i], metadata={**by_id[i].metadata, "fused_score": scores[i]})
             for i in ranked]
+
+
+class TextPlusGraphRetriever:
+    """A text retriever with graph expansion fused in (RRF) — what ``QAPipeline`` does for
+    ``sources=all``, as a plain ``Retriever`` so any evaluation (``kira.reader.evaluate.evaluate_qa``,
+    retrieval eval) can score text + graph against text alone."""
+
+    def __init__(self, text, graph: GraphExpansionRetriever, graph_weight: float = 1.0):
+        self.text = text
+        self.graph = graph
+        self.graph_weight = graph_weight
+        self.name = f"{getattr(text, 'name', 'text')}+graph"
+
+    def search(self, query: str, k: int = 100) -> list[Evidence]:
+        return merge_evidence(self.text.search(query, k), self.graph.search(query, k), k,
+                              graph_weight=self.graph_weight)
+
+    def batch_search(self, queries: Sequence[str], k: int = 100, threads: int | None = None) -> list[list[Evidence]]:
+        if hasattr(self.text, "batch_search"):
+            texts = self.text.batch_search(list(queries), k=k)
+        else:
+            texts = [self.text.search(q, k) for q in queries]
+        return [merge_evidence(t, self.graph.search(q, k), k, graph_weight=self.graph_weight)
+                for q, t in zip(queries, texts, strict=True)]

@@ -58,3 +58,17 @@ def test_merge_keeps_provenance():
     assert [e.id for e in merged][:2] in (["p1", "g1"], ["g1", "p1"])
     assert {e.retriever for e in merged} == {"bm25", "graph"}
     assert merged[0].score >= merged[-1].score
+
+
+def test_text_plus_graph_retriever_fuses(geo_store):
+    from kira.graph.expansion import TextPlusGraphRetriever
+
+    graph = GraphExpansionRetriever(geo_store, encoder=None)
+    one_hop = GraphExpansionRetriever(geo_store, encoder=None, hops=1)
+    one_hop.name = "onehop"
+    fused = TextPlusGraphRetriever(one_hop, graph)
+    assert fused.name == "onehop+graph"
+    q = "What is the country of the place of birth of Mozart?"
+    hits = fused.search(q, k=4)
+    assert any(e.metadata["hops"] == 2 for e in hits)
+    assert fused.batch_search([q], k=4)[0] == hits
