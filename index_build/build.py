@@ -133,7 +133,8 @@ def make_manifest(version: str, cfg: KiraConfig, store, *, n: int, ids_sum: str,
         "passages": n,
         "passage_ids_sha256": ids_sum,
         "passage_format": "{title}\\n{text}",
-        "encoder": encoder,  # spec, pooling, normalize, max_length, dim; None without dense
+        # spec, pooling, normalize, max_length, dim (+ the DPR question encoder); None without dense
+        "encoder": {**encoder, "query_encoder": cfg.index.query_encoder} if encoder else None,
         "faiss": faiss_info,  # type, params, ntotal, metric; None without dense
         "bm25": {"k1": cfg.index.bm25_k1, "b": cfg.index.bm25_b, "analyzer": "DefaultEnglishAnalyzer",
                  "contents": "title\\ntext"},
