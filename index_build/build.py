@@ -149,6 +149,25 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, path / MANIFEST)
 
 
+def _bm25_probes(version: IndexVersion, s, picks: list[tuple[int, str]], k: int) -> dict[str, dict]:
+    """Each probe's own text must return it in BM25's top-k (or tie with an identical text)."""
+    raws = {}
+    for _, pid in picks:
+        doc = s.doc(pid)
+        if doc is None:
+            raise IndexError_(f"{version.path}: passage {pid!r} is in docids.txt but not in Lucene")
+        raws[pid] = json.loads(doc.raw())
+    for _, pid in picks:
+        contents = raws[pid]["contents"]
+        hits = s.search(" ".join(contents.split()[:200]), k)
+        got = [h.docid for h in hits]
+        same_text = [h.docid for h in hits[:1]
+                     if json.loads(s.doc(h.docid).raw())["contents"] == contents]
+        if pid not in got and not same_text:
+            raise IndexError_(f"{version.path}: BM25 probe failed: passage {pid!r} not in its own top-{k} {got}")
+    return raws
+
+
 def verify_version(version: IndexVersion, *, expected: int | None = None, encoder=None,
                    probes: int = PROBES, k: int = PROBE_K) -> dict[str, Any]:
     """Raise ``IndexError_`` unless counts agree and probe passages retrieve themselves.
@@ -185,20 +204,10 @@ def verify_version(version: IndexVersion, *, expected: int | None = None, encode
         return report
     picks = sorted({live[0], live[len(live) // 2], live[-1]})[:probes]
     s = lucene.searcher(version.lucene_dir, m["bm25"]["k1"], m["bm25"]["b"])
-    raws = {}
-    for _, pid in picks:
-        doc = s.doc(pid)
-        if doc is None:
-            raise IndexError_(f"{version.path}: passage {pid!r} is in docids.txt but not in Lucene")
-        raws[pid] = json.loads(doc.raw())
-    for _, pid in picks:
-        contents = raws[pid]["contents"]
-        hits = s.search(" ".join(contents.split()[:200]), k)
-        got = [h.docid for h in hits]
-        same_text = [h.docid for h in hits[:1]
-                     if json.loads(s.doc(h.docid).raw())["contents"] == contents]
-        if pid not in got and not same_text:
-            raise IndexError_(f"{version.path}: BM25 probe failed: passage {pid!r} not in its own top-{k} {got}")
+    try:
+        raws = _bm25_probes(version, s, picks, k)
+    finally:
+        s.close()
     report["bm25_probes"] = len(picks)
     if index is not None:
         if encoder is None:
