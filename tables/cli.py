@@ -79,8 +79,8 @@ def remove(name: str, workspace: WorkspaceOpt = None) -> None:
 @app.command("generate")
 def generate(out: Annotated[str, typer.Option("--out", help="Output JSONL.")],
              tables: Annotated[list[str] | None, typer.Option("--table", help="Only these tables.")] = None,
-             views: Annotated[int, typer.Option(help="Random views per table.")] = 20,
-             max_rows: int = 6, max_columns: int = 4,
+             views: Annotated[int, typer.Option(help="Random views per table.")] = 15,
+             max_rows: int = 4, max_columns: int = 3,
              heldout_fraction: Annotated[float, typer.Option(help="Share of tables held out (split=test).")] = 0.3,
              seed: int = 0, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Generate questions from the store's tables by executing SQL templates on DuckDB."""
@@ -103,8 +103,10 @@ def generate(out: Annotated[str, typer.Option("--out", help="Output JSONL.")],
 def train(questions: Annotated[str | None, typer.Option(help="JSONL from `kira tables generate` (default: generate now).")] = None,
           base: Annotated[str, typer.Option(help="Start from: a TAPAS checkpoint or BERT spec.")] = "minilm-l6",
           out: Annotated[str | None, typer.Option(help="Artifact dir (default <workspace>/models/table-qa).")] = None,
-          steps: int = 150, batch_size: int = 8, max_length: int = 128, views: int = 30,
-          max_rows: int = 6, max_columns: int = 4, heldout_fraction: float = 0.3, seed: int = 0,
+          steps: int = 200, batch_size: int = 8, max_length: int = 80, views: int = 15,
+          max_rows: int = 4, max_columns: int = 3, heldout_fraction: float = 0.3, seed: int = 0,
+          layers: Annotated[int | None, typer.Option(help="Keep only the first N layers of a BERT start.")] = None,
+          max_seconds: Annotated[float | None, typer.Option(help="Stop training after this many seconds.")] = None,
           workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Train table QA on questions generated from your tables; evaluate on the held-out tables."""
     from kira.tables.evaluate import evaluate
@@ -129,9 +131,9 @@ def train(questions: Annotated[str | None, typer.Option(help="JSONL from `kira t
         train_q = [q for q in qs if q.split != "test"]
         test_rows = [json.loads(q.to_json()) for q in qs if q.split == "test"]
         frames = {n: store.get_table(n) for n in {q.table for q in qs}}
-        model = TableQAModel.load(base, max_length=max_length, snapshot_rows=max_rows)
+        model = TableQAModel.load(base, max_length=max_length, snapshot_rows=max_rows, layers=layers)
         stats = train_table_qa(model, train_q, frames, steps=steps, batch_size=batch_size, seed=seed,
-                               log=None if as_json else print)
+                               max_seconds=max_seconds, log=None if as_json else print)
         path = model.save(out or _default_model(cfg), {"steps": steps, "trained_on": sorted({q.table for q in train_q})})
         result = evaluate(model, store, test_rows) if test_rows else None
     summary = {"model": str(path), "examples": stats.examples, "steps": stats.steps,

@@ -95,15 +95,18 @@ class TableQAModel:
 
     @classmethod
     def load(cls, spec: str | os.PathLike = "minilm-l6", supervision: str = "strong",
-             device: str = "auto", **settings) -> TableQAModel:
-        """A kira table-QA artifact, a user's TAPAS checkpoint, or a BERT spec to start from."""
+             device: str = "auto", layers: int | None = None, **settings) -> TableQAModel:
+        """A kira table-QA artifact, a user's TAPAS checkpoint, or a BERT spec to start from.
+
+        ``layers`` keeps only the first N transformer layers of a BERT start (cheaper training on CPU)."""
         r = zoo.resolve(spec)
         saved = zoo.artifact_config(r.path) if r.path else {}
         tok = zoo.load_tokenizer(spec, "tapas")
         if saved.get("type") == ARTIFACT_TYPE or _is_full_tapas(r):
             model = zoo.load_model(spec, "tapas")
         else:
-            model = zoo.load_model(spec, "tapas", **head_config(supervision))
+            extra = {"num_hidden_layers": layers} if layers else {}
+            model = zoo.load_model(spec, "tapas", **head_config(supervision), **extra)
         opts = {k: saved[k] for k in ("max_length", "snapshot_rows") if k in saved}
         opts.update(settings)
         return cls(tok, model, base=saved.get("base", str(spec)), device=device, **opts)

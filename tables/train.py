@@ -65,9 +65,10 @@ def encode_examples(model: TableQAModel, questions: Sequence[TableQuestion],
 
 def train_table_qa(model: TableQAModel, questions: Sequence[TableQuestion], tables: dict[str, pd.DataFrame],
                    steps: int = 300, batch_size: int = 16, lr: float = 1e-4, head_lr: float = 1e-3,
-                   warmup: float = 0.1, seed: int = 0, bf16: bool = True,
+                   warmup: float = 0.1, seed: int = 0, bf16: bool = True, max_seconds: float | None = None,
                    log: Callable[[str], None] | None = print) -> TrainStats:
-    """Train ``model`` in place for ``steps`` optimizer steps over shuffled epochs of the questions."""
+    """Train ``model`` in place for ``steps`` optimizer steps over shuffled epochs of the questions
+    (or until ``max_seconds`` of training have passed; ``TrainStats.steps`` says how many ran)."""
     set_threads()
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -88,7 +89,13 @@ def train_table_qa(model: TableQAModel, questions: Sequence[TableQuestion], tabl
     model.model.train()
     order: list[int] = []
     loss_ema = first = math.nan
+    t_train = time.perf_counter()
+    done = 0
     for step in range(steps):
+        if max_seconds is not None and time.perf_counter() - t_train > max_seconds:
+            if log:
+                log(f"time budget of {max_seconds:.0f}s reached after {step} steps")
+            break
         if len(order) < batch_size:
             more = list(range(len(items)))
             rng.shuffle(more)
@@ -104,10 +111,11 @@ def train_table_qa(model: TableQAModel, questions: Sequence[TableQuestion], tabl
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+        done = step + 1
         val = float(loss.detach())
         first = val if math.isnan(first) else first
         loss_ema = val if math.isnan(loss_ema) else 0.9 * loss_ema + 0.1 * val
         if log and (step % 10 == 0 or step == steps - 1):
             log(f"step {step + 1}/{steps} loss {loss_ema:.3f} ({time.perf_counter() - t0:.0f}s)")
     model.model.eval()
-    return TrainStats(len(items), skipped, steps, time.perf_counter() - t0, first, loss_ema)
+    return TrainStats(len(items), skipped, done, time.perf_counter() - t0, first, loss_ema)
