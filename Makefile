@@ -25,7 +25,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	  (apt-get install -y -q wordnet-base || (apt-get update -q && apt-get install -y -q wordnet-base)) >/dev/null; \
 	else echo "WordNet missing and no apt-get: install wordnet-base (Debian) by hand"; exit 1; fi
 
-setup: $(VENV)/.installed /usr/share/wordnet/data.noun
+/usr/bin/chromium:
+	@if command -v apt-get >/dev/null; then \
+	  (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) >/dev/null; \
+	else echo "Chromium missing and no apt-get: install chromium (Debian) by hand"; exit 1; fi
+
+setup: $(VENV)/.installed /usr/share/wordnet/data.noun /usr/bin/chromium
 
 demo: setup
 	$(BIN)/python -m kira.demo --workspace $(WS)
