@@ -42,10 +42,13 @@ class BM25Retriever:
 
     def _evidence(self, hits, k: int) -> list[Evidence]:
         out = []
+        name, version = self.name, self.version_name
         for rank, h in enumerate(hits[:k], start=1):
-            docid = h.docid
-            raw = h.lucene_document.get("raw") if h.lucene_document is not None else None
-            out.append(evidence_from_doc(parse_raw(raw, docid), h.score, self.name, rank, self.version_name))
+            # two JNI reads per hit (document, raw); the id comes from the raw JSON itself
+            doc = h.lucene_document
+            raw = doc.get("raw") if doc is not None else None
+            d = parse_raw(raw, "") if raw else {"id": h.docid}
+            out.append(evidence_from_doc(d, h.score, name, rank, version))
         return out
 
     def search(self, query: str, k: int = 100) -> list[Evidence]:

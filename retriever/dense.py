@@ -130,20 +130,16 @@ class DenseRetriever:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
         return self.index.search(q, k_eff)
 
-    def search_vectors(self, vectors: np.ndarray, k: int | None = None, threads: int | None = None) -> list[list[Evidence]]:
-        """Search pre-encoded question vectors and assemble evidence from the Lucene doc store."""
+    def search_hits(self, vectors: np.ndarray, k: int | None = None) -> list[list[tuple[str, float]]]:
+        """``(passage id, score)`` per hit, no text: what fusion needs before it picks the final k."""
         scores, ids = self.search_ids(vectors, k)
         docids, n = self.docids, len(self.docids)
-        rows: list[list[tuple[str, float]]] = []
-        wanted: list[str] = []
-        for srow, irow in zip(scores.tolist(), ids.tolist(), strict=True):
-            row = []
-            for s, i in zip(srow, irow, strict=True):
-                if 0 <= i < n and docids[i]:
-                    row.append((docids[i], s))
-            rows.append(row)
-            wanted.extend(p for p, _ in row)
-        docs = self.docs.get_many(wanted, threads or self.threads)
+        return [[(docids[i], s) for s, i in zip(srow, irow, strict=True) if 0 <= i < n and docids[i]]
+                for srow, irow in zip(scores.tolist(), ids.tolist(), strict=True)]
+
+    def evidence(self, rows: list[list[tuple[str, float]]], threads: int | None = None) -> list[list[Evidence]]:
+        """Hits → ``Evidence`` with text from the version's Lucene doc store (one fetch per unique id)."""
+        docs = self.docs.get_many([p for row in rows for p, _ in row], threads or self.threads)
         out = []
         for row in rows:
             ev = []
@@ -155,3 +151,7 @@ class DenseRetriever:
                 ev.append(evidence_from_doc(d, s, self.name, r, self.version_name))
             out.append(ev)
         return out
+
+    def search_vectors(self, vectors: np.ndarray, k: int | None = None, threads: int | None = None) -> list[list[Evidence]]:
+        """Search pre-encoded question vectors and assemble evidence from the Lucene doc store."""
+        return self.evidence(self.search_hits(vectors, k), threads)

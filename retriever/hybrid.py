@@ -12,7 +12,7 @@ Two fusions:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from kira.schema import Evidence
@@ -56,24 +56,44 @@ def rank(scores: dict[str, float], k: int) -> list[tuple[str, float]]:
     return sorted(scores.items(), key=lambda kv: -kv[1])[:k]
 
 
-def fuse(sparse: list[Evidence], dense: list[Evidence], k: int, method: str = "rrf", alpha: float = 0.5,
-         rrf_k: int = 60, normalize: bool = True, weight_on_dense: bool = False) -> list[Evidence]:
-    """Fuse two evidence lists into one (``retriever="hybrid"``), recording each side's rank and score."""
+Hit = Evidence | tuple[str, float]
+
+
+def _pairs(hits: Sequence[Hit]) -> list[tuple[str, float, Evidence | None]]:
+    return [(h.id, h.score, h) if isinstance(h, Evidence) else (h[0], float(h[1]), None) for h in hits]
+
+
+def fuse(sparse: Sequence[Hit], dense: Sequence[Hit], k: int, method: str = "rrf", alpha: float = 0.5,
+         rrf_k: int = 60, normalize: bool = True, weight_on_dense: bool = False,
+         resolve: Callable[[list[str]], dict[str, Evidence]] | None = None) -> list[Evidence]:
+    """Fuse two ranked lists into one (``retriever="hybrid"``), recording each side's rank and score.
+
+    A list may hold bare ``(id, score)`` hits; ``resolve(ids)`` then supplies ``Evidence`` for the
+    fused top-k ids no list carried as ``Evidence`` — so dense text is fetched for k passages, not
+    for every candidate.
+    """
+    sp, dp = _pairs(sparse), _pairs(dense)
     if method == "rrf":
-        scores = rrf_scores([[e.id for e in sparse], [e.id for e in dense]], rrf_k)
+        scores = rrf_scores([[i for i, _, _ in sp], [i for i, _, _ in dp]], rrf_k)
     elif method == "linear":
-        scores = linear_scores({e.id: e.score for e in sparse}, {e.id: e.score for e in dense},
-                               alpha, normalize, weight_on_dense)
+        scores = linear_scores({i: s for i, s, _ in sp}, {i: s for i, s, _ in dp}, alpha, normalize, weight_on_dense)
     else:
         raise ValueError(f"fusion method must be 'rrf' or 'linear', got {method!r}")
     by_id: dict[str, Evidence] = {}
     side: dict[str, dict] = {}
-    for name, hits in (("bm25", sparse), ("dense", dense)):
-        for r, e in enumerate(hits, start=1):
-            by_id.setdefault(e.id, e)
-            side.setdefault(e.id, {})[name] = (r, e.score)
+    for name, hits in (("bm25", sp), ("dense", dp)):
+        for r, (i, s, e) in enumerate(hits, start=1):
+            if e is not None:
+                by_id.setdefault(i, e)
+            side.setdefault(i, {}).setdefault(name, (r, s))
+    top = rank(scores, k)
+    need = [i for i, _ in top if i not in by_id]
+    if need:
+        if resolve is None:
+            raise ValueError(f"fused hits {need[:3]} carry no Evidence and no resolve() was given")
+        by_id.update(resolve(need))
     out = []
-    for r, (doc, score) in enumerate(rank(scores, k), start=1):
+    for r, (doc, score) in enumerate(top, start=1):
         base = by_id[doc]
         meta = dict(base.metadata)
         meta["rank"] = r
@@ -97,17 +117,41 @@ class HybridRetriever:
         self.method, self.alpha, self.rrf_k, self.depth = method, alpha, rrf_k, depth
         self.normalize, self.weight_on_dense = normalize, weight_on_dense
 
-    def _fuse(self, s: list[Evidence], d: list[Evidence], k: int) -> list[Evidence]:
-        return fuse(s, d, k, self.method, self.alpha, self.rrf_k, self.normalize, self.weight_on_dense)
+    def _fuse(self, s: list[Evidence], d: list, k: int) -> list[Evidence]:
+        return fuse(s, d, k, self.method, self.alpha, self.rrf_k, self.normalize, self.weight_on_dense,
+                    resolve=self._resolve)
+
+    def _resolve(self, ids: list[str]) -> dict[str, Evidence]:
+        """Evidence for dense-only ids in the fused top-k (text from the dense side's doc store)."""
+        if hasattr(self.dense, "evidence"):
+            return {e.id: e for e in self.dense.evidence([[(i, 0.0) for i in ids]])[0]}
+        raise ValueError("dense retriever returned bare hits but cannot resolve them")
+
+    def _dense_hits(self, queries: Sequence[str], depth: int) -> list[list]:
+        """Dense candidates as bare (id, score) when the retriever supports it (no text fetched)."""
+        if hasattr(self.dense, "search_hits") and hasattr(self.dense, "encode"):
+            return self.dense.search_hits(self.dense.encode(list(queries)), depth)
+        if hasattr(self.dense, "batch_search"):
+            return self.dense.batch_search(list(queries), depth)
+        return [self.dense.search(q, depth) for q in queries]
 
     def search(self, query: str, k: int = 100) -> list[Evidence]:
         if k <= 0 or not query or not query.strip():
             return []
         depth = max(k, self.depth)
-        return self._fuse(self.sparse.search(query, depth), self.dense.search(query, depth), k)
+        return self._fuse(self.sparse.search(query, depth), self._dense_hits([query], depth)[0], k)
 
     def batch_search(self, queries: Sequence[str], k: int = 100, threads: int | None = None) -> list[list[Evidence]]:
+        if k <= 0:
+            return [[] for _ in queries]
         depth = max(k, self.depth)
-        sparse = self.sparse.batch_search(queries, depth, threads=threads)
-        dense = self.dense.batch_search(queries, depth)
-        return [self._fuse(s, d, k) if q and q.strip() else [] for q, s, d in zip(queries, sparse, dense, strict=True)]
+        live = [i for i, q in enumerate(queries) if q and q.strip()]
+        out: list[list[Evidence]] = [[] for _ in queries]
+        if not live:
+            return out
+        qs = [queries[i] for i in live]
+        sparse = self.sparse.batch_search(qs, depth, threads=threads)
+        dense = self._dense_hits(qs, depth)
+        for i, s, d in zip(live, sparse, dense, strict=True):
+            out[i] = self._fuse(s, d, k)
+        return out

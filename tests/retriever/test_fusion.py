@@ -65,3 +65,20 @@ def test_fuse_keeps_provenance_and_records_both_sides():
     assert "dense_rank" not in out[1].metadata
     with pytest.raises(ValueError):
         fuse(sparse, dense, k=2, method="borda")
+
+
+def test_fuse_resolves_bare_hits_only_for_the_final_top_k():
+    asked = []
+
+    def resolve(ids):
+        asked.append(list(ids))
+        return {i: _ev(i, 0.0, "dense") for i in ids}
+
+    sparse = [_ev("a", 3.0, "bm25"), _ev("b", 2.0, "bm25")]
+    dense = [("c", 0.9), ("b", 0.8), ("d", 0.1)]
+    out = fuse(sparse, dense, k=3, method="rrf", resolve=resolve)
+    assert [e.id for e in out] == ["b", "a", "c"]  # b: 1/62+1/62 > a: 1/61 > c: 1/61 (ties keep order)
+    assert asked == [["c"]]  # d never fetched; b came with its BM25 evidence
+    assert out[2].text == "text c" and out[2].metadata["dense_rank"] == 1
+    with pytest.raises(ValueError, match="no resolve"):
+        fuse(sparse, dense, k=3)
