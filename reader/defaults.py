@@ -56,9 +56,11 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     plans = {
         "extractive": TrainOptions(kind="extractive", base="minilm-l6", n_passages=3, max_length=128, batch_size=4,
                                    lr=5e-5, max_questions=n_questions, max_seconds=extractive_seconds,
-                                   retrieve_k=10, device=cfg.device, log=log),
+                                   retrieve_k=10, device=cfg.device, bf16=cfg.bf16,
+                                   calibrate_seconds=extractive_seconds / 5, log=log),
         "fid": TrainOptions(kind="fid", base="bert2bert:minilm-l6", n_passages=5, max_length=96, batch_size=4,
-                            lr=1e-4, max_questions=n_questions, max_seconds=fid_seconds, device=cfg.device, log=log),
+                            lr=1e-4, max_questions=n_questions, max_seconds=fid_seconds, device=cfg.device,
+                            bf16=cfg.bf16, calibrate_seconds=fid_seconds / 5, log=log),
     }
     info["summaries"] = {}
     for kind in todo:

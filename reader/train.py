@@ -43,11 +43,14 @@ class TrainOptions:
     max_questions: int | None = None
     max_seconds: float | None = None
     calibrate_fraction: float = 0.1
-    max_calibrate: int = 200
+    max_calibrate: int = 100
     retrieve_k: int = 20
     seed: int = 0
     device: str = "auto"
     gradient_checkpointing: bool = True
+    bf16: bool = True  # autocast forward passes (AMX/AVX512-bf16 CPUs and GPUs run them much faster)
+    freeze_embeddings: bool = True  # input word embeddings stay fixed: less optimizer work, less drift
+    calibrate_seconds: float | None = None  # wall-time cap for fitting the no-answer threshold
     log: Callable[[str], None] | None = None
 
 
@@ -73,18 +76,27 @@ class TrainResult:
 
 
 def attach_passages(records: Sequence[dict], retriever=None, k: int = 20) -> list[list[Evidence]]:
-    """Each record's passages: its given ``contexts``, else the retriever's top-k."""
-    out = []
+    """Each record's passages: its given ``contexts``, else the retriever's top-k (batched)."""
+    out: list[list[Evidence] | None] = []
+    ask: list[int] = []
     for i, r in enumerate(records):
         if r.get("contexts"):
             out.append([Evidence(id=c.get("id") or f"ctx:{i}:{j}", title=c.get("title", ""), text=c["text"],
                                  score=1.0 / (j + 1), retriever="given")
                         for j, c in enumerate(r["contexts"])])
         elif retriever is not None:
-            out.append(retriever.search(r["question"], k=k))
+            out.append(None)
+            ask.append(i)
         else:
             raise ValueError(f"record {i} has no contexts and no retriever was given")
-    return out
+    for s in range(0, len(ask), 256):
+        idx = ask[s:s + 256]
+        qs = [records[i]["question"] for i in idx]
+        hits = (retriever.batch_search(qs, k=k) if hasattr(retriever, "batch_search") and len(qs) > 1
+                else [retriever.search(q, k=k) for q in qs])
+        for i, h in zip(idx, hits, strict=True):
+            out[i] = h
+    return [o or [] for o in out]
 
 
 def extractive_examples(records: Sequence[dict], evidences: Sequence[list[Evidence]],
@@ -131,16 +143,29 @@ def _optimizer(model: torch.nn.Module, lr: float, total: int):
     return opt, sched
 
 
+def _freeze_input_embeddings(model: torch.nn.Module) -> None:
+    """Freeze the encoder's word embeddings unless they double as the output layer (tied T5/BART)."""
+    enc = model.get_encoder() if hasattr(model, "get_encoder") else model
+    emb = enc.get_input_embeddings() if hasattr(enc, "get_input_embeddings") else None
+    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if emb is not None and (out is None or out.weight is not emb.weight):
+        emb.weight.requires_grad_(False)
+
+
 def _loop(model: torch.nn.Module, batches: list, loss_fn: Callable[[Any], torch.Tensor], opts: TrainOptions,
           lr: float, result: TrainResult) -> None:
+    from kira.plm.device import autocast
+
     set_seed(opts.seed)
+    device = next(model.parameters()).device
     total = len(batches) * opts.epochs
     opt, sched = _optimizer(model, lr, total)
     t0 = time.perf_counter()
     model.train()
     for _epoch in range(opts.epochs):
         for batch in batches:
-            loss = loss_fn(batch)
+            with autocast(device, opts.bf16):
+                loss = loss_fn(batch).float()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -164,13 +189,16 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def calibrate(reader, records: Sequence[dict], evidences: Sequence[list[Evidence]], batch: int = 8
-              ) -> NoAnswerCalibration | None:
+def calibrate(reader, records: Sequence[dict], evidences: Sequence[list[Evidence]], batch: int = 8,
+              max_seconds: float | None = None) -> NoAnswerCalibration | None:
     """Fit the no-answer threshold on held-back questions (score vs. exact match)."""
     from kira.retriever.text import exact_match
 
     scores, correct = [], []
+    t0 = time.perf_counter()
     for s in range(0, len(records), batch):
+        if max_seconds and time.perf_counter() - t0 > max_seconds:
+            break
         rs = records[s:s + batch]
         answers = reader.read_batch([r["question"] for r in rs], list(evidences[s:s + batch]), top_n=1,
                                     allow_no_answer=False)
@@ -192,10 +220,12 @@ def train_reader(records: list[dict], opts: TrainOptions, retriever=None, out: s
     train, cal = _split(records, opts)
     k = opts.retrieve_k if opts.kind == "extractive" else opts.n_passages
     train_evs = attach_passages(train, retriever, k)
-    cal_evs = attach_passages(cal, retriever, opts.n_passages if opts.kind == "fid" else min(k, 10))
+    cal_evs = attach_passages(cal, retriever, opts.n_passages)
     set_seed(opts.seed)
     if opts.kind == "extractive":
         reader = ExtractiveReader.from_base(base, device=opts.device, max_length=opts.max_length)
+        if opts.freeze_embeddings:
+            _freeze_input_embeddings(reader.model.qa)
         examples = extractive_examples(train, train_evs, opts.n_passages)
         batches = [examples[i:i + opts.batch_size] for i in range(0, len(examples), opts.batch_size)]
         result = TrainResult(path=None, reader=reader, n_train=len(examples), n_calibrate=len(cal))
@@ -204,6 +234,8 @@ def train_reader(records: list[dict], opts: TrainOptions, retriever=None, out: s
         reader = FiDReader.load(base, device=opts.device, max_length=opts.max_length)
         if opts.gradient_checkpointing:
             reader.enable_gradient_checkpointing()
+        if opts.freeze_embeddings:
+            _freeze_input_embeddings(reader.model)
         examples = [(r["question"], evs[: opts.n_passages], fid_target(r["answers"], evs))
                     for r, evs in zip(train, train_evs, strict=True)]
         batches = [examples[i:i + opts.batch_size] for i in range(0, len(examples), opts.batch_size)]
@@ -214,7 +246,9 @@ def train_reader(records: list[dict], opts: TrainOptions, retriever=None, out: s
 
         _loop(reader.model, batches, fid_loss, opts, opts.lr or 2e-4, result)
     if cal:
-        result.calibration = calibrate(reader, cal, cal_evs)
+        reader.bf16 = opts.bf16
+        result.calibration = calibrate(reader, cal, cal_evs, max_seconds=opts.calibrate_seconds)
+        reader.bf16 = False
         reader.calibration = result.calibration
     result.seconds = time.perf_counter() - t0
     if out is not None:
