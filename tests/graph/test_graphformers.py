@@ -36,8 +36,8 @@ def test_link_prediction_training_and_artifact(tmp_path):
     v = GraphView.from_records("ring", ents, tr)
     assert sample_neighbours(v, 0, 5, exclude=[1]) == [11]
     p = GraphFormersLinkPredictor.create(v, base="tiny-bert", device="cpu", max_length=12, neighbours=2)
-    rep = p.fit([Triple("ring", h, r, t) for h, r, t in tr], steps=8, batch_size=6, lr=1e-3)
-    assert rep["steps"] == 8
+    rep = p.fit([Triple("ring", h, r, t) for h, r, t in tr], steps=4, batch_size=6, lr=1e-3)
+    assert rep["steps"] == 4
     top = p.rank_tails("e0", "next", k=3)
     assert len(top) == 3
     p.model.save(tmp_path / "gf")
