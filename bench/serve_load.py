@@ -51,7 +51,7 @@ def synthetic_passages(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return out
 
 
-def build_workspace(ws: Path, n: int, encoder: str, reader: str) -> list[str]:
+def build_workspace(ws: Path, n: int, encoder: str, reader: str, fusion_depth: int = 20) -> list[str]:
     """Synthetic corpus → store → a real index version. Returns questions about it."""
     from kira.config import load_config
     from kira.index_build.build import build_index
@@ -59,7 +59,8 @@ def build_workspace(ws: Path, n: int, encoder: str, reader: str) -> list[str]:
     from kira.schema import Passage
 
     ws.mkdir(parents=True, exist_ok=True)
-    (ws / "kira.toml").write_text(f'[index]\nencoder = "{encoder}"\n\n[reader]\nextractive = "{reader}"\n')
+    (ws / "kira.toml").write_text(f'[index]\nencoder = "{encoder}"\n\n[reader]\nextractive = "{reader}"\n\n'
+                                  f'[retriever]\nk = {fusion_depth}\n')
     cfg = load_config(ws)
     passages = synthetic_passages(n)
     store = DuckDBStore(cfg.store_path)
@@ -164,10 +165,12 @@ def main() -> None:
     ap.add_argument("--passages", type=int, default=300)
     ap.add_argument("--encoder", default="minilm-l6")
     ap.add_argument("--reader", default="minilm-l6")
-    ap.add_argument("--k", type=int, default=5, help="passages read per question")
+    ap.add_argument("--k", type=int, default=3, help="passages read per question")
+    ap.add_argument("--fusion-depth", type=int, default=20,
+                    help="retriever.k of a built workspace: hits per retriever fused by hybrid search")
     ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16])
-    ap.add_argument("--requests", type=int, default=64, help="questions per concurrency level")
-    ap.add_argument("--requests-single", type=int, default=24, help="questions at concurrency 1")
+    ap.add_argument("--requests", type=int, default=48, help="questions per concurrency level")
+    ap.add_argument("--requests-single", type=int, default=12, help="questions at concurrency 1")
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     args = ap.parse_args()
@@ -181,7 +184,7 @@ def main() -> None:
             print(f"# reusing workspace {ws}", flush=True)
         else:
             t = time.perf_counter()
-            questions = build_workspace(ws, args.passages, args.encoder, args.reader)
+            questions = build_workspace(ws, args.passages, args.encoder, args.reader, args.fusion_depth)
             print(f"# built {args.passages}-passage workspace ({args.encoder} index, {args.reader} reader) "
                   f"in {time.perf_counter() - t:.1f}s", flush=True)
         print(f"# cpus={os.cpu_count()} KIRA_THREADS={os.environ.get('KIRA_THREADS', 'all')} k={args.k} "

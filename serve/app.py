@@ -287,7 +287,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
     # ---- question answering ----
     @app.post("/v1/ask", response_model=AskResponse, dependencies=[Depends(require_api_key)],
               responses={503: {"model": Problem}, 504: {"model": Problem}}, tags=["qa"])
-    async def ask(req: AskRequest) -> dict[str, Any]:
+    async def ask(req: AskRequest) -> JSONResponse:
         """Answer a question with its evidence, per-stage timings and the index version used."""
         snap = holder.get()  # taken once: this request finishes on this snapshot whatever swaps
         key = (id(snap), req.k, req.sources, req.reader, req.method)
@@ -301,11 +301,11 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
         out["batch_size"] = batch
         out["index_version"] = snap.version
         metrics.observe_stages(out["timings"])
-        return out
+        return JSONResponse(out)  # already normalised to AskResponse's shape; skip re-validation per request
 
     @app.post("/v1/search", response_model=SearchResponse, dependencies=[Depends(require_api_key)],
               responses={503: {"model": Problem}, 504: {"model": Problem}}, tags=["qa"])
-    async def search(req: SearchRequest) -> dict[str, Any]:
+    async def search(req: SearchRequest) -> JSONResponse:
         """Retrieval only: ranked evidence from BM25, dense or hybrid search."""
         import time
 
@@ -318,8 +318,8 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
             raise HTTPException(504, f"no results within {sc.request_timeout_s:g}s") from None
         elapsed = time.perf_counter() - t0
         metrics.observe_stages({"search": elapsed})
-        return {"query": req.query, "method": req.method, "index_version": snap.version, "hits": hits,
-                "timings": {"search": elapsed}}
+        return JSONResponse({"query": req.query, "method": req.method, "index_version": snap.version,
+                             "hits": hits, "timings": {"search": elapsed}})
 
     @app.get("/v1/kb/entities", response_model=EntitiesResponse, dependencies=[Depends(require_api_key)],
              tags=["kb"])

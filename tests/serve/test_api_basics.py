@@ -262,3 +262,33 @@ def test_cli_prints_the_openapi_spec(workspace):
     assert spec["info"]["title"] == "kira" and "/v1/ask" in spec["paths"]
     res = CliRunner().invoke(app, ["serve", "run", "--help"])
     assert res.exit_code == 0 and "--workspace" in res.output and "--max-batch" in res.output
+
+
+def test_snapshot_holder_swaps_atomically_and_survives_a_bad_version():
+    from types import SimpleNamespace
+
+    from kira.serve.snapshot import SnapshotHolder
+
+    on_disk = {"v": None}
+    loads: list[str] = []
+
+    def loader(name):
+        if name == "v0003":
+            raise RuntimeError("corrupt FAISS file")
+        loads.append(name)
+        return SimpleNamespace(version=name)
+
+    swaps = []
+    holder = SnapshotHolder(loader, lambda: on_disk["v"], on_swap=lambda old, new: swaps.append(
+        (old.version if old else None, new.version)))
+    assert holder.reload() is None and holder.current is None and "no index" in holder.last_error
+    on_disk["v"] = "v0001"
+    in_flight = holder.reload()
+    assert in_flight.version == "v0001" and holder.reload() is in_flight and loads == ["v0001"]  # no reload
+    on_disk["v"] = "v0002"
+    new = holder.reload()
+    assert holder.current is new and new.version == "v0002"
+    assert in_flight.version == "v0001" and in_flight.engine.version == "v0001"  # untouched by the swap
+    on_disk["v"] = "v0003"
+    assert holder.reload() is new and "corrupt FAISS" in holder.last_error  # keeps serving v0002
+    assert swaps == [(None, "v0001"), ("v0001", "v0002")] and holder.swaps == 2
