@@ -157,6 +157,10 @@ class QAPipeline:
         self._extra[name] = obj
         return obj
 
+    def _graph_cached(self) -> bool:
+        d = Path(self.cfg.models_dir) / "graph-cache"
+        return d.is_dir() and any(d.iterdir())
+
     # ---- retrieval --------------------------------------------------------------------------
     def _method(self, method: str | None) -> str:
         method = method or self.cfg.retriever.default_method
@@ -182,7 +186,9 @@ class QAPipeline:
         hits = [[e for e in hs if evidence_kind(e) in kinds] for hs in hits]
         names = [method]
         if sources in ("kb", "all"):
-            extra = [r for r in (self._component("kb"), self._component("graph")) if r is not None]
+            # graph expansion walks the KB graph; on "all" only once its view is cached (cheap)
+            graph = self._component("graph") if sources == "kb" or self._graph_cached() else None
+            extra = [r for r in (self._component("kb"), graph) if r is not None]
             if extra:
                 merge = _try_import("kira.graph.expansion", "merge_evidence")
                 for r in extra:

@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--train-seconds", type=float, default=600)
     ap.add_argument("--train-questions", type=int, default=3000)
     ap.add_argument("--train-k", type=int, default=10, help="passages fused per question in training")
+    ap.add_argument("--base", default="bert2bert:minilm-l6", help="base model when a FiD reader must be trained")
+    ap.add_argument("--max-length", type=int, default=96)
     args = ap.parse_args()
 
     from kira.config import load_config
@@ -53,13 +55,15 @@ def main() -> None:
     records = questions_from_kb(store, kb, limit=args.train_questions + 4 * args.n)
     reader_dir = args.reader or str(default_reader_dir(cfg, "fid"))
     if not os.path.exists(os.path.join(reader_dir, "kira.json")):
-        reader_dir = str(cfg.models_dir / "bench-fid-k")
+        reader_dir = str(cfg.models_dir / f"bench-fid-k-{args.base.replace(':', '-')}")
         if not os.path.exists(os.path.join(reader_dir, "kira.json")):
             print(f"training a FiD reader (k={args.train_k}, ≤{args.train_seconds:.0f}s) → {reader_dir}", flush=True)
-            train_reader(records, TrainOptions(kind="fid", base="bert2bert:minilm-l6", n_passages=args.train_k,
-                                               max_length=96, batch_size=4, lr=1e-4,
+            lr = 1e-4 if "minilm" in args.base else 3e-3
+            train_reader(records, TrainOptions(kind="fid", base=args.base, n_passages=args.train_k,
+                                               max_length=args.max_length, batch_size=4, lr=lr,
                                                max_questions=args.train_questions,
-                                               max_seconds=args.train_seconds, device=cfg.device),
+                                               max_seconds=args.train_seconds, device=cfg.device,
+                                               log=lambda m: print(m, flush=True)),
                          retriever=retriever, out=reader_dir)
     store.close()
     if args.questions:
