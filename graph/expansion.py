@@ -5,7 +5,7 @@ cached graph view, score each fact path, and return the best as ``kb_fact`` evid
 (``retriever="graph"``, metadata ``kb``, ``triples``, ``path``). Scoring is question relevance of
 the verbalized path (cosine under the zoo encoder, or token overlap without one), plus, when a
 trained link-prediction artifact exists for the KB (``models/<kb>-transe``, ``<kb>-kepler``,
-``<kb>-graph-bert``, …), the model's plausibility of the path's edges, so unlikely or noisy edges sink.
+``<kb>-graph-bert``, ``<kb>-graphformers``), the model's plausibility of the path's edges, so unlikely or noisy edges sink.
 
 Two-relation questions ("the capital of the country where X was born") need a fact that text
 retrieval rarely puts in one passage; the 2-hop path does, which is where this retriever helps.
@@ -269,8 +269,8 @@ class GraphExpansionRetriever:
 
 
 def _load_scorer(directory: Path, view: GraphView):
-    """A plausibility model artifact: TransE/H/D or KEPLER (``kira.kb.embeddings.load_embedder``)
-    or Graph-BERT; None for other artifacts or ones trained on another version of the graph."""
+    """A plausibility model artifact: TransE/H/D or KEPLER (``kira.kb.embeddings.load_embedder``),
+    Graph-BERT or GraphFormers; None for other artifacts or ones trained on another graph version."""
     from kira.plm.zoo import artifact_config
 
     kind = artifact_config(directory).get("type")
@@ -285,6 +285,13 @@ def _load_scorer(directory: Path, view: GraphView):
         if meta.get("node_ids") != view.node_ids:
             return None
         return GraphBertLinkPredictor(view, model)
+    if kind == "graphformers":
+        from kira.graph.graphformers import GraphFormers, GraphFormersLinkPredictor
+
+        model, meta = GraphFormers.load(directory, device="cpu")
+        if meta.get("relation_ids") != view.relation_ids:
+            return None
+        return GraphFormersLinkPredictor(view, model)
     return None
 
 

@@ -236,3 +236,20 @@ class GraphFormersLinkPredictor(NodeVectorPredictor):
 
     def pair_scores(self, zh: torch.Tensor, r: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
         return self.model.link_logits(zh, r, zt)
+
+    @torch.inference_mode()
+    def score(self, heads: np.ndarray, relations: np.ndarray, tails: np.ndarray) -> np.ndarray:
+        """Plausibility of given triples, embedding only the nodes involved (no full-graph pass),
+        which is what graph expansion needs for a question's neighbourhood."""
+        h, r, t = (self.vocab.entity_index(heads), self.vocab.relation_index(relations),
+                   self.vocab.entity_index(tails))
+        if self._z is not None:
+            return super().score(heads, relations, tails)
+        uniq = torch.unique(torch.cat([h, t]))
+        z = self.embed_nodes(uniq.tolist())
+        pos = {int(n): i for i, n in enumerate(uniq.tolist())}
+        dev = z.device
+        zh = z[torch.as_tensor([pos[int(x)] for x in h], device=dev)]
+        zt = z[torch.as_tensor([pos[int(x)] for x in t], device=dev)]
+        q = F.normalize(zh, dim=-1) * self.model.relations(r.to(dev))
+        return ((q * F.normalize(zt, dim=-1)).sum(-1) / self.model.cfg.temperature).float().cpu().numpy()

@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from kira.graph.graphformers import (
@@ -43,4 +44,7 @@ def test_link_prediction_training_and_artifact(tmp_path):
     p.model.save(tmp_path / "gf")
     m2, meta = GraphFormers.load(tmp_path / "gf", device="cpu")
     assert meta["type"] == "graphformers"
-    assert GraphFormersLinkPredictor(v, m2).rank_tails("e0", "next", k=3) == top
+    p2 = GraphFormersLinkPredictor(v, m2)
+    assert p2.rank_tails("e0", "next", k=3) == top
+    local = GraphFormersLinkPredictor(v, m2).score(["e0", "e5"], ["next", "next"], ["e1", "e1"])  # only 3 nodes embedded
+    assert np.allclose(local, p2.score(["e0", "e5"], ["next", "next"], ["e1", "e1"]), atol=1e-4)
