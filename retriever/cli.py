@@ -113,7 +113,7 @@ def train(
 
         rows = load_questions(questions)
         examples, rep = mine_examples(rows, BM25Retriever(version), k=bm25_k)
-        dest = out or (cfg.models_dir / "dpr")
+        dest = Path(out or (cfg.models_dir / "dpr")).resolve()  # the manifest records it; keep it absolute
 
         def log(m: str) -> None:
             print(m, file=sys.stderr)

@@ -86,3 +86,21 @@ def test_eval_cli_reports_bad_questions_file(tiny_index, tmp_path):
     res = CliRunner().invoke(app, ["eval", "--index", str(version.path), "--questions", str(qf)])
     assert res.exit_code == 2
     assert "q.jsonl:1" in res.output and "answers" in res.output
+
+
+@pytest.mark.slow
+def test_kira_eval_retrieval_prints_exactly_one_json_object(tiny_index, tmp_path):
+    """The real `kira` entry point in a fresh process: JVM/model logs must not leak onto stdout."""
+    import os
+    import subprocess
+    import sys
+
+    _, version = tiny_index
+    qf = tmp_path / "q.jsonl"
+    qf.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "KIRA_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "kira.cli", "eval", "retrieval", "--index",
+                           str(version.path.parent.parent), "--questions", str(qf), "--k", "1,100",
+                           "--methods", "bm25", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == {"n": 4, "bm25": {"top1": 0.75, "top100": 0.75}}
