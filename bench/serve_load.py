@@ -1,9 +1,9 @@
 """Load test of the kira HTTP API on loopback: micro-batched vs one-question-at-a-time.
 
-Starts ``kira serve run`` twice as a subprocess on 127.0.0.1 over the same workspace — once with
-``--max-batch N`` (micro-batching) and once with ``--max-batch 1`` (its peer, same run, same
+Starts ``kira serve run`` twice as subprocesses on 127.0.0.1 over the same workspace — one with
+``--max-batch N`` (micro-batching), one with ``--max-batch 1`` (its peer, same run, same
 machine) — and drives each with 1, 4 and 16 concurrent httpx clients, a bounded number of
-questions per level. Prints p50/p95 latency and throughput per level and the throughput ratio
+questions per level, alternating between the two servers for ``--rounds`` rounds (median kept). Prints p50/p95 latency and throughput per level and the throughput ratio
 batched / one-at-a-time at the highest concurrency (goal >= 2). Stops by itself.
 
     .venv/bin/python bench/serve_load.py                      # builds a small synthetic workspace
@@ -133,28 +133,42 @@ async def drive(url: str, questions: list[str], concurrency: int, total: int, k:
             "mean_batch": round(statistics.mean(batch_sizes), 2) if batch_sizes else 0.0}
 
 
-def run_mode(ws: Path, questions: list[str], max_batch: int, args) -> list[dict]:
+def run_both(ws: Path, questions: list[str], args) -> tuple[list[dict], list[dict]]:
+    """Both servers up at once; each level alternates batched / one-at-a-time for ``--rounds``
+    rounds, so drifting machine load hits both modes alike. The median-throughput round is kept."""
     from kira.serve.server import free_port
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = start_server(ws, port, max_batch, args.max_wait_ms)
+    modes = {"batched": args.max_batch, "single": 1}
+    procs, urls = {}, {}
     try:
-        wait_ready(url, proc)
-        out = []
+        for mode, mb in modes.items():
+            port = free_port()
+            urls[mode] = f"http://127.0.0.1:{port}"
+            procs[mode] = start_server(ws, port, mb, args.max_wait_ms)
+        for mode in modes:
+            wait_ready(urls[mode], procs[mode])
+        out: dict[str, list[dict]] = {m: [] for m in modes}
         for c in args.concurrency:
             total = max(c, args.requests if c > 1 else args.requests_single)
-            res = asyncio.run(drive(url, questions, c, total, args.k))
-            res["max_batch"] = max_batch
-            print(json.dumps(res), flush=True)
-            out.append(res)
-        return out
+            runs: dict[str, list[dict]] = {m: [] for m in modes}
+            for _ in range(args.rounds):
+                for mode in modes:
+                    res = asyncio.run(drive(urls[mode], questions, c, total, args.k))
+                    res["max_batch"] = modes[mode]
+                    print(json.dumps(res), flush=True)
+                    runs[mode].append(res)
+            for mode in modes:
+                ranked = sorted(runs[mode], key=lambda r: r["throughput_qps"])
+                out[mode].append(ranked[len(ranked) // 2])
+        return out["batched"], out["single"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def main() -> None:
@@ -171,6 +185,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16])
     ap.add_argument("--requests", type=int, default=48, help="questions per concurrency level")
     ap.add_argument("--requests-single", type=int, default=12, help="questions at concurrency 1")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per level (median kept)")
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     args = ap.parse_args()
@@ -189,8 +204,7 @@ def main() -> None:
                   f"in {time.perf_counter() - t:.1f}s", flush=True)
         print(f"# cpus={os.cpu_count()} KIRA_THREADS={os.environ.get('KIRA_THREADS', 'all')} k={args.k} "
               f"requests/level={args.requests} max_wait_ms={args.max_wait_ms}", flush=True)
-        batched = run_mode(ws, questions, args.max_batch, args)
-        single = run_mode(ws, questions, 1, args)
+        batched, single = run_both(ws, questions, args)
 
     print(f"\n{'mode':<16}{'clients':>8}{'p50 ms':>10}{'p95 ms':>10}{'qps':>9}{'batch':>7}{'errors':>8}")
     for rows, mode in ((batched, f"batched({args.max_batch})"), (single, "one-at-a-time")):
