@@ -24,6 +24,8 @@ import random
 import time
 from collections import deque
 
+import torch
+
 from kira.kb.embeddings import KGEmbedder
 from kira.kb.evaluate import evaluate_embedder
 from kira.kb.kepler import Kepler
@@ -95,8 +97,10 @@ def main() -> None:
     ap.add_argument("--max-test", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (1 is fastest on a busy host)")
     ap.add_argument("--json", dest="json_out", default=None)
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     ents, triples = wordnet_subset(args.wordnet, args.entities)
     print(f"subset: {len(ents)} synsets, {len(triples)} triples "
@@ -118,7 +122,8 @@ def main() -> None:
 
         t0 = time.perf_counter()
         kp = Kepler(args.encoder, lr=args.kepler_lr, epochs=args.kepler_epochs, batch_size=args.kepler_batch,
-                    num_negs=args.kepler_negs, max_length=args.max_length, seed=args.seed, device=args.device)
+                    num_negs=args.kepler_negs, max_length=args.max_length, seed=args.seed, device=args.device,
+                    threads=args.threads)
         seen_ids = {x for t in train for x in (t.head, t.tail)}
         kp.fit(train, entities=[ents[i] for i in sorted(seen_ids)], relations=RELATIONS,
                log_every=max(1, len(train) // args.kepler_batch // 4))

@@ -1,10 +1,11 @@
 """KEPLER (Wang et al. 2021): a text encoder that is also a KB embedding.
 
 Each entity is embedded by the zoo encoder from ``"<name>: <description>"`` (first-token or mean
-pooled, scaled by 1/sqrt(width) so vectors have about unit norm); each relation is a learned
-vector; the triple score is TransE's ``-||h + r - t||``. The knowledge-embedding loss is KEPLER's
-negative-sampling loss ``-log σ(γ - d(h,t)) - mean log σ(d(h',t') - γ)`` against head- or
-tail-corrupted triples, trained jointly with a masked-language-model loss on the same entity
+pooled as the checkpoint prescribes, L2-normalised); each relation is a learned vector; the
+triple score is TransE's ``-||h + r - t||``. The knowledge-embedding loss is KEPLER's
+negative-sampling loss ``-log σ(s(γ - d(h,t))) - mean log σ(s(d(h',t') - γ))`` against head- or
+tail-corrupted triples (in-batch entities by default, so negatives cost no extra encoding), with
+a learned sharpness ``s`` because unit-norm distances are small, trained jointly with a masked-language-model loss on the same entity
 descriptions (shared encoder weights, the MLM head of the zoo's ``mlm`` family).
 
 Because entities are embedded from text, an entity never seen in training gets a vector from
@@ -47,7 +48,7 @@ class Kepler:
     def __init__(self, encoder: str = "tiny-bert", margin: float = 1.0, lr: float = 1e-3,
                  relation_lr: float = 1e-2, epochs: int = 1, batch_size: int = 32, num_negs: int = 4,
                  mlm_weight: float = 1.0, mlm_prob: float = 0.15, max_length: int = 32,
-                 pooling: str = "cls", p_norm: int = 2, seed: int = 0, device: str = "auto",
+                 pooling: str | None = None, p_norm: int = 2, seed: int = 0, device: str = "auto",
                  bf16_inference: bool = True, threads: int | None = None, in_batch_negatives: bool = True):
         self.spec = encoder
         self.cfg = dict(margin=margin, lr=lr, relation_lr=relation_lr, epochs=epochs, batch_size=batch_size,
@@ -57,6 +58,12 @@ class Kepler:
         self.bf16 = bf16_inference
         torch.manual_seed(seed)
         self.tokenizer, self.mlm = zoo.load(encoder, "mlm")
+        if pooling is None:  # the checkpoint's own sentence pooling (mean for MiniLM), else first token
+            from kira.plm.encoder import sentence_transformers_pooling
+
+            st = sentence_transformers_pooling(zoo.resolve(encoder).path)
+            self.cfg["pooling"] = st[0] if st else "cls"
+        self.log_scale = nn.Parameter(torch.tensor(math.log(8.0), device=self.device))
         # small encoders on CPU run fastest single-threaded (thread hand-offs dominate tiny matmuls)
         self.threads = threads or (1 if self.device.type == "cpu" and self.mlm.config.hidden_size <= 128 else None)
         self.mlm.to(self.device)
@@ -79,7 +86,7 @@ class Kepler:
 
     def _embed_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = self.mlm.base_model(**batch).last_hidden_state
-        return pool(hidden.float(), batch["attention_mask"], self.cfg["pooling"]) / math.sqrt(self.dim)
+        return nn.functional.normalize(pool(hidden.float(), batch["attention_mask"], self.cfg["pooling"]), dim=-1)
 
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         return self._embed_batch(self._tok(texts))
@@ -166,7 +173,7 @@ class Kepler:
                                 * (0.5 / math.sqrt(self.dim)))
         self.rel.data = self.rel.data.to(self.device)
         opt = torch.optim.AdamW([{"params": self.mlm.parameters(), "lr": c["lr"]},
-                                 {"params": [self.rel], "lr": c["relation_lr"], "weight_decay": 0.0}])
+                                 {"params": [self.rel, self.log_scale], "lr": c["relation_lr"], "weight_decay": 0.0}])
         self.mlm.train()
         losses, ke_losses, mlm_losses = [], [], []
         start = time.perf_counter()
@@ -194,8 +201,9 @@ class Kepler:
                 nt = torch.where(side, t[:, None], neg)
                 d_pos = self._dist(h + r - t)
                 d_neg = self._dist(nh + r[:, None] - nt)
-                ke = -(nn.functional.logsigmoid(c["margin"] - d_pos).mean()
-                       + nn.functional.logsigmoid(d_neg - c["margin"]).mean())
+                scale = self.log_scale.exp()  # learned sharpness: unit-norm distances are small
+                ke = -(nn.functional.logsigmoid(scale * (c["margin"] - d_pos)).mean()
+                       + nn.functional.logsigmoid(scale * (d_neg - c["margin"])).mean())
                 mlm = self._mlm_loss([texts[i] for i in pos[:, 0].tolist()], gen) if c["mlm_weight"] else torch.zeros(())
                 loss = ke + c["mlm_weight"] * mlm
                 opt.zero_grad(set_to_none=True)
@@ -253,7 +261,8 @@ class Kepler:
         self._need()
         d = zoo.save_artifact(directory, self.mlm, self.tokenizer,
                               {"type": "kepler", "base": self.spec, **self.cfg, **self.meta, **(extra or {})})
-        save_file({"relations": self.rel.detach().cpu().contiguous()}, str(Path(d) / "relations.safetensors"))
+        save_file({"relations": self.rel.detach().cpu().contiguous(),
+                   "log_scale": self.log_scale.detach().cpu().reshape(1)}, str(Path(d) / "relations.safetensors"))
         (Path(d) / "relations.json").write_text(json.dumps(self.relations))
         with open(Path(d) / "entities.jsonl", "w", encoding="utf-8") as fh:
             for e in self.entities.values():
@@ -274,7 +283,9 @@ class Kepler:
         m.spec = cfg.get("base", str(d))
         m.meta = {k: v for k, v in cfg.items() if k not in keys and k not in ("type", "base")}
         m.relations = json.loads((d / "relations.json").read_text())
-        m.rel = nn.Parameter(load_file(str(d / "relations.safetensors"))["relations"].to(m.device))
+        weights = load_file(str(d / "relations.safetensors"))
+        m.rel = nn.Parameter(weights["relations"].to(m.device))
+        m.log_scale = nn.Parameter(weights["log_scale"].reshape(()).to(m.device))
         ents = [Entity(id=x["id"], kb=x.get("kb", ""), name=x["name"], description=x.get("description", ""))
                 for x in map(json.loads, (d / "entities.jsonl").read_text(encoding="utf-8").splitlines())]
         m.set_entities(ents)
