@@ -82,24 +82,24 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--negs", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="comma-separated; with several, means are printed too")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", dest="json_out", default=None, help="also write the rows to this file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
-    header = f"{'dataset':9} {'model':7} {'system':7} {'MRR(pykeen-ev)':>14} {'MRR(kira-ev)':>12} {'H@10(pykeen-ev)':>15} {'H@10(kira-ev)':>13} {'triples/s':>10}"
+    header = f"{'dataset':9} {'model':7} {'sys:seed':9} {'MRR(pykeen-ev)':>12} {'MRR(kira-ev)':>12} {'H@10(pykeen-ev)':>15} {'H@10(kira-ev)':>13} {'triples/s':>10}"
     print(header)
     for dname in args.datasets.split(","):
         ds = load_dataset(dname)
         E, R = ds.training.num_entities, ds.training.num_relations
         test = ds.testing.mapped_triples
         known = torch.cat([ds.training.mapped_triples, ds.validation.mapped_triples, test])
-        for mname in args.models.split(","):
+        for mname, seed in [(m, int(s)) for m in args.models.split(",") for s in args.seeds.split(",")]:
             cfg = TrainConfig(model=mname, dim=args.dim, epochs=args.epochs, batch_size=args.batch_size,
-                              lr=args.lr, num_negs=args.negs, seed=args.seed, device="cpu")
+                              lr=args.lr, num_negs=args.negs, seed=seed, device="cpu")
             # kira
-            torch.manual_seed(args.seed)
+            torch.manual_seed(seed)
             km = MODEL_CLASSES[mname](E, R, cfg.dim, cfg.p_norm, cfg.seed)
             rep = train_ids(km, ds.training.mapped_triples, cfg, E)
             k_tails, k_heads = km.score_t, km.score_h
@@ -116,15 +116,25 @@ def main() -> None:
                 with torch.inference_mode():
                     pe = pykeen_eval(st, sh, test, known)
                     ke = evaluate_link_prediction(st, sh, test, known, E, R)
-                row = {"dataset": dname, "model": mname, "system": system, "mrr_pykeen_eval": pe["mrr"],
+                row = {"dataset": dname, "model": mname, "seed": seed, "system": system, "mrr_pykeen_eval": pe["mrr"],
                        "mrr_kira_eval": ke.mrr, "hits10_pykeen_eval": pe["hits_at_10"],
                        "hits10_kira_eval": ke.hits_at_10, "triples_per_s": tps}
                 rows.append(row)
-                print(f"{dname:9} {mname:7} {system:7} {pe['mrr']:14.4f} {ke.mrr:12.4f} {pe['hits_at_10']:15.4f} "
+                print(f"{dname:9} {mname:7} {system + ':' + str(seed):9} {pe['mrr']:12.4f} {ke.mrr:12.4f} {pe['hits_at_10']:15.4f} "
                       f"{ke.hits_at_10:13.4f} {tps:10.0f}", flush=True)
             k, p = rows[-2], rows[-1]
             print(f"{dname:9} {mname:7} ratio   MRR kira/pykeen {k['mrr_kira_eval'] / p['mrr_kira_eval']:.3f}   "
                   f"throughput kira/pykeen {k['triples_per_s'] / p['triples_per_s']:.2f}x", flush=True)
+    if len(args.seeds.split(",")) > 1:
+        print("means over seeds:")
+        for key in sorted({(r["dataset"], r["model"]) for r in rows}):
+            sel = {s: [r for r in rows if (r["dataset"], r["model"]) == key and r["system"] == s] for s in ("kira", "pykeen")}
+            mean = {s: {m: sum(r[m] for r in v) / len(v) for m in ("mrr_kira_eval", "hits10_kira_eval", "triples_per_s")}
+                    for s, v in sel.items()}
+            print(f"{key[0]:9} {key[1]:7} MRR kira {mean['kira']['mrr_kira_eval']:.4f} pykeen {mean['pykeen']['mrr_kira_eval']:.4f} "
+                  f"(ratio {mean['kira']['mrr_kira_eval'] / mean['pykeen']['mrr_kira_eval']:.3f})  H@10 kira "
+                  f"{mean['kira']['hits10_kira_eval']:.4f} pykeen {mean['pykeen']['hits10_kira_eval']:.4f}  throughput "
+                  f"{mean['kira']['triples_per_s'] / mean['pykeen']['triples_per_s']:.2f}x")
     if args.json_out:
         with open(args.json_out, "w") as fh:
             json.dump({"args": vars(args), "rows": rows}, fh, indent=2)
