@@ -29,7 +29,13 @@ import numpy as np
 from kira.config import KiraConfig
 from kira.errors import IndexError_
 from kira.index_build import faiss_index, lucene
-from kira.index_build.shards import PROGRESS, ShardProgress, encode_shards, encoder_identity
+from kira.index_build.shards import (
+    PROGRESS,
+    ShardProgress,
+    encode_shards,
+    encoder_identity,
+    iter_shard_batches,
+)
 from kira.index_build.versions import (
     DOCIDS,
     FAISS_FILE,
@@ -102,7 +108,7 @@ def write_lucene(store, lucene_dir: Path, docids_path: Path, shard_size: int,
     tmp = docids_path.with_suffix(".tmp")
     try:
         with tmp.open("w", encoding="utf-8") as f:
-            for batch in store.iter_passages(batch_size=shard_size):
+            for _, batch in iter_shard_batches(store, shard_size):
                 writer.add(batch)
                 for p in batch:
                     f.write(p.id + "\n")

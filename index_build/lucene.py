@@ -30,16 +30,33 @@ def _threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+MEMORY_BUFFER_MB = 256  # Lucene's in-RAM indexing buffer (Anserini's default is GBs): bounds RSS
+DEFAULT_JVM_HEAP = "2g"  # when index_build starts the JVM; override with KIRA_JVM_HEAP
+
+
+def _bounded_jvm() -> None:
+    """Cap the JVM heap if the JVM is not running yet, so a build's memory does not grow with N."""
+    from kira.jvm import ensure_java
+
+    ensure_java()
+    import jnius_config
+
+    if not jnius_config.vm_running and not any(o.startswith("-Xmx") for o in jnius_config.get_options()):
+        jnius_config.add_options(f"-Xmx{os.environ.get('KIRA_JVM_HEAP', DEFAULT_JVM_HEAP)}")
+
+
 class LuceneWriter:
     """Append passages to a (new or existing) Lucene index; ``close()`` commits."""
 
     def __init__(self, index_dir: str | os.PathLike, append: bool = False):
         from kira.jvm import import_pyserini
 
+        _bounded_jvm()
         _, LuceneIndexer = import_pyserini()
         Path(index_dir).mkdir(parents=True, exist_ok=True)
-        self._indexer = LuceneIndexer(args=["-index", str(index_dir), "-storeRaw"], append=append,
-                                      threads=_threads())
+        self._indexer = LuceneIndexer(args=["-index", str(index_dir), "-storeRaw",
+                                            "-memoryBuffer", str(MEMORY_BUFFER_MB)],
+                                      append=append, threads=_threads())
         self.n = 0
 
     def add(self, passages: Iterable[Passage]) -> int:

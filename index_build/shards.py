@@ -103,8 +103,21 @@ def read_shard(shards_dir: Path, i: int, mmap: bool = True) -> np.ndarray:
 
 
 def iter_shard_batches(store, shard_size: int) -> Iterator[tuple[int, list[Passage]]]:
-    """``(shard index, passages)`` in store id order; only one shard of text in memory at a time."""
-    yield from enumerate(store.iter_passages(batch_size=shard_size))
+    """``(shard index, passages)`` in store id order; only one shard of text in memory at a time.
+
+    On DuckDB, ``ORDER BY id`` over the whole table would materialise (and sort) every text at once,
+    so only the ids are sorted; each shard's rows are then fetched by id range.
+    """
+    if not hasattr(store, "execute"):  # another KnowledgeStore: trust its own streaming
+        yield from enumerate(store.iter_passages(batch_size=shard_size))
+        return
+    ids = [r[0] for r in store.execute("SELECT id FROM passages ORDER BY id").fetchall()]
+    for i, start in enumerate(range(0, len(ids), shard_size)):
+        lo, hi = ids[start], ids[min(start + shard_size, len(ids)) - 1]
+        rows = store.execute("SELECT id, title, text, source, metadata FROM passages "
+                             "WHERE id >= ? AND id <= ? ORDER BY id", [lo, hi]).fetchall()
+        yield i, [Passage(id=r[0], title=r[1] or "", text=r[2] or "", source=r[3] or "",
+                          metadata=json.loads(r[4]) if r[4] else {}) for r in rows]
 
 
 def encoder_identity(encoder) -> dict[str, Any]:
