@@ -144,6 +144,8 @@ class KBPathRequest(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=NAME_RE.pattern)
     type: Literal[service.KB_TYPES]  # type: ignore[valid-type]
     paths: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(min_length=1, max_length=64)
+    embed: Literal[service.EMBED_MODELS] | None = Field(  # type: ignore[valid-type]
+        None, description="Also train a KB embedding (for /v1/kb/link-predict).")
 
 
 def _request_models(cfg: KiraConfig):
@@ -371,6 +373,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
                 "type": "object", "required": ["name", "type", "files"],
                 "properties": {"name": {"type": "string", "pattern": NAME_RE.pattern},
                                "type": {"type": "string", "enum": list(service.KB_TYPES)},
+                               "embed": {"type": "string", "enum": list(service.EMBED_MODELS)},
                                "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
         }}}
 
@@ -382,15 +385,16 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
         """Plug in a KB (upload or server-side path): validated, ingested, verbalized, indexed, swapped in."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         upload_dir: Path | None = None
+        embed: str | None = None
         if ctype == "multipart/form-data":
-            name, kb_type, paths, upload_dir = await _save_upload(request)
+            name, kb_type, paths, upload_dir, embed = await _save_upload(request)
         elif ctype == "application/json":
             try:
                 body = KBPathRequest.model_validate_json(await request.body())
             except ValidationError as e:
                 msg = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'body'}: {x['msg']}" for x in e.errors())
                 raise HTTPException(422, msg) from None
-            name, kb_type = body.name, body.type
+            name, kb_type, embed = body.name, body.type, body.embed
             try:
                 paths = [service.confine_path(p, sc.allowed_kb_dirs) for p in body.paths]
             except PermissionError as e:
@@ -409,17 +413,24 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
                 if upload_dir is not None:  # a rejected upload leaves nothing behind
                     shutil.rmtree(upload_dir, ignore_errors=True)
                 raise
+            extra = {}
+            if embed:
+                job.report(0.25, f"training {embed} embedding")
+                extra["embedding"] = workspace.embed_kb(name, embed)
             out = _reload_after(job, 0.4)
-            return {"kb": name, "report": report, **out}
+            return {"kb": name, "report": report, **extra, **out}
 
-        job = jobs.submit("add-kb", {"name": name, "type": kb_type, "paths": [str(p) for p in paths]},
+        job = jobs.submit("add-kb", {"name": name, "type": kb_type, "paths": [str(p) for p in paths],
+                                     "embed": embed},
                           _record(run))
         return _job_out(job)
 
-    async def _save_upload(request: Request) -> tuple[str, str, list[Path], Path]:
+    async def _save_upload(request: Request) -> tuple[str, str, list[Path], Path, str | None]:
         """Stream uploaded files into ``<workspace>/uploads/<id>/`` (the body limit caps their size)."""
         form = await request.form(max_files=64, max_fields=16)
-        name, kb_type = form.get("name"), form.get("type")
+        name, kb_type, embed = form.get("name"), form.get("type"), form.get("embed") or None
+        if embed is not None and embed not in service.EMBED_MODELS:
+            raise HTTPException(422, f"embed: must be one of {', '.join(service.EMBED_MODELS)}")
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise HTTPException(422, f"name: must match {NAME_RE.pattern}")
         if kb_type not in service.KB_TYPES:
@@ -442,7 +453,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
             shutil.rmtree(dest, ignore_errors=True)
             raise
         # directory-shaped sources (pykeen splits, WordNet) take the folder, file-shaped take files
-        return name, str(kb_type), ([dest] if kb_type in ("pykeen", "wordnet") else saved), dest
+        return name, str(kb_type), ([dest] if kb_type in ("pykeen", "wordnet") else saved), dest, embed
 
     @app.get("/v1/admin/knowledge-bases", dependencies=[Depends(require_admin)], tags=["admin"])
     async def list_kbs() -> dict[str, Any]:

@@ -29,6 +29,7 @@ SOURCES = ("text", "kb", "tables", "all")
 READERS = ("extractive", "fid")
 METHODS = ("bm25", "dense", "hybrid")
 KB_TYPES = ("tsv", "csv", "jsonl", "rdf", "wordnet", "pykeen")
+EMBED_MODELS = ("transe", "transh", "transd")
 
 
 class NotReady(KiraError):
@@ -282,6 +283,19 @@ class Workspace:
 
         return _jsonable(add_kb(self.store, name, source_type, [str(p) for p in paths]))
 
+    def embed_kb(self, name: str, model: str, epochs: int = 100) -> dict[str, Any]:
+        """Train a TransE/H/D embedding on the KB's train split → ``models/<kb>-<model>`` (link prediction)."""
+        from kira.kb.embeddings import KGEmbedder
+
+        train = list(self.store.iter_triples(name, split="train")) or list(self.store.iter_triples(name))
+        emb = KGEmbedder(model, epochs=epochs, device=self.cfg.device)
+        report = emb.fit(train, entities=[e.id for e in self.store.iter_entities(name)],
+                         relations=[r.id for r in self.store.list_relations(name)])
+        target = Path(self.cfg.models_dir) / f"{name}-{model}"
+        emb.save(target, extra={"kb": name})
+        return _jsonable({"artifact": target.name, "seconds": report.get("seconds"),
+                          "triples_per_s": report.get("triples_per_s")})
+
     def remove_kb(self, name: str) -> None:
         from kira.kb.plugin import remove_kb
 
@@ -312,19 +326,9 @@ def find_kb_model(models_dir: Path, kb: str) -> Path:
 
 
 def _load_kb_embedder(model_dir: Path):
-    """Load a KB embedding artifact by the type its ``kira.json`` declares."""
-    import json
+    from kira.kb.embeddings import load_embedder
 
-    kind = json.loads((model_dir / "kira.json").read_text()).get("type")
-    if kind == "kge":
-        from kira.kb.embeddings import KGEmbedder
-
-        return KGEmbedder.load(model_dir)
-    if kind == "kepler":
-        from kira.kb import kepler
-
-        return kepler.KEPLER.load(model_dir)
-    raise KiraError(f"{model_dir}: artifact type {kind!r} cannot rank tails")
+    return load_embedder(model_dir)
 
 
 # ---- paths a client may name --------------------------------------------------------------------

@@ -55,9 +55,13 @@ def test_plug_in_remove_and_bad_kb(served_ws):
 
         # 2. server-side path inside the allowed directory
         r = c.post("/v1/admin/knowledge-bases", headers=ADMIN,
-                   json={"name": "rivers", "type": "tsv", "paths": [str(kbs / "rivers_triples.tsv")]})
+                   json={"name": "rivers", "type": "tsv", "paths": [str(kbs / "rivers_triples.tsv")],
+                         "embed": "transe"})
         done = _wait(c, r.json())
         assert done["state"] == "succeeded", done
+        assert done["result"]["embedding"]["artifact"] == "rivers-transe"
+        lp = c.post("/v1/kb/link-predict", json={"kb": "rivers", "head": "Rhine", "relation": "flows_through", "k": 2})
+        assert lp.status_code == 200 and len(lp.json()["tails"]) == 2, lp.text
         v2 = done["result"]["index_version"]
         names = {k["name"] for k in c.get("/v1/admin/knowledge-bases", headers=ADMIN).json()["knowledge_bases"]}
         assert {"geo", "rivers"} <= names
