@@ -41,7 +41,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 FILENAME_RE = re.compile(r"[^A-Za-z0-9_.-]")
 
-EngineLoader = Callable[[KiraConfig, str | None], Any]
+EngineLoader = Callable[[KiraConfig], Any]
 
 
 @dataclass
@@ -211,7 +211,7 @@ def require_api_key(request: Request, key: str | None = Security(_api_key)) -> N
 # ---- the app ------------------------------------------------------------------------------------
 def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
                watch: bool = True) -> FastAPI:
-    """Build the app for a workspace. ``engine_loader(cfg, version)`` defaults to the QA pipeline."""
+    """Build the app for a workspace. ``engine_loader(cfg)`` defaults to the QA pipeline."""
     sc = cfg.serve
     loader = engine_loader or service.load_engine
     metrics = Metrics()
@@ -220,7 +220,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
     def on_swap(old: Snapshot | None, new: Snapshot) -> None:
         metrics.set_version(old.version if old else None, new.version)
 
-    holder = SnapshotHolder(lambda name: loader(cfg, name), probe_for(cfg.indexes_dir), on_swap)
+    holder = SnapshotHolder(lambda: loader(cfg), probe_for(cfg.indexes_dir), on_swap)
 
     def run_batch(key, payloads: list[tuple[Snapshot, str]]) -> list[dict[str, Any]]:
         _, k, sources, reader, method = key
@@ -352,9 +352,6 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
             raise KiraError(f"published {version} but could not load it: {holder.last_error}")
         return {"index_version": version}
 
-    def _job_out(job: Job) -> dict[str, Any]:
-        return job.to_dict()
-
     def _record(job_fn):
         def wrapped(job: Job):
             try:
@@ -423,7 +420,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
         job = jobs.submit("add-kb", {"name": name, "type": kb_type, "paths": [str(p) for p in paths],
                                      "embed": embed},
                           _record(run))
-        return _job_out(job)
+        return job.to_dict()
 
     async def _save_upload(request: Request) -> tuple[str, str, list[Path], Path, str | None]:
         """Stream uploaded files into ``<workspace>/uploads/<id>/`` (the body limit caps their size)."""
@@ -472,13 +469,13 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
             workspace.remove_kb(name)
             return {"kb": name, **_reload_after(job, 0.3)}
 
-        return _job_out(jobs.submit("remove-kb", {"name": name}, _record(run)))
+        return jobs.submit("remove-kb", {"name": name}, _record(run)).to_dict()
 
     @app.post("/v1/admin/reindex", status_code=202, response_model=JobOut,
               dependencies=[Depends(require_admin)], tags=["admin"])
     async def reindex() -> dict[str, Any]:
         """Rebuild the index from every store passage, publish it and swap it in."""
-        return _job_out(jobs.submit("reindex", {}, _record(lambda job: _reload_after(job, 0.05))))
+        return jobs.submit("reindex", {}, _record(lambda job: _reload_after(job, 0.05))).to_dict()
 
     @app.get("/v1/admin/jobs/{job_id}", response_model=JobOut, dependencies=[Depends(require_admin)],
              responses={404: {"model": Problem}}, tags=["admin"])
@@ -487,12 +484,12 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
         job = jobs.get(job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id!r}")
-        return _job_out(job)
+        return job.to_dict()
 
     @app.get("/v1/admin/jobs", response_model=list[JobOut], dependencies=[Depends(require_admin)],
              tags=["admin"])
     async def list_jobs() -> list[dict[str, Any]]:
-        return [_job_out(j) for j in jobs.list()]
+        return [j.to_dict() for j in jobs.list()]
 
     # ---- operations ----
     @app.get("/healthz", tags=["ops"])

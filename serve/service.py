@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,11 +50,10 @@ def detach_jvm() -> None:
 # ---- versions -----------------------------------------------------------------------------------
 def current_version_name(indexes_dir: Path) -> str | None:
     """The version ``indexes/current`` points at, read without loading anything (cheap, for watching)."""
-    link = Path(indexes_dir) / "current"
-    try:
-        return Path(os.readlink(link)).name
-    except OSError:
-        return None
+    from kira.index_build.versions import current_name
+
+    name = current_name(indexes_dir)
+    return Path(name).name if name else None
 
 
 def _jsonable(x: Any) -> Any:
@@ -91,37 +87,26 @@ def evidence_dict(ev: Any) -> dict[str, Any]:
 
 
 def answer_dict(result: Any, version: str) -> dict[str, Any]:
-    """Normalise a pipeline ``AskResult`` (or its dict) to the API's answer shape.
+    """A pipeline ``AskResult`` in the API's answer shape.
 
-    The evidence the answer rests on comes first; ``span`` points into its text and ``cells``
-    into its table, so the web page can highlight exactly what was read.
+    ``answer_evidence_id`` names the evidence the answer was read from: ``span`` points into its
+    text and ``cells`` into its table, so the web page highlights exactly what was read.
     """
-    d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    ans = d.get("answer")
-    if isinstance(ans, dict):  # AskResult(answer=Answer, evidence=..., timings=...)
-        a = ans
-    elif ans is None and "text" in d:  # a bare Answer
-        a = d
-    else:
-        a = {"text": ans, "score": d.get("score"), "span": d.get("span"), "cells": d.get("cells"),
-             "no_answer": d.get("no_answer", False), "reader": d.get("reader", ""),
-             "aggregation": d.get("aggregation")}
-    evidence = d.get("evidence")
-    if evidence is None:
-        evidence = a.get("evidence") or []
-    answer_evidence = a.get("evidence") or []
-    text = a.get("text")
+    d = result.to_dict()
+    a = d.get("answer") or {}
+    read_from = a.get("evidence") or []
+    text = a.get("text") or None
     return _jsonable({
-        "answer": text if text not in ("",) else None,
-        "score": a.get("score"),
-        "no_answer": bool(a.get("no_answer")) or text in (None, ""),
+        "answer": text,
+        "score": d.get("score"),
+        "no_answer": bool(d.get("no_answer")) or text is None,
         "span": a.get("span"),
         "cells": a.get("cells"),
         "aggregation": a.get("aggregation"),
-        "reader": a.get("reader") or d.get("reader") or "",
-        "retriever": a.get("retriever") or d.get("retriever") or "",
-        "answer_evidence_id": (evidence_dict(answer_evidence[0])["id"] if answer_evidence else None),
-        "evidence": [evidence_dict(e) for e in evidence],
+        "reader": d.get("reader") or a.get("reader") or "",
+        "retriever": d.get("retriever") or a.get("retriever") or "",
+        "answer_evidence_id": read_from[0]["id"] if read_from else None,
+        "evidence": [evidence_dict(e) for e in d.get("evidence") or []],
         "timings": {str(k): float(v) for k, v in (d.get("timings") or {}).items()
                     if k != "batch" and isinstance(v, int | float) and math.isfinite(v)},
         "index_version": version,
@@ -140,8 +125,6 @@ class Engine:
     def ask_batch(self, questions: list[str], k: int, sources: str, reader: str,
                   method: str | None) -> list[dict[str, Any]]:
         """Answer many questions in one call so encoders and readers see a batch."""
-        if self.pipeline is None:
-            raise KiraError("question answering is unavailable: kira.pipeline is not installed")
         results = self.pipeline.ask_batch(questions, k=k, sources=sources, reader=reader, method=method)
         return [answer_dict(r, self.version) for r in results]
 
@@ -158,55 +141,27 @@ class Engine:
         for retriever in self.retrievers.values():
             with contextlib.suppress(Exception):
                 retriever.search("warm up", k=1)
-        if self.pipeline is not None:
-            with contextlib.suppress(Exception):  # no reader configured: /v1/ask will say so
-                self.pipeline.ask_batch(["warm up"], k=1, sources="text", reader="extractive", method=None)
-
-    def close(self) -> None:
-        for obj in [self.pipeline, *self.retrievers.values()]:
-            close = getattr(obj, "close", None)
-            if callable(close):
-                with contextlib.suppress(Exception):  # closing an old snapshot must never break serving
-                    close()
+        with contextlib.suppress(Exception):  # no reader configured: /v1/ask will say so
+            self.pipeline.ask_batch(["warm up"], k=1, sources="text", reader="extractive", method=None)
 
 
-def load_engine(cfg: KiraConfig, version_name: str | None = None) -> Engine:
-    """Load the pipeline for the current (or a named) index version; raises NotReady when none exists."""
+def load_engine(cfg: KiraConfig) -> Engine:
+    """The QA pipeline over the version current now, warmed up; NotReady when none is published.
+
+    Old engines are never closed explicitly: requests in flight may still hold them, and they are
+    freed when the last reference goes.
+    """
     from kira.index_build import versions as V
+    from kira.pipeline import QAPipeline
 
     try:
         version = V.current_version(cfg.indexes_dir)
-    except Exception as e:  # no current version yet: the server is up but not ready
-        raise NotReady(f"no index version published under {cfg.indexes_dir}: {e}") from e
-    if version_name and Path(version.path).name != version_name:
-        # `current` moved between the caller reading it and us loading it: load what is current now.
-        version_name = Path(version.path).name
-    try:
-        from kira.pipeline import QAPipeline
-    except ModuleNotFoundError as e:  # retrieval-only server: /v1/search works, /v1/ask says why not
-        if e.name != "kira.pipeline":
-            raise
-        pipe = None
-    else:
-        pipe = _pipeline_for(QAPipeline, cfg, version)
-    retrievers = getattr(pipe, "retrievers", None)
-    if not isinstance(retrievers, dict) or not retrievers:
-        from kira.retriever import open_retrievers
-
-        retrievers = open_retrievers(version, cfg)
-    engine = Engine(version=Path(version.path).name, pipeline=pipe, retrievers=dict(retrievers))
+    except KiraError as e:  # no current version yet: the server is up but not ready
+        raise NotReady(str(e)) from e
+    pipe = QAPipeline.from_config(cfg, version=version)
+    engine = Engine(version=version.name, pipeline=pipe, retrievers=dict(pipe.retrievers))
     engine.warm_up()
     return engine
-
-
-def _pipeline_for(cls, cfg: KiraConfig, version):
-    """The pipeline bound to exactly ``version`` when the pipeline supports it, else to current."""
-    import inspect
-
-    params = inspect.signature(cls.from_config).parameters
-    if "version" in params:
-        return cls.from_config(cfg, version=version)
-    return cls.from_config(cfg)
 
 
 # ---- store-backed operations --------------------------------------------------------------------
@@ -352,8 +307,3 @@ def confine_path(path: str, allowed_dirs: list[str]) -> Path:
     raise PermissionError(f"{path}: outside the allowed directories")
 
 
-def now() -> float:
-    return time.time()
-
-
-ProgressFn = Callable[[float, str], None]

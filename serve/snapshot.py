@@ -33,11 +33,11 @@ class Snapshot:
 class SnapshotHolder:
     """Holds the current snapshot; ``reload()`` builds the next one and swaps it in.
 
-    ``loader(version_name | None) -> engine`` loads an engine (with a ``version`` attribute);
-    ``version_probe() -> str | None`` tells cheaply which version is current on disk.
+    ``loader() -> engine`` loads the version current on disk (an engine with a ``version``
+    attribute); ``version_probe() -> str | None`` tells cheaply which version that is.
     """
 
-    def __init__(self, loader: Callable[[str | None], Any], version_probe: Callable[[], str | None],
+    def __init__(self, loader: Callable[[], Any], version_probe: Callable[[], str | None],
                  on_swap: Callable[[Snapshot | None, Snapshot], None] | None = None):
         self._loader = loader
         self._probe = version_probe
@@ -71,7 +71,7 @@ class SnapshotHolder:
                 self.last_error = "no index version published yet"
                 return None
             try:
-                engine = self._loader(on_disk)
+                engine = self._loader()
             except NotReady as e:
                 self.last_error = str(e)
                 return old

@@ -272,7 +272,8 @@ def test_snapshot_holder_swaps_atomically_and_survives_a_bad_version():
     on_disk = {"v": None}
     loads: list[str] = []
 
-    def loader(name):
+    def loader():
+        name = on_disk["v"]
         if name == "v0003":
             raise RuntimeError("corrupt FAISS file")
         loads.append(name)
