@@ -172,6 +172,7 @@ class Workspace:
         self.cfg = cfg
         self._store = None
         self._lock = threading.Lock()
+        self._kb_models: dict[tuple[Path, int], Any] = {}
 
     @property
     def store(self):
@@ -206,13 +207,27 @@ class Workspace:
     def link_predict(self, kb: str, head: str, relation: str, k: int) -> dict[str, Any]:
         """Rank tails for (head, relation, ?) with the KB's trained embedding artifact."""
         model_dir = find_kb_model(self.cfg.models_dir, kb)
-        model = _load_kb_embedder(model_dir)
+        model = self._kb_model(model_dir)
         head_id = self._entity_id(kb, head)
         rel_id = self._relation_id(kb, relation)
         ranked = model.rank_tails(head_id, rel_id, k=k)
         names = {e.id: e.name for e in self.store.get_entities(kb, [t for t, _ in ranked])}
         return {"kb": kb, "model": model_dir.name, "head": head_id, "relation": rel_id,
                 "tails": [{"id": t, "name": names.get(t, t), "score": _jsonable(float(s))} for t, s in ranked]}
+
+    def _kb_model(self, model_dir: Path):
+        """Load an embedding artifact once per (directory, mtime): retraining replaces it."""
+        from kira.kb.embeddings import load_embedder
+
+        key = (model_dir, (model_dir / "kira.json").stat().st_mtime_ns)
+        with self._lock:
+            model = self._kb_models.get(key)
+        if model is None:
+            model = load_embedder(model_dir)
+            with self._lock:
+                self._kb_models = {k: v for k, v in self._kb_models.items() if k[0] != model_dir}
+                self._kb_models[key] = model
+        return model
 
     def _entity_id(self, kb: str, text: str) -> str:
         if self.store.get_entities(kb, [text]):
@@ -254,36 +269,23 @@ class Workspace:
     def remove_kb(self, name: str) -> None:
         from kira.kb.plugin import remove_kb
 
-        if not self.has_kb(name):
-            raise NotFound(f"no knowledge base named {name!r}")
         remove_kb(self.store, name, models_dir=self.cfg.models_dir)
 
     def build_and_publish(self) -> str:
         """Build a new index version from every store passage and publish it; returns its name."""
-        from kira.index_build import versions as V
         from kira.index_build.build import build_index
 
-        version = build_index(self.cfg, self.store, progress=False)
-        if current_version_name(self.cfg.indexes_dir) != Path(version.path).name:
-            V.publish(self.cfg.indexes_dir, version)
-        return Path(version.path).name
+        return build_index(self.cfg, self.store, progress=False).name  # verified and published by the build
 
 
 def find_kb_model(models_dir: Path, kb: str) -> Path:
-    """The newest embedding artifact for a KB: ``models/<kb>-<model>`` (or ``<model>-<kb>``)."""
-    root = Path(models_dir)
-    candidates = [p for p in [*root.glob(f"{kb}-*"), *root.glob(f"*-{kb}")]
-                  if p.is_dir() and (p / "kira.json").exists()]
+    """The newest embedding artifact for a KB: ``models/<kb>-<model>`` as ``kira kb embed`` saves it."""
+    candidates = [p for p in Path(models_dir).glob(f"{kb}-*")
+                  if p.name[len(kb) + 1:] in (*EMBED_MODELS, "kepler") and (p / "kira.json").exists()]
     if not candidates:
         raise NotFound(f"no trained embedding for knowledge base {kb!r} under {models_dir} "
                        f"(train one with `kira kb embed --kb {kb}`)")
     return max(candidates, key=lambda p: p.stat().st_mtime)
-
-
-def _load_kb_embedder(model_dir: Path):
-    from kira.kb.embeddings import load_embedder
-
-    return load_embedder(model_dir)
 
 
 # ---- paths a client may name --------------------------------------------------------------------

@@ -43,8 +43,7 @@ class SnapshotHolder:
         self._probe = version_probe
         self._on_swap = on_swap
         self._current: Snapshot | None = None
-        self._swap_lock = threading.Lock()  # guards the reference swap
-        self._load_lock = threading.Lock()  # one load at a time (job worker vs watcher)
+        self._load_lock = threading.Lock()  # one load + swap at a time (job worker vs watcher)
         self.last_error: str | None = None
         self.swaps = 0
         self._stop = threading.Event()
@@ -80,9 +79,8 @@ class SnapshotHolder:
                 log.exception("snapshot load failed")
                 return old
             new = Snapshot(version=str(engine.version), engine=engine)
-            with self._swap_lock:
-                self._current = new
-                self.swaps += 1
+            self._current = new  # the swap: one reference assignment, atomic for readers
+            self.swaps += 1
             self.last_error = None
             if self._on_swap:
                 self._on_swap(old, new)
