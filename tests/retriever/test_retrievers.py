@@ -110,3 +110,31 @@ def test_query_encoder_dimension_mismatch_is_a_clear_error(tiny_index):
     _, version = tiny_index
     with pytest.raises(IndexError_, match="32-d vectors but the FAISS index holds 384-d"):
         DenseRetriever(version, query_encoder="tiny-bert")
+
+
+@pytest.mark.parametrize("method", ["bm25", "dense", "hybrid"])
+def test_search_cli_json(tiny_index, method):
+    import json
+
+    from typer.testing import CliRunner
+
+    from kira.retriever.cli import app
+
+    _, version = tiny_index
+    res = CliRunner().invoke(app, ["search", "river through Vienna and Budapest", "--index",
+                                   str(version.path.parent.parent), "--method", method, "--k", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["method"] == method and out["version"] == version.name
+    assert len(out["hits"]) == 2 and out["hits"][0]["id"] == "tiny-2"
+    assert out["hits"][0]["retriever"] == method
+
+
+def test_search_cli_rejects_unknown_method(tiny_index):
+    from typer.testing import CliRunner
+
+    from kira.retriever.cli import app
+
+    _, version = tiny_index
+    res = CliRunner().invoke(app, ["search", "x", "--index", str(version.path), "--method", "splade"])
+    assert res.exit_code == 2 and "--method" in res.output
