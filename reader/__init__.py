@@ -1,1 +1,11 @@
-"""kira.reader"""
+"""kira.reader: turning retrieved evidence into answers.
+
+* ``extractive`` — DPR-style reader: passage relevance (softmax over the k passages) x span
+  probability, stride windows, exact character offsets; any extractive-QA checkpoint or kira's own.
+* ``fid`` — Fusion-in-Decoder over T5 / BART / BERT2BERT: passages encoded independently (in
+  chunks), concatenated, one decoder reads them all; own greedy/beam search.
+* ``train`` — distant supervision from kira's retriever, or given contexts; calibrated no-answer.
+* ``questions`` — synthetic QA from KB triples (templates) and text (cloze), held out by subject.
+* ``evaluate`` — SQuAD EM/F1 with retrieval top-k and answer-free baselines.
+* ``defaults`` — the workspace's default readers (trained once, cached under ``models/``).
+"""

@@ -154,8 +154,9 @@ def _freeze_input_embeddings(model: torch.nn.Module) -> None:
 
 def _loop(model: torch.nn.Module, batches: list, loss_fn: Callable[[Any], torch.Tensor], opts: TrainOptions,
           lr: float, result: TrainResult) -> None:
-    from kira.plm.device import autocast
+    from kira.plm.device import autocast, set_threads
 
+    set_threads()  # KIRA_THREADS=1 helps a lot on an oversubscribed machine
     set_seed(opts.seed)
     device = next(model.parameters()).device
     total = len(batches) * opts.epochs

@@ -108,7 +108,7 @@ def test_scores_aggregate_across_passages_with_the_same_normalised_string():
 
 def test_training_reduces_loss_and_artifact_round_trips(tmp_path):
     torch.manual_seed(0)
-    reader = ExtractiveReader.from_base("tiny-bert", device="cpu", max_length=64)
+    reader = ExtractiveReader.from_base("tiny-bert", device="cpu", max_length=40)
     examples = [ReaderExample(question=f"What is {s} a kind of?",
                               passages=[(s, f"{s}, hypernym: {h}. {s} is a kind of {h}."),
                                         ("Other", "Nothing relevant is written here at all.")],
@@ -130,7 +130,7 @@ def test_training_reduces_loss_and_artifact_round_trips(tmp_path):
     reader.calibration = fit_no_answer([0.9, 0.8, 0.7, 0.2, 0.1, 0.05] * 3, [True, True, False, True, False, False] * 3)
     out = reader.save(tmp_path / "reader")
     again = ExtractiveReader.load(str(out), device="cpu")
-    assert again.model.has_relevance and again.max_length == 64
+    assert again.model.has_relevance and again.max_length == 40
     assert again.calibration is not None and abs(again.threshold - reader.threshold) < 1e-9
     evs = [Evidence(id="a", title="dog", text="dog, hypernym: canine. dog is a kind of canine.", score=1.0)]
     a1, a2 = reader.read("What is dog a kind of?", evs, allow_no_answer=False), again.read(
