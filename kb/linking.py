@@ -253,5 +253,9 @@ class KBFactRetriever:
                 )
         return sorted(out.values(), key=lambda e: (-e.score, e.id))[:k]
 
+    def batch_search(self, queries: Sequence[str], k: int = 10) -> list[list[Evidence]]:
+        """Per-query results (linking is dictionary lookups; the encoder batches itself)."""
+        return [self.search(q, k) for q in queries]
+
     def close(self) -> None:
         pass
