@@ -59,6 +59,7 @@ def train(
     max_length: Annotated[int, typer.Option(help="Tokens per passage window.")] = 192,
     max_questions: Annotated[int | None, typer.Option(help="Train on at most this many questions.")] = None,
     max_seconds: Annotated[float | None, typer.Option(help="Stop training after this wall time.")] = None,
+    calibrate_seconds: Annotated[float | None, typer.Option(help="Cap on no-answer calibration time.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Train a reader: retrieved passages with distant supervision, or the records' given contexts."""
@@ -82,7 +83,7 @@ def train(
         out = str(cfg.models_dir / f"reader-{kind}")
     opts = TrainOptions(kind=kind, base=base, epochs=epochs, lr=lr, batch_size=batch_size, n_passages=k,
                         max_length=max_length, max_questions=max_questions, max_seconds=max_seconds,
-                        log=None if as_json else (lambda m: typer.echo(m, err=True)))
+                        calibrate_seconds=calibrate_seconds, log=None if as_json else (lambda m: typer.echo(m, err=True)))
     res = train_reader(records, opts, retriever=retriever, out=out, extra={"questions": str(questions)})
     summary = res.summary()
     if as_json:

@@ -13,7 +13,11 @@ place, so an interrupted run never leaves a half-written reader that would be ta
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +29,28 @@ def _ready(d: Path) -> bool:
     return (d / "kira.json").exists()
 
 
+def _train_subprocess(questions: Path, kind: str, out: Path, base: str, k: int, max_length: int, lr: float,
+                      max_seconds: float, n_questions: int) -> dict[str, Any]:
+    """Train in a fresh interpreter on passages retrieved beforehand.
+
+    WHY a subprocess: retrieval runs Lucene in an in-process JVM, and oneDNN's CPU kernels
+    (AMX/bf16) have crashed with SIGSEGV in a process hosting that JVM; a clean interpreter holds
+    torch alone (and returns all training memory when it exits).
+    """
+    cmd = [sys.executable, "-m", "kira.reader", "train", "--questions", str(questions), "--kind", kind,
+           "--base", base, "--out", str(out), "--k", str(k), "--max-length", str(max_length), "--lr", str(lr),
+           "--batch-size", "4", "--max-seconds", str(max_seconds), "--max-questions", str(n_questions),
+           "--calibrate-seconds", str(max_seconds / 5), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if proc.returncode != 0:
+        raise KiraError(f"training the default {kind} reader failed (exit {proc.returncode}): "
+                        f"{proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout[proc.stdout.index("{"):])
+
+
 def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int = 3000,
                            extractive_seconds: float = 300, fid_seconds: float = 360, force: bool = False,
-                           kinds: tuple[str, ...] = ("extractive", "fid"),
+                           kinds: tuple[str, ...] = ("extractive", "fid"), bases: dict[str, str] | None = None,
                            log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Paths of the workspace's default readers, training the missing ones first."""
     from kira.pipeline import default_reader_dir
@@ -38,7 +61,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     if not todo:
         return info
     from kira.reader.questions import questions_from_kb, write_questions
-    from kira.reader.train import TrainOptions, train_reader
+    from kira.reader.train import attach_passages
     from kira.retriever import open_retrievers, resolve_version
 
     kbs = store.list_kbs()
@@ -53,29 +76,33 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     info["questions"] = str(data_dir / f"{kb}-questions.jsonl")
     version = resolve_version(cfg.indexes_dir)
     retriever = open_retrievers(version, cfg)["bm25"]  # lexical: fast on CPU, good for entity names
+    train_recs = [r for r in records if r.get("split") != "heldout"]
+    evidences = attach_passages(train_recs, retriever, k=10)
+    ctx_file = data_dir / f"{kb}-train-contexts.jsonl"
+    write_questions([{**r, "contexts": [{"id": e.id, "title": e.title, "text": e.text} for e in evs]}
+                     for r, evs in zip(train_recs, evidences, strict=True)], ctx_file)
+    close = getattr(retriever, "close", None)
+    if callable(close):
+        close()
     plans = {
-        "extractive": TrainOptions(kind="extractive", base="minilm-l6", n_passages=3, max_length=128, batch_size=4,
-                                   lr=5e-5, max_questions=n_questions, max_seconds=extractive_seconds,
-                                   retrieve_k=10, device=cfg.device, bf16=cfg.bf16,
-                                   calibrate_seconds=extractive_seconds / 5, log=log),
-        "fid": TrainOptions(kind="fid", base="bert2bert:minilm-l6", n_passages=5, max_length=96, batch_size=4,
-                            lr=1e-4, max_questions=n_questions, max_seconds=fid_seconds, device=cfg.device,
-                            bf16=cfg.bf16, calibrate_seconds=fid_seconds / 5, log=log),
+        "extractive": dict(base="minilm-l6", k=3, max_length=128, lr=5e-5, max_seconds=extractive_seconds),
+        "fid": dict(base="bert2bert:minilm-l6", k=5, max_length=96, lr=1e-4, max_seconds=fid_seconds),
     }
+    for kind, spec in (bases or {}).items():
+        plans[kind]["base"] = spec
     info["summaries"] = {}
     for kind in todo:
         final = dirs[kind]
         tmp = final.with_name(final.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
+        p = plans[kind]
         if log:
-            log(f"training default {kind} reader on {len(records)} synthetic {kb} questions (budget "
-                f"{plans[kind].max_seconds:.0f}s) …")
-        res = train_reader(records, plans[kind], retriever=retriever, out=tmp,
-                           extra={"default_reader": True, "kb": kb, "index_version": version.name,
-                                  "synthetic_training_data": True})
+            log(f"training default {kind} reader on {len(train_recs)} synthetic {kb} questions (budget "
+                f"{p['max_seconds']:.0f}s) …")
+        summary = _train_subprocess(ctx_file, kind, tmp, n_questions=n_questions, **p)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        info["summaries"][kind] = res.summary() | {"path": str(final)}
+        info["summaries"][kind] = summary | {"path": str(final)}
         if log:
-            log(f"{kind} reader: {res.steps} steps in {res.seconds:.0f}s → {final}")
+            log(f"{kind} reader: {summary['steps']} steps in {summary['seconds']:.0f}s → {final}")
     return info

@@ -122,3 +122,24 @@ def test_eval_qa_json(ws):
     assert set(d["baselines"]) == {"most_frequent_entity", "top1_title"}
     # the answer-free entity baseline reads the hypernym off the top passage; the title never answers
     assert d["baselines"]["most_frequent_entity"]["em"] > 0.5 and d["baselines"]["top1_title"]["em"] == 0.0
+
+
+def test_ensure_default_readers_trains_once_then_caches(ws):
+    """Runs last: retrains the workspace's readers (tiny bases, seconds of budget) in subprocesses."""
+    from kira.kb.store import DuckDBStore
+    from kira.reader.defaults import ensure_default_readers
+
+    cfg = ws["cfg"]
+    store = DuckDBStore(cfg.store_path)
+    try:
+        info = ensure_default_readers(cfg, store, kb="toy", n_questions=20, extractive_seconds=3, fid_seconds=3,
+                                      force=True, bases={"extractive": "tiny-bert", "fid": "tiny-t5"}, log=None)
+        assert info["trained"] == ["extractive", "fid"]
+        for kind in ("extractive", "fid"):
+            saved = json.loads((cfg.models_dir / f"reader-{kind}" / "kira.json").read_text())
+            assert saved["base"] in ("tiny-bert", "tiny-t5") and info["summaries"][kind]["steps"] >= 1
+            assert not (cfg.models_dir / f"reader-{kind}.partial").exists()
+        again = ensure_default_readers(cfg, store, kb="toy", log=None)
+        assert again["trained"] == []
+    finally:
+        store.close()
