@@ -141,8 +141,8 @@ def defaults(
     workspace: WorkspaceOpt = None,
     kb: Annotated[str | None, typer.Option(help="KB to generate training questions from.")] = None,
     n_questions: int = 3000,
-    extractive_seconds: float = 300,
-    fid_seconds: float = 360,
+    extractive_seconds: float = 270,
+    fid_seconds: float = 330,
     force: bool = False,
 ) -> None:
     """Train (once) the workspace's default extractive and FiD readers; cached afterwards."""

@@ -49,7 +49,7 @@ def _train_subprocess(questions: Path, kind: str, out: Path, base: str, k: int, 
 
 
 def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int = 3000,
-                           extractive_seconds: float = 300, fid_seconds: float = 360, force: bool = False,
+                           extractive_seconds: float = 270, fid_seconds: float = 330, force: bool = False,
                            kinds: tuple[str, ...] = ("extractive", "fid"), bases: dict[str, str] | None = None,
                            log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Paths of the workspace's default readers, training the missing ones first."""
