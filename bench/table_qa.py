@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-columns", type=int, default=3)
     ap.add_argument("--heldout-fraction", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=1e-4, help="BERT body learning rate")
+    ap.add_argument("--head-lr", type=float, default=1e-3, help="table embeddings and heads")
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                    help="bf16 autocast while training")
     ap.add_argument("--record", default=None, help="write figures to this YAML (bench/regressions/table_qa.yaml)")
     args = ap.parse_args(argv)
 
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = TableQAModel.load(args.base, max_length=args.max_length, snapshot_rows=args.max_rows,
                               layers=args.layers)
     stats = train_table_qa(model, train_q, tables, steps=args.steps, batch_size=args.batch_size,
-                           seed=args.seed, max_seconds=args.max_seconds, log=lambda s: print(s, flush=True))
+                           lr=args.lr, head_lr=args.head_lr, bf16=args.bf16, seed=args.seed, max_seconds=args.max_seconds, log=lambda s: print(s, flush=True))
     out_dir = model.save(ws / "models" / "table-qa", {"trained_on": train_names, "steps": stats.steps})
     t1 = time.perf_counter()
     rows = [json.loads(q.to_json()) for q in test_q]
@@ -94,7 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
         "tables": len(catalog), "heldout_tables": test_names,
         "train_questions": len(train_q), "trained_examples": stats.examples, "steps": stats.steps, "planned_steps": args.steps,
         "layers": args.layers,
-        "batch_size": args.batch_size, "max_length": args.max_length,
+        "batch_size": args.batch_size, "max_length": args.max_length, "lr": args.lr, "head_lr": args.head_lr,
+        "bf16": args.bf16,
         "train_seconds": round(stats.seconds), "eval_seconds": round(eval_s), "final_loss": round(stats.final_loss, 3),
         "heldout_questions": result["n"],
         "heldout_templates": dict(Counter(q.template for q in test_q)),
