@@ -61,12 +61,15 @@ def _run(fn, as_json: bool):
         raise typer.Exit(2) from None
 
 
-def _open(index: str | None):
+def _open(index: str | None, read_only: bool = False):
     from kira.config import load_config
+    from kira.errors import KiraError
     from kira.kb.store import DuckDBStore
 
     cfg = load_config(index)
-    return cfg, DuckDBStore(cfg.store_path)
+    if read_only and not cfg.store_path.exists():
+        raise KiraError(f"no store at {cfg.store_path}: run `kira index build --index {cfg.workspace} --source ...`")
+    return cfg, DuckDBStore(cfg.store_path, read_only=read_only)
 
 
 def _fingerprint(p) -> str:
@@ -152,7 +155,7 @@ def verify(index: IndexOpt = None,
         from kira.index_build.build import verify_version
         from kira.index_build.versions import IndexVersion, current_version
 
-        cfg, store = _open(index)
+        cfg, store = _open(index, read_only=True)
         try:
             v = IndexVersion.open(cfg.indexes_dir / version) if version else current_version(cfg.indexes_dir)
             report = verify_version(v, expected=store.count_passages())
