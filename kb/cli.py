@@ -163,9 +163,9 @@ def embed(
     kb: Annotated[str, typer.Option("--kb", help="KB name.")],
     model: Annotated[str, typer.Option(help="transe | transh | transd | kepler")] = "transe",
     dim: Annotated[int, typer.Option(help="Embedding width (TransE/H/D).")] = 50,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 100,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default 100 TransE/H/D, 1 KEPLER).")] = None,
     batch_size: Annotated[int, typer.Option(help="Positive triples per batch.")] = 256,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.01,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default 0.01; KEPLER 1e-4, 1e-2 for tiny encoders).")] = None,
     margin: Annotated[float, typer.Option(help="Margin of the ranking loss.")] = 1.0,
     p_norm: Annotated[int | None, typer.Option(help="1 or 2 (default: 1 TransE, 2 TransH/TransD).")] = None,
     negs: Annotated[int, typer.Option(help="Negatives per positive.")] = 1,
@@ -194,13 +194,14 @@ def embed(
             if model == "kepler":
                 from kira.kb.kepler import Kepler
 
-                emb = Kepler(encoder=encoder, margin=margin, lr=lr, epochs=epochs, batch_size=min(batch_size, 64),
+                k_lr = lr or (1e-2 if encoder.startswith("tiny-") else 1e-4)
+                emb = Kepler(encoder=encoder, margin=margin, lr=k_lr, epochs=epochs or 1, batch_size=min(batch_size, 32),
                              seed=seed, device=device)
                 report = emb.fit(train, entities=entities, relations=relations)
             else:
                 from kira.kb.embeddings import KGEmbedder
 
-                emb = KGEmbedder(model, dim=dim, epochs=epochs, batch_size=batch_size, lr=lr, margin=margin,
+                emb = KGEmbedder(model, dim=dim, epochs=epochs or 100, batch_size=batch_size, lr=lr or 0.01, margin=margin,
                                  p_norm=p_norm, num_negs=negs, seed=seed, device=device)
                 report = emb.fit(train, entities=[e.id for e in entities], relations=relations)
             res = evaluate_embedder(emb, test, all_triples) if test else None
