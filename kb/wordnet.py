@@ -201,8 +201,12 @@ class WordNetSource:
                  relations: tuple[str, ...] | None = None, **_: object):
         self.name = name
         self.dir = Path(paths[0]) if paths else Path(DEFAULT_WORDNET_DIR)
-        self.pos = pos
-        self.relations = relations
+        # CLI options arrive as strings ("n" or "n,v"); accept those as well as tuples
+        self.pos = tuple(pos.split(",")) if isinstance(pos, str) else tuple(pos)
+        self.relations = tuple(relations.split(",")) if isinstance(relations, str) else relations
+        bad = [r for r in self.relations or () if r not in RELATION_NAMES]
+        if bad or any(p not in DATA_FILES for p in self.pos):
+            raise IngestError(str(self.dir), None, "options", f"unknown pos/pointer symbols: {bad or self.pos}")
         self.checksum_paths = [str(self.dir / DATA_FILES[p]) for p in pos]
 
     def iter_records(self) -> Iterator[Entity | Relation | Triple]:
