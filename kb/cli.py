@@ -68,6 +68,8 @@ def _rebuild_index(cfg, store) -> str | None:
         print("kira: note: kira.index_build is not available; index not rebuilt", file=sys.stderr)
         return None
     if store.count_passages() == 0:
+        print("kira: note: the store holds no passages, so no new index version was built "
+              "(an existing indexes/current still serves the old passages)", file=sys.stderr)
         return None
     version = build_index(cfg, store, progress=False)
     return Path(version.path).name
