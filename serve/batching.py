@@ -62,7 +62,8 @@ class MicroBatcher:
                 await self._task
             self._task = None
         self._executor.submit(detach_jvm)  # the worker thread may have searched Lucene
-        self._executor.shutdown(wait=False, cancel_futures=False)
+        # wait for the batch in progress: exiting while torch runs on that thread can crash the process
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run other model work (search) on the same worker thread, so it never competes for cores."""
