@@ -114,14 +114,17 @@ def build_version(workdir: Path, passages: list[Passage]):
     return IndexVersion.open(v)
 
 
-def best_of(fn, reps: int) -> float:
-    """Fastest of ``reps`` runs (seconds): the least disturbed by other load on a shared machine."""
-    times = []
+def interleaved(fns: dict, reps: int) -> dict[str, float]:
+    """Fastest of ``reps`` runs (seconds) per function, the functions alternating within each round
+    so that load drifting on a shared machine hits every side alike; the minimum is the run least
+    disturbed by other processes."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: min(ts) for name, ts in times.items()}
 
 
 def bench_dense(version, nq: int, k: int, batch: int, reps: int, threads: int) -> dict:
@@ -150,8 +153,10 @@ def bench_dense(version, nq: int, k: int, batch: int, reps: int, threads: int) -
 
     raw()
     kira_warm()  # JIT/mmap warm-up for both engines
-    t_raw, t_cold = best_of(raw, reps), best_of(kira_cold, reps)
-    t_warm = best_of(kira_warm, reps)
+    t = interleaved({"raw": raw, "cold": kira_cold}, reps)
+    t_raw, t_cold = t["raw"], t["cold"]
+    kira_warm()
+    t_warm = interleaved({"warm": kira_warm}, reps)["warm"]
     hits = dense.search_vectors(q[:1], k)[0]
     assert len(hits) == k and hits[0].text, "dense retriever returned no text"
     return {"k": k, "queries": nq, "batch": batch, "faiss_qps": nq / t_raw, "kira_qps_cold_cache": nq / t_cold,
@@ -180,7 +185,8 @@ def bench_bm25(version, passages: list[Passage], queries: list[str], k: int, rep
 
     for f in (pyserini_bare, kira_batch):
         f()
-    t_bare, t_read, t_kira = best_of(pyserini_bare, reps), best_of(pyserini_read, reps), best_of(kira_batch, reps)
+    t = interleaved({"bare": pyserini_bare, "read": pyserini_read, "kira": kira_batch}, reps)
+    t_bare, t_read, t_kira = t["bare"], t["read"], t["kira"]
     # same engine, same answers
     ours = kira_batch()
     ref = pyserini_bare()
@@ -205,7 +211,7 @@ def bench_bm25(version, passages: list[Passage], queries: list[str], k: int, rep
                     for dr, sr in zip(docs, scores, strict=True)]
 
         run_bm25s()
-        t_b = best_of(run_bm25s, reps)
+        t_b = interleaved({"bm25s": run_bm25s}, reps)["bm25s"]
         out.update({"bm25s_qps": nq / t_b, "ratio_vs_bm25s": t_b / t_kira})
     return out
 
@@ -220,7 +226,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-bm25s", action="store_true")
     ap.add_argument("--workdir", default="/tmp/kira-bench-retrieval")
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--json", action="store_true", help="print one JSON object (last stdout line: "
+                    "Lucene's indexer logs to stdout while a first run builds the index)")
+    ap.add_argument("--out", help="also write the JSON result to this file")
     a = ap.parse_args(argv)
     os.environ.setdefault("KIRA_THREADS", str(a.threads))
     t0 = time.perf_counter()
@@ -230,8 +238,12 @@ def main(argv: list[str] | None = None) -> dict:
     res: dict = {"n": len(passages), "corpus": passages[0].source, "threads": a.threads, "dense": [], "bm25": []}
     for k in a.k:
         res["dense"].append(bench_dense(version, a.queries, k, a.batch, a.reps, a.threads))
+        print(f"# {json.dumps(res['dense'][-1])}", file=sys.stderr, flush=True)
         res["bm25"].append(bench_bm25(version, passages, queries, k, a.reps, a.threads, not a.no_bm25s))
+        print(f"# {json.dumps(res['bm25'][-1])}", file=sys.stderr, flush=True)
     res["total_s"] = time.perf_counter() - t0
+    if a.out:
+        Path(a.out).write_text(json.dumps(res, indent=1))
     if a.json:
         print(json.dumps(res))
         return res

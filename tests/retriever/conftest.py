@@ -30,7 +30,7 @@ def tiny_passages_list() -> list[Passage]:
             for i, (t, x) in enumerate(tiny_corpus())]
 
 
-def build_workspace(ws: Path, passages: list[Passage], encoder: str = "minilm-l6"):
+def build_workspace(ws: Path, passages: list[Passage], encoder: str = "minilm-l6", dense: bool = True):
     """Store + built, published index version in workspace ``ws``."""
     from kira.index_build.build import build_index
 
@@ -41,7 +41,7 @@ def build_workspace(ws: Path, passages: list[Passage], encoder: str = "minilm-l6
         with store.transaction():
             store.register_source("tiny", "test", n_records=len(passages))
             store.add_passages(passages)
-        version = build_index(cfg, store, encoder_spec=encoder, progress=False)
+        version = build_index(cfg, store, encoder_spec=encoder, progress=False, dense=dense)
     finally:
         store.close()
     return cfg, version
@@ -66,7 +66,7 @@ def tiny_index(tmp_path_factory):
 @pytest.fixture
 def build_tiny_index():
     """``build(ws, encoder=...) -> (config, IndexVersion)`` over the tiny corpus, for own builds."""
-    return lambda ws, encoder="minilm-l6": build_workspace(ws, tiny_passages_list(), encoder)
+    return lambda ws, encoder="minilm-l6", dense=True: build_workspace(ws, tiny_passages_list(), encoder, dense)
 
 
 @pytest.fixture(scope="session")

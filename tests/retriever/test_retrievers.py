@@ -138,3 +138,23 @@ def test_search_cli_rejects_unknown_method(tiny_index):
     _, version = tiny_index
     res = CliRunner().invoke(app, ["search", "x", "--index", str(version.path), "--method", "splade"])
     assert res.exit_code == 2 and "--method" in res.output
+
+
+def test_bm25_only_version_opens_bm25_and_eval_skips_dense(build_tiny_index, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from kira.retriever import open_retrievers
+    from kira.retriever.cli import app
+
+    cfg, version = build_tiny_index(tmp_path / "ws", dense=False)
+    rets = open_retrievers(version, cfg)
+    assert set(rets) == {"bm25"}
+    assert rets["bm25"].search("Danube", 1)[0].id == "tiny-2"
+    qf = tmp_path / "q.jsonl"
+    qf.write_text(json.dumps({"question": "Danube river", "answers": ["Danube"]}) + "\n")
+    res = CliRunner().invoke(app, ["eval", "--index", str(tmp_path / "ws"), "--questions", str(qf), "--k", "1",
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"n": 1, "bm25": {"top1": 1.0}}
