@@ -34,6 +34,11 @@ def run(
         cfg.serve.max_batch = max_batch
     if max_wait_ms is not None:
         cfg.serve.max_wait_ms = max_wait_ms
+    # Start the JVM (Lucene) now, before uvicorn installs its signal handlers: a JVM started later
+    # takes over SIGTERM/SIGINT, runs its own shutdown and leaves Lucene calls hanging forever.
+    from kira.jvm import import_pyserini
+
+    import_pyserini()
     typer.echo(f"kira serving {cfg.workspace} on http://{cfg.serve.host}:{cfg.serve.port} "
                f"(docs at /docs, page at /)", err=True)
     uvicorn.run(create_app(cfg), host=cfg.serve.host, port=cfg.serve.port, log_level=log_level,
