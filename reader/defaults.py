@@ -85,7 +85,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     if callable(close):
         close()
     plans = {
-        "extractive": dict(base="minilm-l6", k=3, max_length=128, lr=5e-5, max_seconds=extractive_seconds),
+        "extractive": dict(base="minilm-l6", k=3, max_length=128, lr=1e-4, max_seconds=extractive_seconds),
         "fid": dict(base="bert2bert:minilm-l6", k=5, max_length=96, lr=1e-4, max_seconds=fid_seconds),
     }
     for kind, spec in (bases or {}).items():
