@@ -267,5 +267,5 @@ def render_result(result: AskResult, console=None) -> None:
         text = Text(e.text[:300] + ("…" if len(e.text) > 300 else ""))
         if a is not None and a.span and a.evidence and e.id == a.evidence[0].id and a.span[1] <= 300:
             text.stylize("bold reverse", a.span[0], a.span[1])
-        table.add_row(str(i) + ("*" if e.id in cited else ""), f"{e.score:.3f}", e.kind, e.title or "", text)
+        table.add_row(str(i) + ("*" if e.id in cited else ""), f"{e.score:.3f}", evidence_kind(e), e.title or "", text)
     console.print(table)
