@@ -151,8 +151,8 @@ class DuckDBStore:
     def register_source(self, name: str, kind: str, path: str = "", checksum: str = "",
                         n_records: int = 0, metadata: dict | None = None) -> int:
         """Record (or re-record) a source; returns its version number (1, 2, ... per re-ingest)."""
-        row = self.con.execute("SELECT version FROM sources WHERE name = ?", [name]).fetchone()
-        version = (row[0] if row else 0) + 1
+        rows = self.con.execute("SELECT version FROM sources WHERE name = ?", [name]).fetchall()
+        version = (rows[0][0] if rows else 0) + 1
         self.con.execute("DELETE FROM sources WHERE name = ?", [name])
         self.con.execute(
             "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -188,16 +188,24 @@ class DuckDBStore:
             self.con.execute("DELETE FROM sources WHERE name = ?", [name])
 
     # ---- passages ---------------------------------------------------------------------------
-    def add_passages(self, passages: Iterable[Passage], batch: int = 5000) -> int:
-        """Insert or replace passages by id. Returns how many were written."""
+    def add_passages(self, passages: Iterable[Passage], batch: int = 50_000) -> int:
+        """Insert or replace passages by id (bulk, through Arrow). Returns how many were written."""
+        import pandas as pd
+
         n = 0
         buf: list[tuple] = []
 
         def flush() -> None:
             if not buf:
                 return
-            self.con.executemany("DELETE FROM passages WHERE id = ?", [(b[0],) for b in buf])
-            self.con.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?)", buf)
+            df = pd.DataFrame(buf, columns=["id", "title", "text", "source", "metadata"])
+            df = df.drop_duplicates("id", keep="last")
+            self.con.register("_new_passages", df)
+            try:
+                self.con.execute("DELETE FROM passages WHERE id IN (SELECT id FROM _new_passages)")
+                self.con.execute("INSERT INTO passages SELECT id, title, text, source, metadata::JSON FROM _new_passages")
+            finally:
+                self.con.unregister("_new_passages")
             buf.clear()
 
         with self.transaction():
@@ -242,7 +250,8 @@ class DuckDBStore:
 
     def count_passages(self, source: str | None = None) -> int:
         where, params = ("WHERE source = ?", [source]) if source else ("", [])
-        return self.con.execute(f"SELECT count(*) FROM passages {where}", params).fetchone()[0]
+        # fetchall, not fetchone: DuckDB 2 keeps a half-read result open on the connection
+        return self.con.execute(f"SELECT count(*) FROM passages {where}", params).fetchall()[0][0]
 
     # ---- KB records -------------------------------------------------------------------------
     def add_entities(self, entities: Iterable[Entity]) -> int:
