@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kira.errors import IngestError
+from kira.jsonl import iter_jsonl
 
 SYNTHETIC_NOTE = "synthetic: generated from KB triples / passages by kira.reader.questions"
 
@@ -222,30 +223,19 @@ def read_questions(path: str | Path, split: str | None = None) -> list[dict[str,
     """QA records ``{"question", "answers", ["contexts": [{"title","text"}]]}``; bad lines raise
     ``IngestError`` naming the file, line and field."""
     p = Path(path)
-    if not p.exists():
-        raise IngestError(str(p), None, None, "questions file not found")
     out = []
-    with p.open(encoding="utf-8") as f:
-        for ln, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise IngestError(str(p), ln, None, f"invalid JSON: {e.msg}") from e
-            if not isinstance(r, dict):
-                raise IngestError(str(p), ln, None, "each line must be a JSON object")
-            if not isinstance(r.get("question"), str) or not r["question"].strip():
-                raise IngestError(str(p), ln, "question", "must be a non-empty string")
-            ans = r.get("answers")
-            if isinstance(ans, str):
-                r["answers"] = ans = [ans]
-            if not isinstance(ans, list) or not ans or not all(isinstance(a, str) for a in ans):
-                raise IngestError(str(p), ln, "answers", "must be a non-empty list of strings")
-            ctx = r.get("contexts")
-            if ctx is not None and (not isinstance(ctx, list) or not all(
-                    isinstance(c, dict) and isinstance(c.get("text"), str) for c in ctx)):
-                raise IngestError(str(p), ln, "contexts", "must be a list of {\"title\", \"text\"} objects")
-            if split is None or r.get("split", "train") == split:
-                out.append(r)
+    for ln, r in iter_jsonl(p):
+        if not isinstance(r.get("question"), str) or not r["question"].strip():
+            raise IngestError(str(p), ln, "question", "must be a non-empty string")
+        ans = r.get("answers")
+        if isinstance(ans, str):
+            r["answers"] = ans = [ans]
+        if not isinstance(ans, list) or not ans or not all(isinstance(a, str) for a in ans):
+            raise IngestError(str(p), ln, "answers", "must be a non-empty list of strings")
+        ctx = r.get("contexts")
+        if ctx is not None and (not isinstance(ctx, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("text"), str) for c in ctx)):
+            raise IngestError(str(p), ln, "contexts", "must be a list of {\"title\", \"text\"} objects")
+        if split is None or r.get("split", "train") == split:
+            out.append(r)
     return out

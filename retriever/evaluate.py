@@ -6,13 +6,13 @@ normalised text of one of the top-k retrieved passages (Karpukhin et al. 2020, T
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from kira.errors import IngestError
+from kira.jsonl import iter_jsonl
 from kira.retriever.text import has_answer, normalize_answer
 from kira.schema import Evidence
 
@@ -23,34 +23,23 @@ def load_questions(path: str | os.PathLike, require_answers: bool = True) -> lis
     A malformed row raises ``IngestError`` naming file, line and field.
     """
     p = Path(path)
-    if not p.is_file():
-        raise IngestError(str(p), None, None, "questions file not found")
     rows = []
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise IngestError(str(p), lineno, None, f"not valid JSON: {e.msg}") from e
-            if not isinstance(row, dict):
-                raise IngestError(str(p), lineno, None, "each line must be a JSON object")
-            q = row.get("question")
-            if not isinstance(q, str) or not q.strip():
-                raise IngestError(str(p), lineno, "question", "must be a non-empty string")
-            answers = row.get("answers")
-            if answers is None and not require_answers:
-                answers = []
-            if isinstance(answers, str):
-                answers = [answers]
-            if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-                raise IngestError(str(p), lineno, "answers", "must be a list of strings")
-            if require_answers and not any(normalize_answer(a) for a in answers):
-                raise IngestError(str(p), lineno, "answers", "needs at least one non-empty answer")
-            row["answers"] = answers
-            row["_line"] = lineno
-            rows.append(row)
+    for lineno, row in iter_jsonl(p):
+        q = row.get("question")
+        if not isinstance(q, str) or not q.strip():
+            raise IngestError(str(p), lineno, "question", "must be a non-empty string")
+        answers = row.get("answers")
+        if answers is None and not require_answers:
+            answers = []
+        if isinstance(answers, str):
+            answers = [answers]
+        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+            raise IngestError(str(p), lineno, "answers", "must be a list of strings")
+        if require_answers and not any(normalize_answer(a) for a in answers):
+            raise IngestError(str(p), lineno, "answers", "needs at least one non-empty answer")
+        row["answers"] = answers
+        row["_line"] = lineno
+        rows.append(row)
     if not rows:
         raise IngestError(str(p), None, None, "no questions in file")
     return rows

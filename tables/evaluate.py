@@ -6,7 +6,6 @@ how much the model's cell selection and aggregation add on the same questions an
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from kira.errors import IngestError
+from kira.jsonl import iter_jsonl
 from kira.tables.generate import view_frame
 from kira.tables.reader import answer_frames, lookup_baseline
 from kira.tables.tapas import TableQAModel
@@ -24,19 +24,12 @@ from kira.tables.values import denotation_correct
 def read_questions(path: str | Path) -> list[dict[str, Any]]:
     """Eval rows ``{"table", "question", "answers"[, "aggregation", "view", "split"]}``, validated."""
     rows = []
-    with Path(path).open() as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise IngestError(str(path), i, None, f"invalid JSON: {e.msg}") from e
-            for key, typ in (("table", str), ("question", str), ("answers", list)):
-                if not isinstance(d.get(key), typ):
-                    raise IngestError(str(path), i, key, f"missing or not a {typ.__name__}")
-            d["answers"] = [str(a) for a in d["answers"]]
-            rows.append(d)
+    for i, d in iter_jsonl(path):
+        for key, typ in (("table", str), ("question", str), ("answers", list)):
+            if not isinstance(d.get(key), typ):
+                raise IngestError(str(path), i, key, f"missing or not a {typ.__name__}")
+        d["answers"] = [str(a) for a in d["answers"]]
+        rows.append(d)
     return rows
 
 
