@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kira.errors import IngestError, KiraError
+from kira.jsonl import iter_jsonl
 from kira.schema import Passage
 
 KINDS = ("jsonl", "csv", "parquet", "dir", "wordnet")
@@ -127,18 +128,8 @@ def _row_document(row: dict[str, Any], path: Path, line: int | None, position: i
 
 
 def read_jsonl(path: Path) -> Iterator[Document]:
-    pos = 0
-    for lineno, text in _decoded_lines(path):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise IngestError(str(path), lineno, None, f"bad JSON: {e.msg} (column {e.colno})") from e
-        if not isinstance(row, dict):
-            raise IngestError(str(path), lineno, None, f"expected a JSON object, got {type(row).__name__}")
+    for pos, (lineno, row) in enumerate(iter_jsonl(path)):
         yield _row_document(row, path, lineno, pos)
-        pos += 1
 
 
 def read_csv(path: Path) -> Iterator[Document]:
