@@ -8,7 +8,9 @@ result is already in the workspace, so a second run only answers questions:
 2. ingest two real tables shipped with Python packages (vega_datasets cars, plotly gapminder);
 3. build and publish an index version: BM25 (Lucene) + dense (FAISS, packaged MiniLM);
 4. train the default extractive and FiD readers once on questions generated from the KB;
-5. ask a few questions and print answers with their evidence.
+5. train the default table-QA model once on questions generated from every real table shipped
+   with vega_datasets and plotly (kept in ``models/table-data``, not in the user's store);
+6. ask a few questions (one about a table) and print answers with their evidence.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def main() -> None:
     ap.add_argument("--no-tables", action="store_true", help="skip the demo tables")
     ap.add_argument("--questions", type=int, default=3000, help="generated questions for reader training")
     ap.add_argument("--reader-seconds", type=float, default=300, help="training budget per reader")
+    ap.add_argument("--table-seconds", type=float, default=420, help="training budget of the table-QA model")
     ap.add_argument("question", nargs="*", help="questions to ask (default: a few WordNet questions)")
     args = ap.parse_args()
 
@@ -123,6 +126,15 @@ def main() -> None:
                                   extractive_seconds=args.reader_seconds, fid_seconds=args.reader_seconds)
     print(f"   readers: {info['paths']} (trained now: {info['trained'] or 'none'})")
     _done(t0)
+
+    if not args.no_tables:
+        from kira.tables.defaults import ensure_default_table_model
+
+        t0 = _step("default table-QA model (TAPAS from MiniLM, trained once on questions generated from the "
+                   "real tables shipped with vega_datasets and plotly, then cached)")
+        info = ensure_default_table_model(cfg, max_seconds=args.table_seconds)
+        print(f"   table QA: {info['path']} (trained now: {info['trained']})")
+        _done(t0)
 
     pipe = QAPipeline.from_config(cfg, store=store)
     for q in args.question or QUESTIONS:

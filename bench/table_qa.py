@@ -12,7 +12,6 @@ hand-written, and the held-out tables are chosen by a seeded shuffle before trai
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -23,18 +22,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
-
-def real_table_paths() -> list[tuple[str, str]]:
-    """(name, path) for every table file in vega_datasets and plotly (plotly names prefixed px_)."""
-    import plotly
-    import vega_datasets
-
-    vega = Path(vega_datasets.__file__).parent / "_data"
-    px = Path(plotly.__file__).parent / "package_data" / "datasets"
-    out = [(None, p) for p in sorted(glob.glob(str(vega / "*.csv")) + glob.glob(str(vega / "*.json")))]
-    out += [("px_" + Path(p).name.split(".")[0], p) for p in sorted(glob.glob(str(px / "*.csv.gz")))]
-    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -60,6 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     from kira.kb.store import DuckDBStore
+    from kira.tables.defaults import packaged_table_paths
     from kira.tables.evaluate import evaluate
     from kira.tables.generate import generate_for_table, split_tables
     from kira.tables.ingest import add_table
@@ -69,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     ws = Path(args.workspace or tempfile.mkdtemp(prefix="kira-table-qa-"))
     store = DuckDBStore(ws / "store.duckdb")
     t0 = time.perf_counter()
-    for name, path in real_table_paths():
+    for name, path in packaged_table_paths():
         add_table(store, path, name=name)
     catalog = {t["name"]: t for t in store.list_tables()}
     train_names, test_names = split_tables(catalog, args.heldout_fraction, args.seed)

@@ -29,6 +29,19 @@ def _default_model(cfg) -> str:
     return str(cfg.models_dir / "table-qa")
 
 
+def _load_model(cfg, spec: str | None):
+    """The given table-QA model, else the workspace's default one (a clear error when it is missing)."""
+    from pathlib import Path
+
+    from kira.errors import KiraError
+    from kira.tables.tapas import TableQAModel
+
+    if spec is None and not (Path(_default_model(cfg)) / "kira.json").exists():
+        raise KiraError(f"no table-QA model at {_default_model(cfg)}: train one with `kira tables train`, "
+                        "run `make demo`, or pass --model")
+    return TableQAModel.load(spec or _default_model(cfg))
+
+
 @app.command("add")
 def add(paths: Annotated[list[str], typer.Argument(help="CSV, CSV.gz, TSV, Parquet, JSON/JSONL or duckdb:FILE:TABLE")],
         caption: Annotated[str | None, typer.Option(help="Caption (default: from the file name).")] = None,
@@ -147,14 +160,13 @@ def eval_tables(questions: Annotated[str, typer.Option("--questions", help="JSON
                 workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Denotation accuracy by aggregation type, with the single-cell lookup baseline of the same run."""
     from kira.tables.evaluate import evaluate, read_questions
-    from kira.tables.tapas import TableQAModel
 
     cfg, store = _store(workspace, read_only=True)
     rows = read_questions(questions)
     if split:
         rows = [r for r in rows if r.get("split") == split]
     with store:
-        result = evaluate(TableQAModel.load(model or _default_model(cfg)), store, rows)
+        result = evaluate(_load_model(cfg, model), store, rows)
     if as_json:
         print(json.dumps(result, default=str))
         return
