@@ -58,10 +58,11 @@ def main() -> None:
         reader_dir = str(cfg.models_dir / f"bench-fid-k-{args.base.replace(':', '-')}")
         if not os.path.exists(os.path.join(reader_dir, "kira.json")):
             print(f"training a FiD reader (k={args.train_k}, ≤{args.train_seconds:.0f}s) → {reader_dir}", flush=True)
-            lr = 1e-4 if "minilm" in args.base else 3e-3
+            lr = 3e-4 if "minilm" in args.base else 3e-3
+            # the default readers' recipe (kira.reader.defaults): frozen encoder, cached states, many epochs
             train_reader(records, TrainOptions(kind="fid", base=args.base, n_passages=args.train_k,
-                                               max_length=args.max_length, batch_size=4, lr=lr,
-                                               max_questions=args.train_questions,
+                                               max_length=args.max_length, batch_size=8, lr=lr, epochs=30,
+                                               freeze_encoder=True, max_questions=args.train_questions,
                                                max_seconds=args.train_seconds, device=cfg.device,
                                                log=lambda m: print(m, flush=True)),
                          retriever=retriever, out=reader_dir)

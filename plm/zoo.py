@@ -186,6 +186,31 @@ def load_model(spec: str | os.PathLike | None = None, family: str = "encoder", *
         raise _hub_error(r.spec, e) from e
 
 
+def warm_start_decoder(decoder, encoder_state: dict[str, torch.Tensor]) -> None:
+    """Give BERT2BERT's new decoder parts a useful start instead of noise.
+
+    WHY: Rothe et al. start cross-attention and the LM-head transform at random. On a CPU budget
+    that costs thousands of steps, because each random cross-attention block adds noise to a
+    residual stream that the pretrained layers expect clean. Here every layer's cross-attention
+    starts as a copy of the same layer's self-attention (queries and keys already live in the
+    encoder's space, since both halves are the same encoder), and the LM-head transform starts as
+    the identity, so the tied output layer begins as similarity to the input word embeddings --
+    a copy prior that suits answers which are spans of the passages.
+    """
+    with torch.no_grad():
+        own = decoder.bert.state_dict()
+        for name, tensor in encoder_state.items():
+            if ".attention." in name:
+                target = name.replace(".attention.", ".crossattention.")
+                if target in own and own[target].shape == tensor.shape:
+                    own[target].copy_(tensor)
+        transform = getattr(getattr(decoder, "cls", None), "predictions", None)
+        dense = getattr(getattr(transform, "transform", None), "dense", None)
+        if dense is not None and dense.weight.shape[0] == dense.weight.shape[1]:
+            dense.weight.copy_(torch.eye(dense.weight.shape[0]))
+            dense.bias.zero_()
+
+
 def _bert2bert(inner: str | None):
     """An EncoderDecoderModel whose encoder and decoder both start from ``inner``'s encoder weights."""
     from transformers import BertConfig, BertLMHeadModel, EncoderDecoderModel
@@ -196,8 +221,9 @@ def _bert2bert(inner: str | None):
     dec_cfg.is_decoder = True
     dec_cfg.add_cross_attention = True
     decoder = BertLMHeadModel(dec_cfg)
-    missing = decoder.bert.load_state_dict(encoder.state_dict(), strict=False)
-    del missing  # cross-attention and the LM head start random, as in BERT2BERT
+    state = encoder.state_dict()
+    decoder.bert.load_state_dict(state, strict=False)
+    warm_start_decoder(decoder, state)
     model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
     model.config.decoder_start_token_id = tok.cls_token_id
     model.config.pad_token_id = tok.pad_token_id

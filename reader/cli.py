@@ -60,6 +60,9 @@ def train(
     max_questions: Annotated[int | None, typer.Option(help="Train on at most this many questions.")] = None,
     max_seconds: Annotated[float | None, typer.Option(help="Stop training after this wall time.")] = None,
     calibrate_seconds: Annotated[float | None, typer.Option(help="Cap on no-answer calibration time.")] = None,
+    freeze_encoder: Annotated[bool, typer.Option(
+        "--freeze-encoder", help="FiD: keep the encoder fixed, encode each question's passages once and "
+                                 "train the decoder for many cheap epochs (CPU budgets).")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Train a reader: retrieved passages with distant supervision, or the records' given contexts."""
@@ -83,7 +86,7 @@ def train(
         out = str(cfg.models_dir / f"reader-{kind}")
     opts = TrainOptions(kind=kind, base=base, epochs=epochs, lr=lr, batch_size=batch_size, n_passages=k,
                         max_length=max_length, max_questions=max_questions, max_seconds=max_seconds,
-                        calibrate_seconds=calibrate_seconds, log=None if as_json else (lambda m: typer.echo(m, err=True)))
+                        calibrate_seconds=calibrate_seconds, freeze_encoder=freeze_encoder, log=None if as_json else (lambda m: typer.echo(m, err=True)))
     res = train_reader(records, opts, retriever=retriever, out=out, extra={"questions": str(questions)})
     summary = res.summary()
     if as_json:
@@ -188,9 +191,19 @@ def eval_qa(
     split: Annotated[str | None, typer.Option(
         help="Only records with this split (default: 'heldout' when the file has any, else all).")] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate the first N questions.")] = None,
+    graph: Annotated[bool, typer.Option(
+        "--graph", help="Also fuse graph expansion (KB fact paths) into retrieval and report the gain "
+                        "over text retrieval alone, measured in the same run.")] = False,
+    graph_weight: Annotated[float, typer.Option(help="RRF weight of the graph list against text.")] = 1.0,
+    graph_encoder: Annotated[str | None, typer.Option(
+        help="Zoo encoder scoring graph fact paths against the question (default: the index's encoder); "
+             "'none' = token overlap (fast on CPU).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """QA EM / F1 for the extractive and FiD readers side by side, retrieval top-k and baselines."""
+    """QA EM / F1 for the extractive and FiD readers side by side, retrieval top-k and baselines.
+
+    With ``--graph`` the top-level figures are text + graph expansion, and ``text_only`` holds the
+    same readers over text retrieval alone, with ``graph_gain`` the differences (multi-hop sets)."""
     from kira.pipeline import default_reader_dir
     from kira.reader.evaluate import evaluate_qa
     from kira.reader.extractive import ExtractiveReader
@@ -220,7 +233,20 @@ def eval_qa(
     rets = open_retrievers(version, cfg)
     method = method or cfg.retriever.default_method
     retriever = rets.get(method) or rets["bm25"]
+    text_only = None
+    if graph:
+        from kira.graph.expansion import GraphExpansionRetriever, TextPlusGraphRetriever
+        from kira.kb.store import DuckDBStore
+
+        text_only = evaluate_qa(records, retriever, readers, k=k)
+        expansion = GraphExpansionRetriever.from_config(
+            cfg, DuckDBStore(cfg.store_path, read_only=True),
+            **({} if graph_encoder is None else {"encoder": None if graph_encoder == "none" else graph_encoder}))
+        retriever = TextPlusGraphRetriever(retriever, expansion, graph_weight=graph_weight)
     result = evaluate_qa(records, retriever, readers, k=k)
+    if text_only is not None:
+        result["text_only"] = {key: text_only[key] for key in ("extractive", "fid", "retrieval", "baselines")}
+        result["graph_gain"] = graph_gain(result, text_only)
     result.update({"method": getattr(retriever, "name", method), "index_version": version.name,
                    "split": split, "readers": specs,
                    "synthetic": any(r.get("synthetic") for r in records)})
@@ -241,3 +267,18 @@ def eval_qa(
         t.add_row(f"baseline: {name}", f"{r['em']:.3f}", f"{r['f1']:.3f}")
     Console().print(t)
     typer.echo("retrieval: " + ", ".join(f"{key} {v:.3f}" for key, v in result["retrieval"].items()))
+    if text_only is not None:
+        typer.echo("gain of text + graph over text alone: " + json.dumps(result["graph_gain"]))
+
+
+def graph_gain(with_graph: dict, text_only: dict) -> dict[str, float]:
+    """Differences (text + graph minus text alone) of reader EM/F1 and retrieval top-k."""
+    gain: dict[str, float] = {}
+    for name in ("extractive", "fid"):
+        if with_graph.get(name) and text_only.get(name):
+            for m in ("em", "f1"):
+                gain[f"{name}_{m}"] = round(with_graph[name][m] - text_only[name][m], 4)
+    for key, v in with_graph["retrieval"].items():
+        if key in text_only["retrieval"]:
+            gain[f"retrieval_{key}"] = round(v - text_only["retrieval"][key], 4)
+    return gain

@@ -257,9 +257,35 @@ class FiDReader:
     def loss(self, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]],
              answers: Sequence[str]) -> torch.Tensor:
         hidden, mask = self.encode(questions, evidences)
+        return self.loss_on_states(hidden, mask, answers)
+
+    def loss_on_states(self, hidden: torch.Tensor, mask: torch.Tensor, answers: Sequence[str]) -> torch.Tensor:
+        """Decoder loss over given fused encoder states (cached ones when the encoder is frozen)."""
         out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
                          labels=self.labels(answers), use_cache=False)
         return out.loss
+
+    @torch.no_grad()
+    def encode_compact(self, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]]
+                       ) -> list[torch.Tensor]:
+        """Per question, the fused encoder states of its *unmasked* positions only ``[n_i, H]``.
+
+        The decoder never attends to masked positions, so dropping them changes nothing and keeps
+        a cache of a frozen encoder's outputs small (``no_grad``, not ``inference_mode``: the
+        tensors feed the trained decoder's autograd graph later)."""
+        with autocast(self.device, self.bf16):
+            hidden, mask = self.encode(questions, evidences)
+        return [h[m.bool()].to(torch.bfloat16 if self.bf16 else h.dtype).cpu() for h, m in zip(hidden, mask, strict=True)]
+
+    def pad_states(self, states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stack compact per-question states into ``[B, max n, H]`` with the matching mask."""
+        n = max(s.shape[0] for s in states)
+        hidden = torch.zeros(len(states), n, states[0].shape[1], device=self.device)
+        mask = torch.zeros(len(states), n, dtype=torch.long, device=self.device)
+        for i, st in enumerate(states):
+            hidden[i, :st.shape[0]] = st.to(self.device, torch.float32)
+            mask[i, :st.shape[0]] = 1
+        return hidden, mask
 
     def enable_gradient_checkpointing(self) -> None:
         """Trade compute for memory in training: activations are recomputed in the backward pass."""

@@ -81,3 +81,16 @@ def test_tiny_models_are_deterministic():
 def test_unknown_family_rejected():
     with pytest.raises(ValueError, match="family"):
         zoo.load_model("tiny-bert", "vision")
+
+
+def test_bert2bert_decoder_is_warm_started_from_the_encoder():
+    """Cross-attention starts as the layer's self-attention, the LM-head transform as the identity."""
+    _, model = zoo.load("bert2bert:tiny-bert", "seq2seq")
+    enc = model.encoder.state_dict()
+    dec = model.decoder.bert.state_dict()
+    for name in ("encoder.layer.1.attention.self.query.weight", "encoder.layer.0.attention.output.dense.bias"):
+        assert torch.equal(dec[name.replace(".attention.", ".crossattention.")], enc[name])
+        assert torch.equal(dec[name], enc[name])
+    dense = model.decoder.cls.predictions.transform.dense
+    assert torch.equal(dense.weight, torch.eye(dense.weight.shape[0])) and not dense.bias.any()
+    assert model.decoder.cls.predictions.decoder.weight is model.decoder.bert.embeddings.word_embeddings.weight

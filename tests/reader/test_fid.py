@@ -89,3 +89,34 @@ def test_bert2bert_reads_many_passages():
     hidden, mask = r.encode(["q?"], [_evs(20)])
     assert hidden.shape[0] == 1 and hidden.shape[1] == 20 * 16 and int(mask.sum()) > 0
     assert len(ans) == 1 and ans[0].reader == "fid"
+
+
+@pytest.mark.parametrize("spec", ["tiny-t5", "bert2bert:tiny-bert"])
+def test_compact_cached_states_give_the_same_loss(spec):
+    """A frozen encoder's cached states (masked positions dropped) train the decoder exactly as
+    the full fused states would."""
+    r = FiDReader.load(spec, device="cpu", max_length=20)
+    r.model.eval()
+    qs, evs, answers = ["where is paris?", "which city"], [_evs(3), _evs(2, "x")], ["France", "Paris"]
+    with torch.no_grad():
+        full = r.loss(qs, evs, answers)
+        states = r.encode_compact(qs, evs)
+        hidden, mask = r.encode(qs, evs)
+        assert [s.shape[0] for s in states] == mask.sum(1).tolist()
+        cached = r.loss_on_states(*r.pad_states(states), answers)
+    assert torch.allclose(full, cached, atol=1e-5)
+
+
+def test_frozen_encoder_training_trains_the_decoder_only():
+    from kira.reader.train import TrainOptions, train_reader
+
+    records = [{"question": f"where is city {i}?", "answers": [f"land{i}"],
+                "contexts": [{"title": f"city {i}", "text": f"city {i} is in land{i}"}]} for i in range(6)]
+    before = FiDReader.load("tiny-t5", device="cpu")
+    enc0 = {k: v.clone() for k, v in before.model.get_encoder().state_dict().items()}
+    res = train_reader(records * 4, TrainOptions(kind="fid", base="tiny-t5", n_passages=1, max_length=16, batch_size=4,
+                                                 epochs=6, lr=1e-2, device="cpu", freeze_encoder=True, bf16=False,
+                                                 calibrate_fraction=0.0))
+    enc1 = res.reader.model.get_encoder().state_dict()
+    assert all(torch.equal(enc0[k], enc1[k]) for k in enc0)
+    assert res.steps == 36 and sum(res.losses[-4:]) < sum(res.losses[:4])
