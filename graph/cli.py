@@ -126,6 +126,10 @@ def multihop_questions(
     workspace: WorkspaceOpt = None,
     templates: Annotated[str | None, typer.Option(help="JSON/YAML: {'r1/r2': 'pattern with {x}', '*': ...}.")] = None,
     max_questions: int = 1000, max_answers: int = 3, max_per_pair: int = 50, seed: int = 0,
+    relation: Annotated[list[str] | None, typer.Option(
+        "--relation", help="Only paths over these relations (id or name; repeatable).")] = None,
+    heldout: Annotated[float, typer.Option(
+        help="Fraction of questions marked split=heldout (by start entity) for evaluation.")] = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Write two-relation-path questions built from a KB."""
@@ -134,7 +138,12 @@ def multihop_questions(
 
         _, store = _ctx(workspace)
         rows = questions_from_store(store, kb, templates=templates, max_questions=max_questions,
-                                    max_answers=max_answers, max_per_pair=max_per_pair, seed=seed)
+                                    max_answers=max_answers, max_per_pair=max_per_pair, seed=seed,
+                                    relations=relation or None)
+        if heldout:
+            from kira.graph.multihop import split_by_start_entity
+
+            rows = split_by_start_entity(rows, heldout, seed)
         n = write_jsonl(rows, out)
         _print({"questions": n, "out": out}, as_json)
     _run(body)

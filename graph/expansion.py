@@ -111,6 +111,19 @@ def neighbourhood_paths(view: GraphView, seed: int, hops: int = 2, max_paths: in
     return paths
 
 
+def relation_mentions(question: str, relation_names: Sequence[str]) -> int:
+    """How many times the question names one of the KB's relations ("the part holonym of the
+    part holonym of Nepal" -> 2); longest names first, so "instance hypernym" is not also a "hypernym"."""
+    text = " " + " ".join(_WORD.findall(question.lower())) + " "
+    count = 0
+    for name in sorted({" ".join(_WORD.findall(n.lower())) for n in relation_names} - {""}, key=len, reverse=True):
+        hits = text.count(f" {name} ")
+        if hits:
+            count += hits
+            text = text.replace(f" {name} ", " | ")
+    return count
+
+
 class GraphExpansionRetriever:
     """A ``kira.schema.Retriever`` (name ``graph``) returning verbalized KB fact paths."""
 
@@ -118,7 +131,8 @@ class GraphExpansionRetriever:
 
     def __init__(self, store, kbs: Sequence[str] | None = None, encoder: Any = "minilm-l6", hops: int = 2,
                  linker=None, models_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 max_paths: int = 400, plausibility_weight: float = 0.3, scorers: dict[str, Any] | None = None):
+                 max_paths: int = 400, plausibility_weight: float = 0.3, scorers: dict[str, Any] | None = None,
+                 relation_weight: float = 0.5):
         self.store = store
         self.kbs = list(kbs) if kbs else None
         self.hops = hops
@@ -127,6 +141,7 @@ class GraphExpansionRetriever:
         self.cache_dir = cache_dir
         self.max_paths = max_paths
         self.plausibility_weight = plausibility_weight
+        self.relation_weight = relation_weight
         self._encoder_spec = encoder
         self._encoder = None
         self._scorers: dict[str, Any] = dict(scorers or {})
@@ -250,6 +265,10 @@ class GraphExpansionRetriever:
                 pe = dict(zip(edges, plaus.tolist(), strict=True))
                 path_plaus = [min(pe[e] for e in p.edges) for p in paths]  # a path is as weak as its weakest edge
                 score = score + self.plausibility_weight * np.asarray(path_plaus, dtype=np.float32)
+            mentions = relation_mentions(query, view.relation_names)
+            if mentions and self.relation_weight:
+                score = score + self.relation_weight * np.asarray(
+                    [self._relation_match(view, p, qtok, rel_tokens, mentions) for p in paths], dtype=np.float32)
             for i, (p, text, s, ls) in enumerate(zip(paths, texts, score.tolist(), link_score, strict=True)):
                 triples = [list(view.triple(e)) for e in p.edges]
                 out.append(Evidence(
@@ -261,11 +280,28 @@ class GraphExpansionRetriever:
         out.sort(key=lambda e: (-e.score, e.id))
         seen: set[str] = set()
         unique = []
-        for e in out:
-            if e.id not in seen:
-                seen.add(e.id)
+        for e in out:  # one item per fact path *and* per wording (inverse triples verbalize alike)
+            if e.id not in seen and e.text not in seen:
+                seen.update((e.id, e.text))
                 unique.append(e)
         return unique[:k]
+
+    @staticmethod
+    def _relation_match(view: GraphView, path: FactPath, qtok: set[str], rel_tokens: list[set[str]],
+                        mentions: int) -> float:
+        """How well a path's relations are the ones the question names, in [0, 1].
+
+        WHY: a multi-hop question spells its relation path ("the capital of the country of X");
+        text similarity alone ranks the 1-hop fact about X above the 2-hop path that answers it.
+        An edge counts when its relation's words all occur in the question (walked head to tail;
+        half when walked backwards); the path scores matched / max(path length, mentions), so a
+        path as long as the named relation chain, matching all of it, scores 1."""
+        matched = 0.0
+        for node, e in zip(path.nodes, path.edges, strict=False):
+            toks = rel_tokens[view.rels[e]]
+            if toks and toks <= qtok:
+                matched += 1.0 if int(view.heads[e]) == node else 0.5
+        return min(matched, mentions) / max(len(path.edges), mentions)
 
 
 def _load_scorer(directory: Path, view: GraphView):

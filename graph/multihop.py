@@ -134,6 +134,16 @@ def questions_from_store(store, kb: str, **kw) -> list[dict[str, Any]]:
     return generate_questions(view, aliases=aliases, **kw)
 
 
+def split_by_start_entity(rows: Sequence[dict[str, Any]], heldout: float, seed: int = 0) -> list[dict[str, Any]]:
+    """Mark a seeded ``heldout`` fraction of start entities ``split=heldout`` (the rest ``train``),
+    so a reader trained on the train questions is evaluated on entities it never saw."""
+    starts = sorted({r["path"][0] for r in rows})
+    rng = np.random.default_rng(seed)
+    n = round(len(starts) * heldout)
+    held = {starts[i] for i in rng.choice(len(starts), size=n, replace=False)} if n else set()
+    return [{**r, "split": "heldout" if r["path"][0] in held else "train"} for r in rows]
+
+
 def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

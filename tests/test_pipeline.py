@@ -143,3 +143,20 @@ def test_ensure_default_readers_trains_once_then_caches(ws):
         assert again["trained"] == []
     finally:
         store.close()
+
+
+def test_eval_qa_graph_measures_text_plus_graph_against_text_alone(ws):
+    from typer.testing import CliRunner
+
+    from kira.cli import app
+
+    out = CliRunner().invoke(app, ["eval", "qa", "--index", str(ws["root"]), "--questions",
+                                   str(ws["root"] / "questions.jsonl"), "--k", "3", "--graph", "--json"])
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.stdout[out.stdout.index('{"n"'):])
+    assert d["method"] == "bm25+graph" and set(d["text_only"]) == {"extractive", "fid", "retrieval", "baselines"}
+    for kind in ("extractive", "fid"):
+        for m in ("em", "f1"):
+            assert d["graph_gain"][f"{kind}_{m}"] == pytest.approx(d[kind][m] - d["text_only"][kind][m], abs=1e-4)
+    assert d["graph_gain"]["retrieval_top3"] == pytest.approx(
+        d["retrieval"]["top3"] - d["text_only"]["retrieval"]["top3"], abs=1e-4)

@@ -72,3 +72,24 @@ def test_text_plus_graph_retriever_fuses(geo_store):
     hits = fused.search(q, k=4)
     assert any(e.metadata["hops"] == 2 for e in hits)
     assert fused.batch_search([q], k=4)[0] == hits
+
+
+def test_relation_mentions_count_longest_names_first():
+    from kira.graph.expansion import relation_mentions
+
+    names = ["hypernym", "instance hypernym", "part holonym", "part_meronym"]
+    assert relation_mentions("What is the part holonym of the part holonym of Nepal?", names) == 2
+    assert relation_mentions("What is the hypernym of the instance hypernym of Paris?", names) == 2
+    assert relation_mentions("Which part meronym does a car have?", names) == 1
+    assert relation_mentions("Where was Mozart born?", names) == 0
+
+
+def test_path_naming_the_questions_relations_ranks_first(geo_store):
+    """The question spells a two-relation chain: the 2-hop path over exactly those relations wins,
+    by a wider margin over the 1-hop fact than text overlap alone gives it."""
+    q = "What is the capital of the country of Salzburg?"
+    hits = GraphExpansionRetriever(geo_store, encoder=None).search(q, k=5)
+    assert hits[0].metadata["path"] == ["salzburg", "austria", "vienna"]
+    assert len({e.text for e in hits}) == len(hits)
+    off = GraphExpansionRetriever(geo_store, encoder=None, relation_weight=0.0).search(q, k=5)
+    assert hits[0].score - hits[1].score > off[0].score - off[1].score + 0.2

@@ -62,3 +62,13 @@ def test_compare_shows_two_hop_gain(geo_store):
     assert res["n"] == 5
     assert res["text+graph"]["recall@3"] >= res["text"]["recall@3"]
     assert res["graph"]["recall@3"] == 1.0
+
+
+def test_heldout_split_is_by_start_entity():
+    from kira.graph.multihop import split_by_start_entity
+
+    rows = [{"question": f"q{i}", "path": [f"x{i % 10}", "r", "y", "s", "z"]} for i in range(40)]
+    out = split_by_start_entity(rows, 0.3, seed=1)
+    held = {r["path"][0] for r in out if r["split"] == "heldout"}
+    assert len(held) == 3 and all(r["split"] == "train" for r in out if r["path"][0] not in held)
+    assert split_by_start_entity(rows, 0.3, seed=1) == out and len(out) == len(rows)
