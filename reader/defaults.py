@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -50,11 +51,41 @@ def _train_subprocess(questions: Path, kind: str, out: Path, base: str, k: int, 
     return json.loads(proc.stdout[proc.stdout.index("{"):])
 
 
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    from kira.jsonl import iter_jsonl
+
+    return [row for _, row in iter_jsonl(path)]
+
+
+def _multihop_contexts(cfg, store, kb: str, text_retriever, n: int, data_dir: Path,
+                       log: Callable[[str], None] | None) -> list[dict[str, Any]]:
+    """Train-split two-hop questions with their text + graph evidence (written for evaluation too)."""
+    from kira.graph.expansion import GraphExpansionRetriever, TextPlusGraphRetriever
+    from kira.graph.multihop import questions_from_store, split_by_start_entity, write_jsonl
+
+    rows = questions_from_store(store, kb, max_questions=n, max_answers=2, max_per_pair=100, seed=0)
+    if not rows:
+        return []
+    rows = split_by_start_entity(rows, 0.2, seed=0)
+    write_jsonl(rows, data_dir / f"{kb}-multihop-questions.jsonl")
+    train = [r for r in rows if r["split"] == "train"]
+    if log:
+        log(f"   {len(rows)} two-hop questions from {kb} ({len(train)} for training); expanding over the graph …")
+    graph = GraphExpansionRetriever.from_config(cfg, store, encoder=None)  # token overlap: fast on CPU
+    hits = TextPlusGraphRetriever(text_retriever, graph).batch_search([r["question"] for r in train], k=10)
+    return [{**r, "contexts": [{"id": e.id, "title": e.title, "text": e.text} for e in evs]}
+            for r, evs in zip(train, hits, strict=True)]
+
+
 def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int = 3000,
                            extractive_seconds: float = 270, fid_seconds: float = 330, force: bool = False,
                            kinds: tuple[str, ...] = ("extractive", "fid"), bases: dict[str, str] | None = None,
-                           log: Callable[[str], None] | None = print) -> dict[str, Any]:
-    """Paths of the workspace's default readers, training the missing ones first."""
+                           multihop: int = 2000, log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Paths of the workspace's default readers, training the missing ones first.
+
+    The extractive reader also learns from up to ``multihop`` two-relation-path questions
+    (``kira.graph.multihop``, 20% of start entities held out) read over text + graph-expansion
+    evidence, so ``kira eval qa --graph`` and ``kira ask`` can answer multi-hop questions."""
     from kira.pipeline import default_reader_dir
 
     dirs = {kind: default_reader_dir(cfg, kind) for kind in kinds}
@@ -83,6 +114,16 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     ctx_file = data_dir / f"{kb}-train-contexts.jsonl"
     write_questions([{**r, "contexts": [{"id": e.id, "title": e.title, "text": e.text} for e in evs]}
                      for r, evs in zip(train_recs, evidences, strict=True)], ctx_file)
+    files = dict.fromkeys(todo, ctx_file)
+    if multihop and "extractive" in todo:
+        mh = _multihop_contexts(cfg, store, kb, retriever, multihop, data_dir, log)
+        if mh:
+            mixed = data_dir / f"{kb}-train-contexts-with-multihop.jsonl"
+            rows = [*_read_jsonl(ctx_file)[:max(n_questions - len(mh), n_questions // 2)], *mh]
+            random.Random(0).shuffle(rows)
+            write_questions(rows, mixed)
+            files["extractive"] = mixed
+            info["multihop_questions"] = str(data_dir / f"{kb}-multihop-questions.jsonl")
     close = getattr(retriever, "close", None)
     if callable(close):
         close()
@@ -104,7 +145,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
         if log:
             log(f"training default {kind} reader on {len(train_recs)} synthetic {kb} questions (budget "
                 f"{p['max_seconds']:.0f}s) …")
-        summary = _train_subprocess(ctx_file, kind, tmp, n_questions=n_questions, **p)
+        summary = _train_subprocess(files[kind], kind, tmp, n_questions=n_questions, **p)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         info["summaries"][kind] = summary | {"path": str(final)}

@@ -72,3 +72,25 @@ def test_heldout_split_is_by_start_entity():
     held = {r["path"][0] for r in out if r["split"] == "heldout"}
     assert len(held) == 3 and all(r["split"] == "train" for r in out if r["path"][0] not in held)
     assert split_by_start_entity(rows, 0.3, seed=1) == out and len(out) == len(rows)
+
+
+class _NoText:
+    """A text retriever over an empty corpus (the toy KB has no text passages)."""
+
+    name = "none"
+
+    def search(self, query: str, k: int = 10) -> list:
+        return []
+
+
+def test_default_reader_data_includes_multihop_questions_with_graph_evidence(geo_workspace, tmp_path):
+    from kira.kb.store import DuckDBStore
+    from kira.reader.defaults import _multihop_contexts
+
+    with DuckDBStore(geo_workspace.store_path) as store:
+        rows = _multihop_contexts(geo_workspace, store, "geo", _NoText(), 50, tmp_path, log=None)
+    written = [json.loads(line) for line in (tmp_path / "geo-multihop-questions.jsonl").read_text().splitlines()]
+    assert written and {r["split"] for r in written} <= {"train", "heldout"}
+    assert rows and all(r["split"] == "train" and r["contexts"] for r in rows)
+    answered = [any(a in " ".join(c["text"] for c in r["contexts"]) for a in r["answers"]) for r in rows]
+    assert all(answered)  # graph expansion brings the two-hop answer into the reader's evidence
