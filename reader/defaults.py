@@ -143,7 +143,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
         shutil.rmtree(tmp, ignore_errors=True)
         p = plans[kind]
         if log:
-            log(f"training default {kind} reader on {len(train_recs)} synthetic {kb} questions (budget "
+            log(f"training default {kind} reader on the synthetic {kb} questions of {files[kind].name} (budget "
                 f"{p['max_seconds']:.0f}s) …")
         summary = _train_subprocess(files[kind], kind, tmp, n_questions=n_questions, **p)
         shutil.rmtree(final, ignore_errors=True)
