@@ -80,7 +80,7 @@ def _multihop_contexts(cfg, store, kb: str, text_retriever, n: int, data_dir: Pa
 def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int = 3000,
                            extractive_seconds: float = 270, fid_seconds: float = 330, force: bool = False,
                            kinds: tuple[str, ...] = ("extractive", "fid"), bases: dict[str, str] | None = None,
-                           multihop: int = 2000, log: Callable[[str], None] | None = print) -> dict[str, Any]:
+                           multihop: int = 1000, log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Paths of the workspace's default readers, training the missing ones first.
 
     The extractive reader also learns from up to ``multihop`` two-relation-path questions
