@@ -10,7 +10,7 @@ result is already in the workspace, so a second run only answers questions:
 4. train the default extractive and FiD readers once on questions generated from the KB;
 5. train the default table-QA model once on questions generated from every real table shipped
    with vega_datasets and plotly (kept in ``models/table-data``, not in the user's store);
-6. ask a few questions (one about a table) and print answers with their evidence.
+6. ask a few questions and print answers with their evidence.
 """
 
 from __future__ import annotations

@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"held-out tables {test_names}; {len(train_q)} train / {len(test_q)} held-out questions", flush=True)
 
     model = TableQAModel.load(args.base, max_length=args.max_length, snapshot_rows=args.max_rows,
+                              snapshot_columns=args.max_columns,
                               layers=args.layers)
     stats = train_table_qa(model, train_q, tables, steps=args.steps, batch_size=args.batch_size,
                            lr=args.lr, head_lr=args.head_lr, bf16=args.bf16, seed=args.seed, max_seconds=args.max_seconds, log=lambda s: print(s, flush=True))

@@ -144,7 +144,8 @@ def train(questions: Annotated[str | None, typer.Option(help="JSONL from `kira t
         train_q = [q for q in qs if q.split != "test"]
         test_rows = [json.loads(q.to_json()) for q in qs if q.split == "test"]
         frames = {n: store.get_table(n) for n in {q.table for q in qs}}
-        model = TableQAModel.load(base, max_length=max_length, snapshot_rows=max_rows, layers=layers)
+        model = TableQAModel.load(base, max_length=max_length, snapshot_rows=max_rows, layers=layers,
+                                  snapshot_columns=max_columns)
         stats = train_table_qa(model, train_q, frames, steps=steps, batch_size=batch_size, seed=seed,
                                max_seconds=max_seconds, log=None if as_json else print)
         path = model.save(out or _default_model(cfg), {"steps": steps, "trained_on": sorted({q.table for q in train_q})})

@@ -89,6 +89,24 @@ def snapshot_rows(df: pd.DataFrame, question: str, k: int = 8, n: int = 3) -> li
     return keep
 
 
+def snapshot_columns(df: pd.DataFrame, question: str, k: int = 3, n: int = 3) -> list[int]:
+    """Indices (in table order) of the ``k`` columns a question is most about.
+
+    WHY: the column counterpart of the row snapshot -- a model trained on narrow views reads a
+    wide table as narrow views too. A column scores for question words in its header (the
+    column asked about) and for a cell quoted in the question (the key column naming the row);
+    ties keep table order."""
+    if df.shape[1] <= k:
+        return list(range(df.shape[1]))
+    q = ngrams(question, n)
+    scores = []
+    for c, name in enumerate(df.columns):
+        header = ngrams(str(name).replace("_", " "), n)
+        quoted = any((g := ngrams(cell_text(v), n)) and g <= q for v in df.iloc[:, c].tolist())
+        scores.append((-(2 * sum(len(x) for x in q & header) + int(quoted)), c))
+    return sorted(c for _, c in sorted(scores)[:k])
+
+
 def snapshot(df: pd.DataFrame, question: str, k: int = 8) -> tuple[pd.DataFrame, list[int]]:
     """The snapshot table (rows re-indexed 0..k-1) and the original row index of each of its rows."""
     keep = snapshot_rows(df, question, k)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from kira.schema import Answer, Evidence
 from kira.tables.generate import view_frame
-from kira.tables.linearize import ngrams, snapshot_rows
+from kira.tables.linearize import ngrams, snapshot_columns, snapshot_rows
 from kira.tables.tapas import TableQAModel
 from kira.tables.values import cell_text, execute_aggregation
 
@@ -33,21 +33,25 @@ class TableAnswer:
 def answer_frames(model: TableQAModel, frames: Sequence[pd.DataFrame], questions: Sequence[str],
                   batch_size: int = 16) -> list[TableAnswer]:
     """Batched table QA over frames (headers as the model should read them)."""
-    snaps, maps = [], []
+    snaps, maps, col_maps = [], [], []
     for f, q in zip(frames, questions, strict=True):
         keep = snapshot_rows(f, q, model.snapshot_rows)
-        snaps.append(f.iloc[keep].reset_index(drop=True))
+        rows = f.iloc[keep].reset_index(drop=True)
+        cols = snapshot_columns(rows, q, model.snapshot_columns) if model.snapshot_columns else \
+            list(range(rows.shape[1]))
+        snaps.append(rows.iloc[:, cols])
         maps.append(keep)
+        col_maps.append(cols)
     preds = model.predict(snaps, questions, batch_size=batch_size)
     out = []
-    for snap, keep, p in zip(snaps, maps, preds, strict=True):
+    for snap, keep, cols, p in zip(snaps, maps, col_maps, preds, strict=True):
         texts = [cell_text(snap.iat[r, c]) for r, c in p.cells if r < len(snap) and c < snap.shape[1]]
         result = execute_aggregation(p.aggregation, texts) if texts else None
         if result is None:
             out.append(TableAnswer("", [], [], p.aggregation, 0.0))
             continue
         values = texts if p.aggregation == "NONE" else [result]
-        cells = [(keep[r], c) for r, c in p.cells]
+        cells = [(keep[r], cols[c]) for r, c in p.cells]
         out.append(TableAnswer(result, values, cells, p.aggregation, p.score))
     return out
 

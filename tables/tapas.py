@@ -87,9 +87,10 @@ class TableQAModel:
     """Tokenizer + TAPAS model + the few settings that travel with the artifact."""
 
     def __init__(self, tokenizer, model, max_length: int = 256, snapshot_rows: int = 12,
-                 base: str = "", device: str = "auto"):
+                 base: str = "", device: str = "auto", snapshot_columns: int | None = None):
         self.tokenizer, self.model = tokenizer, model
         self.max_length, self.snapshot_rows, self.base = max_length, snapshot_rows, base
+        self.snapshot_columns = snapshot_columns  # wide tables are read as this many question columns
         self.device = pick_device(device)
         self.model.to(self.device)
 
@@ -107,14 +108,14 @@ class TableQAModel:
         else:
             extra = {"num_hidden_layers": layers} if layers else {}
             model = zoo.load_model(spec, "tapas", **head_config(supervision), **extra)
-        opts = {k: saved[k] for k in ("max_length", "snapshot_rows") if k in saved}
+        opts = {k: saved[k] for k in ("max_length", "snapshot_rows", "snapshot_columns") if k in saved}
         opts.update(settings)
         return cls(tok, model, base=saved.get("base", str(spec)), device=device, **opts)
 
     def save(self, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
         return zoo.save_artifact(directory, self.model, self.tokenizer, {
             "type": ARTIFACT_TYPE, "base": self.base, "max_length": self.max_length,
-            "snapshot_rows": self.snapshot_rows, "aggregations": list(AGGREGATIONS), **(extra or {}),
+            "snapshot_rows": self.snapshot_rows, "snapshot_columns": self.snapshot_columns, "aggregations": list(AGGREGATIONS), **(extra or {}),
         })
 
     # ---- encoding -------------------------------------------------------------------------------

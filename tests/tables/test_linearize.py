@@ -57,3 +57,14 @@ def test_snapshot_keeps_overlapping_rows_in_table_order():
 def test_snapshot_prefers_longer_ngram_matches():
     df = pd.DataFrame({"city": ["new delhi", "york", "new york", "newark"], "v": [1, 2, 3, 4]})
     assert snapshot_rows(df, "population of new york", k=1) == [2]
+
+
+def test_snapshot_columns_keep_the_asked_and_the_key_column_in_table_order():
+    from kira.tables.linearize import snapshot_columns
+
+    df = pd.DataFrame({"name": ["ford torino", "vw rabbit"], "cylinders": [8, 4], "weight_in_lbs": [3449, 1937],
+                       "horsepower": [140, 70], "origin": ["USA", "Europe"]})
+    assert snapshot_columns(df, "What is the horsepower of the ford torino?", k=2) == [0, 3]
+    assert snapshot_columns(df, "What is the weight in lbs of the vw rabbit?", k=2) == [0, 2]
+    assert snapshot_columns(df, "anything", k=10) == [0, 1, 2, 3, 4]
+    assert snapshot_columns(df, "no overlap at all", k=2) == [0, 1]  # ties keep table order
