@@ -51,12 +51,6 @@ def _train_subprocess(questions: Path, kind: str, out: Path, base: str, k: int, 
     return json.loads(proc.stdout[proc.stdout.index("{"):])
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    from kira.jsonl import iter_jsonl
-
-    return [row for _, row in iter_jsonl(path)]
-
-
 def _multihop_contexts(cfg, store, kb: str, text_retriever, n: int, data_dir: Path,
                        log: Callable[[str], None] | None) -> list[dict[str, Any]]:
     """Train-split two-hop questions with their text + graph evidence (written for evaluation too)."""
@@ -93,7 +87,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     info: dict[str, Any] = {"paths": {k: str(d) for k, d in dirs.items()}, "trained": todo}
     if not todo:
         return info
-    from kira.reader.questions import questions_from_kb, write_questions
+    from kira.reader.questions import questions_from_kb, read_questions, write_questions
     from kira.reader.train import attach_passages
     from kira.retriever import open_retrievers, resolve_version
 
@@ -119,7 +113,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
         mh = _multihop_contexts(cfg, store, kb, retriever, multihop, data_dir, log)
         if mh:
             mixed = data_dir / f"{kb}-train-contexts-with-multihop.jsonl"
-            rows = [*_read_jsonl(ctx_file)[:max(n_questions - len(mh), n_questions // 2)], *mh]
+            rows = [*read_questions(ctx_file)[:max(n_questions - len(mh), n_questions // 2)], *mh]
             random.Random(0).shuffle(rows)
             write_questions(rows, mixed)
             files["extractive"] = mixed
