@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -31,25 +30,20 @@ QUESTIONS = [
 ]
 
 
+DEMO_TABLES = {"cars": ("cars", "Cars: fuel economy and horsepower of car models"),
+               "px_gapminder": ("gapminder", "Gapminder: life expectancy, population and GDP per country and year")}
+
+
 def demo_tables() -> list[tuple[str, str, str]]:
-    """(path, name, caption) of real tables shipped inside installed packages, those present."""
+    """(path, name, caption) of the demo's real tables, those installed (``kira.tables.defaults``)."""
+    from kira.tables.defaults import packaged_table_paths
+    from kira.tables.ingest import table_name_for
+
     out = []
-    try:
-        import vega_datasets
-
-        p = Path(vega_datasets.__file__).parent / "_data" / "cars.json"
-        if p.exists():
-            out.append((str(p), "cars", "Cars: fuel economy and horsepower of car models"))
-    except ImportError:
-        pass
-    try:
-        import plotly
-
-        p = Path(plotly.__file__).parent / "package_data" / "datasets" / "gapminder.csv.gz"
-        if p.exists():
-            out.append((str(p), "gapminder", "Gapminder: life expectancy, population and GDP per country and year"))
-    except ImportError:
-        pass
+    for name, path in packaged_table_paths():
+        key = name or table_name_for(path)
+        if key in DEMO_TABLES:
+            out.append((path, *DEMO_TABLES[key]))
     return out
 
 

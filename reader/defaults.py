@@ -5,20 +5,16 @@ from ``bert2bert:minilm-l6`` on questions generated from the workspace's KB (the
 with passages from the current index's BM25 retriever, and caches them in
 ``models/reader-extractive`` and ``models/reader-fid``. Later calls return the cached paths.
 
-Budget: the demo's whole first run must stay under 20 minutes on 2 CPU cores, so training is
-bounded by wall time (``max_seconds`` per reader) as well as by question count, with short
-sequences and one epoch. Each artifact is written to a temporary directory and renamed into
+Budget: training is bounded by wall time (``max_seconds`` per reader) as well as by question
+count, with short sequences: one epoch for the extractive reader, many cheap epochs over cached
+frozen-encoder states for FiD. Each artifact is written to a temporary directory and renamed into
 place, so an interrupted run never leaves a half-written reader that would be taken as cached.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,22 +29,21 @@ def _ready(d: Path) -> bool:
 def _train_subprocess(questions: Path, kind: str, out: Path, base: str, k: int, max_length: int, lr: float,
                       max_seconds: float, n_questions: int, batch_size: int = 4, epochs: int = 1,
                       freeze_encoder: bool = False) -> dict[str, Any]:
-    """Train in a fresh interpreter on passages retrieved beforehand.
+    """Train in a fresh interpreter (``kira.isolated``) on passages retrieved beforehand."""
+    from kira.isolated import run_kira_json
 
-    WHY a subprocess: retrieval runs Lucene in an in-process JVM, and oneDNN's CPU kernels
-    (AMX/bf16) have crashed with SIGSEGV in a process hosting that JVM; a clean interpreter holds
-    torch alone (and returns all training memory when it exits).
-    """
-    cmd = [sys.executable, "-m", "kira.reader", "train", "--questions", str(questions), "--kind", kind,
-           "--base", base, "--out", str(out), "--k", str(k), "--max-length", str(max_length), "--lr", str(lr),
-           "--batch-size", str(batch_size), "--epochs", str(epochs), "--max-seconds", str(max_seconds),
-           "--max-questions", str(n_questions), "--calibrate-seconds", str(max_seconds / 5), "--json",
-           *(["--freeze-encoder"] if freeze_encoder else [])]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-    if proc.returncode != 0:
-        raise KiraError(f"training the default {kind} reader failed (exit {proc.returncode}): "
-                        f"{proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout[proc.stdout.index("{"):])
+    return run_kira_json("kira.reader", [
+        "train", "--questions", str(questions), "--kind", kind, "--base", base, "--out", str(out), "--k", str(k),
+        "--max-length", str(max_length), "--lr", str(lr), "--batch-size", str(batch_size), "--epochs", str(epochs),
+        "--max-seconds", str(max_seconds), "--max-questions", str(n_questions),
+        "--calibrate-seconds", str(max_seconds / 5), "--json", *(["--freeze-encoder"] if freeze_encoder else [])],
+        f"training the default {kind} reader")
+
+
+def _with_contexts(records: list[dict[str, Any]], evidences) -> list[dict[str, Any]]:
+    """Records carrying their passages as ``contexts`` (what ``kira reader train`` reads)."""
+    return [{**r, "contexts": [{"id": e.id, "title": e.title, "text": e.text} for e in evs]}
+            for r, evs in zip(records, evidences, strict=True)]
 
 
 def _multihop_contexts(cfg, store, kb: str, text_retriever, n: int, data_dir: Path,
@@ -67,8 +62,7 @@ def _multihop_contexts(cfg, store, kb: str, text_retriever, n: int, data_dir: Pa
         log(f"   {len(rows)} two-hop questions from {kb} ({len(train)} for training); expanding over the graph …")
     graph = GraphExpansionRetriever.from_config(cfg, store, encoder=None)  # token overlap: fast on CPU
     hits = TextPlusGraphRetriever(text_retriever, graph).batch_search([r["question"] for r in train], k=10)
-    return [{**r, "contexts": [{"id": e.id, "title": e.title, "text": e.text} for e in evs]}
-            for r, evs in zip(train, hits, strict=True)]
+    return _with_contexts(train, hits)
 
 
 def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int = 3000,
@@ -87,7 +81,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     info: dict[str, Any] = {"paths": {k: str(d) for k, d in dirs.items()}, "trained": todo}
     if not todo:
         return info
-    from kira.reader.questions import questions_from_kb, read_questions, write_questions
+    from kira.reader.questions import questions_from_kb, write_questions
     from kira.reader.train import attach_passages
     from kira.retriever import open_retrievers, resolve_version
 
@@ -106,14 +100,14 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     train_recs = [r for r in records if r.get("split") != "heldout"]
     evidences = attach_passages(train_recs, retriever, k=10)
     ctx_file = data_dir / f"{kb}-train-contexts.jsonl"
-    write_questions([{**r, "contexts": [{"id": e.id, "title": e.title, "text": e.text} for e in evs]}
-                     for r, evs in zip(train_recs, evidences, strict=True)], ctx_file)
+    ctx_rows = _with_contexts(train_recs, evidences)
+    write_questions(ctx_rows, ctx_file)
     files = dict.fromkeys(todo, ctx_file)
     if multihop and "extractive" in todo:
         mh = _multihop_contexts(cfg, store, kb, retriever, multihop, data_dir, log)
         if mh:
             mixed = data_dir / f"{kb}-train-contexts-with-multihop.jsonl"
-            rows = [*read_questions(ctx_file)[:max(n_questions - len(mh), n_questions // 2)], *mh]
+            rows = [*ctx_rows[:max(n_questions - len(mh), n_questions // 2)], *mh]
             random.Random(0).shuffle(rows)
             write_questions(rows, mixed)
             files["extractive"] = mixed

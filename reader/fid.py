@@ -266,16 +266,17 @@ class FiDReader:
         return out.loss
 
     @torch.no_grad()
-    def encode_compact(self, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]]
-                       ) -> list[torch.Tensor]:
+    def encode_compact(self, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]],
+                       bf16: bool | None = None) -> list[torch.Tensor]:
         """Per question, the fused encoder states of its *unmasked* positions only ``[n_i, H]``.
 
         The decoder never attends to masked positions, so dropping them changes nothing and keeps
         a cache of a frozen encoder's outputs small (``no_grad``, not ``inference_mode``: the
         tensors feed the trained decoder's autograd graph later)."""
-        with autocast(self.device, self.bf16):
+        bf16 = self.bf16 if bf16 is None else bf16
+        with autocast(self.device, bf16):
             hidden, mask = self.encode(questions, evidences)
-        return [h[m.bool()].to(torch.bfloat16 if self.bf16 else h.dtype).cpu() for h, m in zip(hidden, mask, strict=True)]
+        return [h[m.bool()].to(torch.bfloat16 if bf16 else h.dtype).cpu() for h, m in zip(hidden, mask, strict=True)]
 
     def pad_states(self, states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Stack compact per-question states into ``[B, max n, H]`` with the matching mask."""

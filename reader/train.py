@@ -194,13 +194,11 @@ def _cache_encoder_states(reader: FiDReader, examples: list[tuple], opts: TrainO
     """``(question, compact encoder states, target)`` for every example, encoded once in eval mode."""
     t0 = time.perf_counter()
     reader.model.get_encoder().eval()
-    reader.bf16, bf16 = opts.bf16, reader.bf16
     out = []
     for s in range(0, len(examples), 16):
         chunk = examples[s:s + 16]
-        states = reader.encode_compact([q for q, _, _ in chunk], [e for _, e, _ in chunk])
+        states = reader.encode_compact([q for q, _, _ in chunk], [e for _, e, _ in chunk], bf16=opts.bf16)
         out += [(q, st, a) for (q, _, a), st in zip(chunk, states, strict=True)]
-    reader.bf16 = bf16
     if opts.log:
         opts.log(f"cached frozen-encoder states of {len(out)} questions in {time.perf_counter() - t0:.0f}s")
     return out

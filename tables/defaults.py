@@ -6,24 +6,21 @@
 small workspace (``models/table-data``) so they never enter the user's store or index; a seeded
 30% of them is held out and the model's accuracy on those unseen tables is kept in the summary.
 
-WHY a subprocess: the demo process hosts pyserini's JVM, and oneDNN's CPU kernels have crashed
-next to it (see ``kira.reader.defaults``); a fresh interpreter holds torch alone. The artifact is
-written to ``table-qa.partial`` and renamed into place, so an interrupted run is never taken as cached.
+Training runs in a fresh interpreter (``kira.isolated``: the demo process hosts pyserini's JVM).
+The artifact is written to ``table-qa.partial`` and renamed into place, so an interrupted run is
+never taken as cached.
 """
 
 from __future__ import annotations
 
 import glob
-import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kira.errors import KiraError
+from kira.isolated import run_kira_json
 
 # What fits the demo's CPU budget and beats the lookup baseline on held-out tables (see
 # bench/regressions/table_qa.yaml for the measurements behind these numbers).
@@ -90,14 +87,11 @@ def ensure_default_table_model(cfg, max_seconds: float = 420, steps: int = 3000,
     if log:
         log(f"training the default table-QA model on questions from {len(names)} real tables "
             f"(budget {max_seconds:.0f}s) …")
-    cmd = [sys.executable, "-m", "kira.tables", "train", "--workspace", str(data_ws), "--base", base,
-           "--out", str(tmp), "--steps", str(steps), "--max-seconds", str(max_seconds), "--json",
-           *[arg for k, v in opts.items() for arg in (f"--{k.replace('_', '-')}", str(v))]]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-    if proc.returncode != 0:
-        raise KiraError(f"training the default table-QA model failed (exit {proc.returncode}): "
-                        f"{proc.stderr.strip()[-2000:]}")
-    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    summary = run_kira_json("kira.tables", [
+        "train", "--workspace", str(data_ws), "--base", base, "--out", str(tmp), "--steps", str(steps),
+        "--max-seconds", str(max_seconds), "--json",
+        *[arg for k, v in opts.items() for arg in (f"--{k.replace('_', '-')}", str(v))]],
+        "training the default table-QA model")
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     summary["model"] = str(final)
