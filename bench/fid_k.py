@@ -1,13 +1,20 @@
 """FiD answer quality vs. the number of fused passages k (Izacard & Grave 2021, Fig. 3).
 
-Same questions, same FiD reader, same retriever; only k changes (default 1, 5, 10, 20). Prints EM/F1
-and retrieval recall at each k, and the ratio EM@k / EM@1 (the peer measured in the same run).
+Same questions, same readers, same retriever; only k changes (default 1, 5, 10, 20). For each
+question set it prints EM/F1 of the FiD reader and, as the peer measured in the same run, of the
+extractive reader (which reads each passage on its own and takes the best span), plus retrieval
+recall@k and the ratio EM@k / EM@1.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/fid_k.py --workspace WS [--reader DIR] [--n 200]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/fid_k.py --workspace WS [--n 200] [--graph]
 
-Without ``--reader`` it uses the workspace's FiD reader (``models/reader-fid``), training a small
-one first (bounded by ``--train-seconds``) on synthetic questions from the workspace's KB when
-none exists. Questions: ``--questions FILE`` or the KB's generated held-out split.
+Readers: ``--fid DIR`` / ``--extractive DIR``, else the workspace's defaults (``models/reader-*``),
+trained first by ``kira.reader.defaults.ensure_default_readers`` when missing. Question sets, all
+held out by subject / start entity from the defaults' training data:
+
+* ``single``: one-relation questions generated from the KB (``kira.reader.questions``);
+* ``twohop``: two-relation-path questions (``models/reader-data/<kb>-multihop-questions.jsonl``).
+  With ``--graph`` they are retrieved over text + graph expansion (``kira.graph.expansion``).
+
 Figures from a run are kept in ``bench/regressions/fid_k.yaml``.
 """
 
@@ -25,70 +32,70 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workspace", required=True)
-    ap.add_argument("--reader", default=None, help="FiD artifact dir (default: workspace models/reader-fid)")
-    ap.add_argument("--questions", default=None)
+    ap.add_argument("--fid", default=None, help="FiD artifact dir (default: workspace models/reader-fid)")
+    ap.add_argument("--extractive", default=None, help="extractive artifact dir (default: models/reader-extractive)")
     ap.add_argument("--kb", default=None)
-    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--n", type=int, default=200, help="questions per set")
     ap.add_argument("--ks", default="1,5,10,20")
+    ap.add_argument("--sets", default="single,twohop")
     ap.add_argument("--method", default="bm25")
-    ap.add_argument("--train-seconds", type=float, default=600)
-    ap.add_argument("--train-questions", type=int, default=3000)
-    ap.add_argument("--train-k", type=int, default=10, help="passages fused per question in training")
-    ap.add_argument("--base", default="bert2bert:minilm-l6", help="base model when a FiD reader must be trained")
-    ap.add_argument("--max-length", type=int, default=96)
+    ap.add_argument("--graph", action="store_true", help="two-hop questions over text + graph expansion")
     args = ap.parse_args()
 
     from kira.config import load_config
     from kira.kb.store import DuckDBStore
     from kira.pipeline import default_reader_dir
+    from kira.reader.defaults import ensure_default_readers
     from kira.reader.evaluate import evaluate_qa
+    from kira.reader.extractive import ExtractiveReader
     from kira.reader.fid import FiDReader
     from kira.reader.questions import questions_from_kb, read_questions
-    from kira.reader.train import TrainOptions, train_reader
     from kira.retriever import open_retrievers, resolve_version
 
     cfg = load_config(args.workspace)
     version = resolve_version(cfg.indexes_dir)
-    retriever = open_retrievers(version, cfg)[args.method]
     store = DuckDBStore(cfg.store_path)
     kb = args.kb or ("wordnet" if "wordnet" in store.list_kbs() else store.list_kbs()[0])
-    records = questions_from_kb(store, kb, limit=args.train_questions + 4 * args.n)
-    reader_dir = args.reader or str(default_reader_dir(cfg, "fid"))
-    if not os.path.exists(os.path.join(reader_dir, "kira.json")):
-        reader_dir = str(cfg.models_dir / f"bench-fid-k-{args.base.replace(':', '-')}")
-        if not os.path.exists(os.path.join(reader_dir, "kira.json")):
-            print(f"training a FiD reader (k={args.train_k}, ≤{args.train_seconds:.0f}s) → {reader_dir}", flush=True)
-            lr = 3e-4 if "minilm" in args.base else 3e-3
-            # the default readers' recipe (kira.reader.defaults): frozen encoder, cached states, many epochs
-            train_reader(records, TrainOptions(kind="fid", base=args.base, n_passages=args.train_k,
-                                               max_length=args.max_length, batch_size=8, lr=lr, epochs=30,
-                                               freeze_encoder=True, max_questions=args.train_questions,
-                                               max_seconds=args.train_seconds, device=cfg.device,
-                                               log=lambda m: print(m, flush=True)),
-                         retriever=retriever, out=reader_dir)
-    store.close()
-    if args.questions:
-        evalset = read_questions(args.questions)
-        evalset = [r for r in evalset if r.get("split") == "heldout"] or evalset
-    else:
-        evalset = [r for r in records if r["split"] == "heldout"]
-    evalset = evalset[: args.n]
-    reader = FiDReader.load(reader_dir, device=cfg.device)
+    if not (args.fid and args.extractive):
+        ensure_default_readers(cfg, store, kb=kb)
+    retriever = open_retrievers(version, cfg)[args.method]
+    sets = {}
+    if "single" in args.sets:
+        sets["single"] = ([r for r in questions_from_kb(store, kb, limit=3600 + 4 * args.n)
+                           if r["split"] == "heldout"][: args.n], retriever)
+    if "twohop" in args.sets:
+        path = cfg.models_dir / "reader-data" / f"{kb}-multihop-questions.jsonl"
+        two = [r for r in read_questions(path) if r.get("split") == "heldout"][: args.n]
+        ret = retriever
+        if args.graph:
+            from kira.graph.expansion import GraphExpansionRetriever, TextPlusGraphRetriever
+
+            ret = TextPlusGraphRetriever(retriever, GraphExpansionRetriever.from_config(cfg, store, encoder=None))
+        sets["twohop"] = (two, ret)
+    readers = {"fid": FiDReader.load(args.fid or default_reader_dir(cfg, "fid"), device=cfg.device),
+               "extractive": ExtractiveReader.load(args.extractive or default_reader_dir(cfg, "extractive"),
+                                                   device=cfg.device)}
     ks = [int(x) for x in args.ks.split(",")]
-    rows = []
-    for k in ks:
-        t = time.perf_counter()
-        res = evaluate_qa(evalset, retriever, {"fid": reader}, k=k, topks=(k,))
-        rows.append({"k": k, "em": res["fid"]["em"], "f1": res["fid"]["f1"], "recall": res["retrieval"][f"top{k}"],
-                     "seconds": round(time.perf_counter() - t, 1)})
-        print(f"k={k:>3}  EM {res['fid']['em']:.3f}  F1 {res['fid']['f1']:.3f}  recall@k "
-              f"{res['retrieval'][f'top{k}']:.3f}  ({rows[-1]['seconds']}s)", flush=True)
-    base = rows[0]
-    for r in rows:
-        r["em_ratio_vs_k1"] = (r["em"] / base["em"]) if base["em"] else None
-        r["f1_ratio_vs_k1"] = (r["f1"] / base["f1"]) if base["f1"] else None
-    print(json.dumps({"n": len(evalset), "reader": reader_dir, "method": args.method, "kb": kb,
-                      "index_version": version.name, "rows": rows}))
+    report = {"reader": {name: r.spec for name, r in readers.items()}, "method": args.method, "kb": kb,
+              "graph": args.graph, "index_version": version.name, "sets": {}}
+    for name, (evalset, ret) in sets.items():
+        rows = []
+        for k in ks:
+            t = time.perf_counter()
+            res = evaluate_qa(evalset, ret, readers, k=k, topks=(k,))
+            rows.append({"k": k, "recall": round(res["retrieval"][f"top{k}"], 3),
+                         **{f"{r}_{m}": round(res[r][m], 3) for r in readers for m in ("em", "f1")},
+                         "seconds": round(time.perf_counter() - t, 1)})
+            print(f"{name:>7} k={k:>3}  FiD EM {res['fid']['em']:.3f} F1 {res['fid']['f1']:.3f}  "
+                  f"extractive EM {res['extractive']['em']:.3f}  recall@k {res['retrieval'][f'top{k}']:.3f}  "
+                  f"({rows[-1]['seconds']}s)", flush=True)
+        for r in rows:
+            for reader in readers:
+                first = rows[0][f"{reader}_em"]
+                r[f"{reader}_em_vs_k1"] = round(r[f"{reader}_em"] / first, 3) if first else None
+        report["sets"][name] = {"n": len(evalset), "rows": rows}
+    store.close()
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

@@ -63,6 +63,9 @@ def train(
     freeze_encoder: Annotated[bool, typer.Option(
         "--freeze-encoder", help="FiD: keep the encoder fixed, encode each question's passages once and "
                                  "train the decoder for many cheap epochs (CPU budgets).")] = False,
+    copy_head: Annotated[bool, typer.Option(
+        "--copy-head", help="FiD: pointer-generator output that copies answer tokens from the fused passages "
+                            "(generalises to unseen entities without a pretrained seq2seq).")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Train a reader: retrieved passages with distant supervision, or the records' given contexts."""
@@ -86,7 +89,8 @@ def train(
         out = str(cfg.models_dir / f"reader-{kind}")
     opts = TrainOptions(kind=kind, base=base, epochs=epochs, lr=lr, batch_size=batch_size, n_passages=k,
                         max_length=max_length, max_questions=max_questions, max_seconds=max_seconds,
-                        calibrate_seconds=calibrate_seconds, freeze_encoder=freeze_encoder, log=None if as_json else (lambda m: typer.echo(m, err=True)))
+                        calibrate_seconds=calibrate_seconds, freeze_encoder=freeze_encoder, copy_head=copy_head,
+                        log=None if as_json else (lambda m: typer.echo(m, err=True)))
     res = train_reader(records, opts, retriever=retriever, out=out, extra={"questions": str(questions)})
     summary = res.summary()
     if as_json:

@@ -1,9 +1,11 @@
 """Default readers for a workspace, so ``kira ask`` answers out of the box.
 
-``ensure_default_readers`` trains, once, an extractive reader from ``minilm-l6`` and a FiD reader
-from ``bert2bert:minilm-l6`` on questions generated from the workspace's KB (the demo's WordNet),
-with passages from the current index's BM25 retriever, and caches them in
-``models/reader-extractive`` and ``models/reader-fid``. Later calls return the cached paths.
+``ensure_default_readers`` trains, once, an extractive reader from ``minilm-l6`` and then a FiD
+reader from BERT2BERT over that reader's encoder (``bert2bert:models/reader-extractive``) on
+questions generated from the workspace's KB (the demo's WordNet), single- and two-hop, with
+passages from the current index's BM25 retriever (plus graph expansion for the two-hop ones), and
+caches them in ``models/reader-extractive`` and ``models/reader-fid``. Later calls return the
+cached paths.
 
 Budget: training is bounded by wall time (``max_seconds`` per reader) as well as by question
 count, with short sequences: one epoch for the extractive reader, many cheap epochs over cached
@@ -28,7 +30,7 @@ def _ready(d: Path) -> bool:
 
 def _train_subprocess(questions: Path, kind: str, out: Path, base: str, k: int, max_length: int, lr: float,
                       max_seconds: float, n_questions: int, batch_size: int = 4, epochs: int = 1,
-                      freeze_encoder: bool = False) -> dict[str, Any]:
+                      freeze_encoder: bool = False, copy_head: bool = False) -> dict[str, Any]:
     """Train in a fresh interpreter (``kira.isolated``) on passages retrieved beforehand."""
     from kira.isolated import run_kira_json
 
@@ -36,7 +38,8 @@ def _train_subprocess(questions: Path, kind: str, out: Path, base: str, k: int, 
         "train", "--questions", str(questions), "--kind", kind, "--base", base, "--out", str(out), "--k", str(k),
         "--max-length", str(max_length), "--lr", str(lr), "--batch-size", str(batch_size), "--epochs", str(epochs),
         "--max-seconds", str(max_seconds), "--max-questions", str(n_questions),
-        "--calibrate-seconds", str(max_seconds / 5), "--json", *(["--freeze-encoder"] if freeze_encoder else [])],
+        "--calibrate-seconds", str(max_seconds / 5), "--json", *(["--freeze-encoder"] if freeze_encoder else []),
+        *(["--copy-head"] if copy_head else [])],
         f"training the default {kind} reader")
 
 
@@ -71,7 +74,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
                            multihop: int = 1000, log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Paths of the workspace's default readers, training the missing ones first.
 
-    The extractive reader also learns from up to ``multihop`` two-relation-path questions
+    Both readers also learn from up to ``multihop`` two-relation-path questions
     (``kira.graph.multihop``, 20% of start entities held out) read over text + graph-expansion
     evidence, so ``kira eval qa --graph`` and ``kira ask`` can answer multi-hop questions."""
     from kira.pipeline import default_reader_dir
@@ -103,24 +106,26 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     ctx_rows = _with_contexts(train_recs, evidences)
     write_questions(ctx_rows, ctx_file)
     files = dict.fromkeys(todo, ctx_file)
-    if multihop and "extractive" in todo:
+    if multihop:
         mh = _multihop_contexts(cfg, store, kb, retriever, multihop, data_dir, log)
         if mh:
             mixed = data_dir / f"{kb}-train-contexts-with-multihop.jsonl"
             rows = [*ctx_rows[:max(n_questions - len(mh), n_questions // 2)], *mh]
             random.Random(0).shuffle(rows)
             write_questions(rows, mixed)
-            files["extractive"] = mixed
+            files = dict.fromkeys(todo, mixed)
             info["multihop_questions"] = str(data_dir / f"{kb}-multihop-questions.jsonl")
     close = getattr(retriever, "close", None)
     if callable(close):
         close()
     plans = {
         "extractive": dict(base="minilm-l6", k=3, max_length=128, lr=1e-4, max_seconds=extractive_seconds),
-        # FiD on a CPU budget: the encoder stays fixed (its states are computed once), the warm-started
-        # decoder trains for as many epochs as the budget allows (bench/regressions/fid_k.yaml).
-        "fid": dict(base="bert2bert:minilm-l6", k=5, max_length=96, lr=3e-4, max_seconds=fid_seconds,
-                    batch_size=8, epochs=30, freeze_encoder=True),
+        # FiD on a CPU budget (bench/regressions/fid_k.yaml): BERT2BERT from the extractive reader's
+        # QA-tuned encoder when there is one (its states already mark answers; it stays frozen, so
+        # they are computed once), a warm-started decoder trained for as many epochs as the budget
+        # allows, and a copy head so that answers about unseen entities are copied, not spelled.
+        "fid": dict(base=None, k=10, max_length=96, lr=3e-4, max_seconds=fid_seconds,
+                    batch_size=8, epochs=30, freeze_encoder=True, copy_head=True),
     }
     for kind, spec in (bases or {}).items():
         plans[kind]["base"] = spec
@@ -130,6 +135,9 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
         tmp = final.with_name(final.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         p = plans[kind]
+        if kind == "fid" and p["base"] is None:
+            extractive = default_reader_dir(cfg, "extractive")
+            p["base"] = f"bert2bert:{extractive}" if _ready(extractive) else "bert2bert:minilm-l6"
         if log:
             log(f"training default {kind} reader on the synthetic {kb} questions of {files[kind].name} (budget "
                 f"{p['max_seconds']:.0f}s) …")

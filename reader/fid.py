@@ -9,6 +9,13 @@ passages so k=100 fits in CPU RAM; training turns on gradient checkpointing.
 Generation (greedy = beam 1, or beam search) is written here over the fused encoder states: no
 KV cache, since answers are a handful of tokens and the cross-attention over k*L states dominates.
 Works with any zoo ``seq2seq`` model: T5, BART, and BERT2BERT (``bert2bert:minilm-l6``).
+
+Optional copy head (``CopyHead``, pointer-generator, See et al. 2017): the output distribution
+mixes the decoder's vocabulary softmax with an attention over the fused passage tokens, so an
+answer can be *copied* from any of the k passages -- and a token found in several passages gathers
+the attention of all of them. Without a pretrained seq2seq checkpoint, a decoder that must learn
+to spell unseen entity names through its vocabulary head memorises its training answers; pointing
+generalises to unseen entities (bench/regressions/fid_k.yaml).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from kira.reader.calibration import NoAnswerCalibration
 from kira.schema import Answer, Evidence
 
 ARTIFACT_TYPE = "fid-reader"
+COPY_HEAD_FILE = "copy_head.pt"
 
 
 def fid_text(question: str, title: str, text: str) -> str:
@@ -38,6 +46,80 @@ def _token_id(value) -> int | None:
     if isinstance(value, list | tuple):
         return int(value[0]) if value else None
     return None if value is None else int(value)
+
+
+@dataclass
+class Fused:
+    """FiD's fused encoder output for a batch of questions: the k passages side by side."""
+
+    hidden: torch.Tensor  # [B, S, H] encoder states, S = k * tokens per passage (or compacted)
+    mask: torch.Tensor  # [B, S] 1 where a real token of a real passage sits
+    ids: torch.Tensor  # [B, S] token ids at those positions (what the copy head points at)
+    slots: torch.Tensor  # [B, S] passage index (retrieval rank) of each position
+
+    def repeat(self, n: int) -> Fused:
+        """Each question ``n`` times in a row (one per beam)."""
+        return Fused(*(t.repeat_interleave(n, 0) for t in (self.hidden, self.mask, self.ids, self.slots)))
+
+
+class CopyHead(torch.nn.Module):
+    """Pointer-generator output layer over FiD's fused passages.
+
+    ``P(w) = g * P_vocab(w) + (1 - g) * sum of the copy attention on the positions holding w``.
+    A position's copy score is a bilinear match between the decoder state and its encoder state,
+    plus its passage's score (a relevance read from the passage's first state, as the DPR reader
+    selects passages, and a learned bias per retrieval rank), plus a learned *continuation* bonus
+    when the token left of it is the previous output token (a copied multi-token name continues
+    where it was copied from). The gate ``g`` sees the decoder state and the attended context.
+    Special tokens are never copied.
+    """
+
+    def __init__(self, decoder_dim: int, encoder_dim: int, dim: int | None = None, max_passages: int = 128,
+                 continuation: float = 3.0):
+        super().__init__()
+        dim = dim or encoder_dim
+        self.config = {"decoder_dim": decoder_dim, "encoder_dim": encoder_dim, "dim": dim,
+                       "max_passages": max_passages}
+        self.query = torch.nn.Linear(decoder_dim, dim)
+        self.key = torch.nn.Linear(encoder_dim, dim)
+        self.relevance = torch.nn.Linear(encoder_dim, 1)
+        self.rank_bias = torch.nn.Embedding(max_passages, 1)
+        torch.nn.init.zeros_(self.rank_bias.weight)
+        self.gate = torch.nn.Linear(decoder_dim + encoder_dim, 1)
+        self.continuation = torch.nn.Parameter(torch.tensor(float(continuation)))
+
+    def passage_scores(self, enc: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        """``[B, S]``: each position gets its passage's relevance (from the passage's first state)
+        plus the bias of its rank."""
+        first = torch.ones_like(slots, dtype=torch.bool)
+        first[:, 1:] = slots[:, 1:] != slots[:, :-1]
+        k = int(slots.max()) + 1
+        rel = self.relevance(enc).squeeze(-1).float()
+        per_slot = torch.zeros(slots.shape[0], k + 1, device=enc.device).scatter(
+            1, torch.where(first, slots, k), rel)[:, :k]  # non-first positions land in a dropped column
+        rank = self.rank_bias(slots.clamp(max=self.rank_bias.num_embeddings - 1)).squeeze(-1).float()
+        return per_slot.gather(1, slots) + rank
+
+    def forward(self, dec: torch.Tensor, fused: Fused, prev_ids: torch.Tensor, logits: torch.Tensor,
+                special_ids: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities ``[B, T, V]`` from decoder states ``dec [B, T, Hd]``, the fused
+        passages, the decoder input ids ``[B, T]`` (the previous output token at each step) and
+        the decoder's vocabulary logits ``[B, T, V]``."""
+        enc, ids = fused.hidden.to(dec.dtype), fused.ids
+        scores = self.query(dec) @ self.key(enc).transpose(1, 2) / self.key.out_features ** 0.5  # [B, T, S]
+        before = torch.cat([torch.full_like(ids[:, :1], -1), ids[:, :-1]], 1)  # the token left of each position
+        follows = (before[:, None, :] == prev_ids[:, :, None]) & ~torch.isin(prev_ids, special_ids)[:, :, None]
+        scores = scores.float() + self.continuation * follows + self.passage_scores(enc, fused.slots)[:, None, :]
+        copyable = fused.mask.bool() & ~torch.isin(ids, special_ids)
+        scores = scores.masked_fill(~copyable[:, None, :], float("-inf"))
+        attn = torch.softmax(scores, -1).nan_to_num(0.0)  # a question with nothing copyable copies nothing
+        context = attn.to(enc.dtype) @ enc
+        g = torch.sigmoid(self.gate(torch.cat([dec, context], -1)).float())  # [B, T, 1]
+        b, t, _ = attn.shape
+        copy = torch.zeros(b, t, logits.shape[-1], device=attn.device).scatter_add_(
+            2, ids[:, None, :].expand(b, t, -1), attn)
+        probs = g * torch.softmax(logits.float(), -1) + (1 - g) * copy
+        return torch.log(probs.clamp_min(1e-12))
 
 
 @dataclass
@@ -55,6 +137,7 @@ class FiDReader:
     no_answer_threshold: float | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     bf16: bool = False
+    copy: CopyHead | None = None
     name: str = "fid"
 
     @classmethod
@@ -70,17 +153,39 @@ class FiDReader:
         opts.update(kw)
         dev = pick_device(device)
         model.to(dev).eval()
-        return cls(model=model, tokenizer=tok, spec=spec, device=dev, bf16=bf16,
+        copy = None
+        if saved.get("copy_head"):
+            copy = CopyHead(**saved["copy_head"])
+            copy.load_state_dict(torch.load(Path(r.path) / COPY_HEAD_FILE, map_location="cpu", weights_only=True))
+            copy.to(dev).eval()
+        return cls(model=model, tokenizer=tok, spec=spec, device=dev, bf16=bf16, copy=copy,
                    calibration=NoAnswerCalibration.from_dict(saved.get("no_answer")),
                    no_answer_threshold=no_answer_threshold, **opts)
 
+    def add_copy_head(self) -> CopyHead:
+        """Give the reader a fresh pointer-generator output (before training it)."""
+        cfg = self.model.config
+        dec_cfg = getattr(cfg, "decoder", cfg)
+        enc_cfg = getattr(cfg, "encoder", cfg)
+        dims = [getattr(c, "hidden_size", None) or c.d_model for c in (dec_cfg, enc_cfg)]
+        self.copy = CopyHead(*dims).to(self.device)
+        return self.copy
+
     def save(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
-        return zoo.save_artifact(directory, self.model, self.tokenizer, {
+        d = zoo.save_artifact(directory, self.model, self.tokenizer, {
             "type": ARTIFACT_TYPE, "base": self.spec, "max_length": self.max_length,
             "max_answer_tokens": self.max_answer_tokens, "encoder_chunk": self.encoder_chunk,
             "num_beams": self.num_beams, "no_answer": self.calibration.to_dict() if self.calibration else None,
+            "copy_head": self.copy.config if self.copy is not None else None,
             **(extra or {}),
         })
+        if self.copy is not None:
+            torch.save(self.copy.state_dict(), d / COPY_HEAD_FILE)
+        return d
+
+    def trainable(self) -> torch.nn.Module:
+        """Everything that trains: the seq2seq model and, when present, the copy head."""
+        return torch.nn.ModuleList([self.model, *([self.copy] if self.copy is not None else [])])
 
     @property
     def threshold(self) -> float | None:
@@ -104,10 +209,18 @@ class FiDReader:
         v = self._cfg("decoder_start_token_id")
         return v if v is not None else int(self.tokenizer.pad_token_id or 0)
 
+    @property
+    def word_continuation_ids(self) -> list[int]:
+        """WordPiece ``##`` pieces: they only continue a word, so an answer never starts with one."""
+        if not hasattr(self, "_continuation"):
+            vocab = self.tokenizer.get_vocab() if hasattr(self.tokenizer, "get_vocab") else {}
+            self._continuation = [i for t, i in vocab.items() if t.startswith("##") and len(t) > 2]
+        return self._continuation
+
     # ---- encoding: the FiD trick ------------------------------------------------------------
-    def encode(self, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]]
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused encoder states ``[B, k*L, H]`` and mask ``[B, k*L]``; grads flow when enabled.
+    def encode(self, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]]) -> Fused:
+        """Fused encoder states ``[B, k*L, H]`` with their mask, token ids and passage slots;
+        grads flow when enabled.
 
         Questions with fewer passages are padded with fully-masked slots; a question without
         passages is read alone (one slot holding just the question).
@@ -130,33 +243,39 @@ class FiDReader:
             chunks.append(out.last_hidden_state)
         hidden = torch.cat(chunks, 0)
         b, L = len(questions), ids.shape[1]
-        return hidden.reshape(b, k * L, hidden.shape[-1]), mask.reshape(b, k * L)
+        slots = torch.arange(k, device=self.device).repeat_interleave(L).expand(b, -1)
+        return Fused(hidden.reshape(b, k * L, hidden.shape[-1]), mask.reshape(b, k * L), ids.reshape(b, k * L),
+                     slots)
 
-    def _decode_step(self, hidden: torch.Tensor, mask: torch.Tensor, dec_ids: torch.Tensor) -> torch.Tensor:
-        out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
-                         decoder_input_ids=dec_ids, use_cache=False)
-        return torch.log_softmax(out.logits[:, -1].float(), -1)
+    def log_probs(self, fused: Fused, dec_ids: torch.Tensor) -> torch.Tensor:
+        """Next-token log-probabilities ``[B, T, V]`` after each decoder input token (teacher forcing)."""
+        out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=fused.hidden), attention_mask=fused.mask,
+                         decoder_input_ids=dec_ids, use_cache=False, output_hidden_states=self.copy is not None)
+        if self.copy is None:
+            return torch.log_softmax(out.logits.float(), -1)
+        special = torch.tensor(self.tokenizer.all_special_ids, device=dec_ids.device)
+        return self.copy(out.decoder_hidden_states[-1], fused, dec_ids, out.logits, special)
 
-    def generate_ids(self, hidden: torch.Tensor, mask: torch.Tensor, num_beams: int | None = None,
+    def generate_ids(self, fused: Fused, num_beams: int | None = None,
                      max_new_tokens: int | None = None) -> list[list[tuple[list[int], float]]]:
         """Beam search (``num_beams=1`` is greedy) over the fused states: per question, finished
         hypotheses ``(token ids without start/eos, log-probability)``, best first."""
         nb = num_beams or self.num_beams
         steps = max_new_tokens or self.max_answer_tokens
-        b = hidden.shape[0]
-        hid = hidden.repeat_interleave(nb, 0)
-        msk = mask.repeat_interleave(nb, 0)
-        seqs = torch.full((b * nb, 1), self.start_id, dtype=torch.long, device=hidden.device)
-        scores = torch.full((b, nb), float("-inf"), device=hidden.device)
+        b, device = fused.hidden.shape[0], fused.hidden.device
+        beams = fused.repeat(nb)
+        seqs = torch.full((b * nb, 1), self.start_id, dtype=torch.long, device=device)
+        scores = torch.full((b, nb), float("-inf"), device=device)
         scores[:, 0] = 0.0
         scores = scores.flatten()
         finished: list[list[tuple[list[int], float]]] = [[] for _ in range(b)]
         done = [False] * b
         eos = self.eos_id
         for step in range(steps):
-            logp = self._decode_step(hid, msk, seqs)
-            if step == 0:  # an empty answer is not an answer
+            logp = self.log_probs(beams, seqs)[:, -1]
+            if step == 0:  # an empty answer is not an answer, nor one that starts mid-word
                 logp[:, eos] = float("-inf")
+                logp[:, self.word_continuation_ids] = float("-inf")
             cand = (scores[:, None] + logp).reshape(b, -1)
             top_v, top_i = torch.topk(cand, min(2 * nb, cand.shape[1]), dim=1)
             vocab = logp.shape[1]
@@ -183,10 +302,10 @@ class FiDReader:
                 for row, tok, v in kept:
                     new_rows.append((row, tok))
                     new_scores.append(v if not done[qi] else float("-inf"))
-            rows = torch.tensor([r for r, _ in new_rows], device=hidden.device)
-            toks = torch.tensor([t for _, t in new_rows], device=hidden.device)[:, None]
+            rows = torch.tensor([r for r, _ in new_rows], device=device)
+            toks = torch.tensor([t for _, t in new_rows], device=device)[:, None]
             seqs = torch.cat([seqs[rows], toks], 1)
-            scores = torch.tensor(new_scores, device=hidden.device)
+            scores = torch.tensor(new_scores, device=device)
             if all(done):
                 break
         for qi in range(b):  # questions that ran out of steps keep their best unfinished beams
@@ -207,12 +326,13 @@ class FiDReader:
     def read_batch(self, questions: Sequence[str], evidences: Sequence[list[Evidence]], top_n: int = 1,
                    allow_no_answer: bool = True) -> list[list[Answer]]:
         set_threads()
-        self.model.eval()
+        self.trainable().eval()
         if not questions:
             return []
         with autocast(self.device, self.bf16):
-            hidden, mask = self.encode(questions, evidences)
-        hyps = self.generate_ids(hidden.float(), mask, num_beams=max(self.num_beams, top_n))
+            fused = self.encode(questions, evidences)
+        fused.hidden = fused.hidden.float()
+        hyps = self.generate_ids(fused, num_beams=max(self.num_beams, top_n))
         results = []
         for evs, hs in zip(evidences, hyps, strict=True):
             answers, seen = [], set()
@@ -256,37 +376,52 @@ class FiDReader:
 
     def loss(self, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]],
              answers: Sequence[str]) -> torch.Tensor:
-        hidden, mask = self.encode(questions, evidences)
-        return self.loss_on_states(hidden, mask, answers)
+        return self.loss_on_states(self.encode(questions, evidences), answers)
 
-    def loss_on_states(self, hidden: torch.Tensor, mask: torch.Tensor, answers: Sequence[str]) -> torch.Tensor:
-        """Decoder loss over given fused encoder states (cached ones when the encoder is frozen)."""
-        out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
-                         labels=self.labels(answers), use_cache=False)
-        return out.loss
+    def loss_on_states(self, fused: Fused, answers: Sequence[str]) -> torch.Tensor:
+        """Mean token NLL of the answers over given fused encoder states (cached ones when the
+        encoder is frozen); the decoder reads the answer shifted right after the start token."""
+        labels = self.labels(answers)
+        dec_ids = torch.cat([torch.full_like(labels[:, :1], self.start_id), labels[:, :-1]], 1)
+        dec_ids = dec_ids.masked_fill(dec_ids == -100, int(self.tokenizer.pad_token_id or 0))
+        logp = self.log_probs(fused, dec_ids)
+        return torch.nn.functional.nll_loss(logp.reshape(-1, logp.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
     @torch.no_grad()
     def encode_compact(self, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]],
-                       bf16: bool | None = None) -> list[torch.Tensor]:
-        """Per question, the fused encoder states of its *unmasked* positions only ``[n_i, H]``.
+                       bf16: bool | None = None) -> list[Fused]:
+        """Per question, the fused passages at their *unmasked* positions only (``[1, n_i, …]``).
 
         The decoder never attends to masked positions, so dropping them changes nothing and keeps
         a cache of a frozen encoder's outputs small (``no_grad``, not ``inference_mode``: the
         tensors feed the trained decoder's autograd graph later)."""
         bf16 = self.bf16 if bf16 is None else bf16
         with autocast(self.device, bf16):
-            hidden, mask = self.encode(questions, evidences)
-        return [h[m.bool()].to(torch.bfloat16 if bf16 else h.dtype).cpu() for h, m in zip(hidden, mask, strict=True)]
+            f = self.encode(questions, evidences)
+        out = []
+        for i in range(f.hidden.shape[0]):
+            keep = f.mask[i].bool()
+            out.append(Fused(f.hidden[i][keep].to(torch.bfloat16 if bf16 else f.hidden.dtype).cpu()[None],
+                             f.mask[i][keep].cpu()[None], f.ids[i][keep].cpu()[None], f.slots[i][keep].cpu()[None]))
+        return out
 
-    def pad_states(self, states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stack compact per-question states into ``[B, max n, H]`` with the matching mask."""
-        n = max(s.shape[0] for s in states)
-        hidden = torch.zeros(len(states), n, states[0].shape[1], device=self.device)
-        mask = torch.zeros(len(states), n, dtype=torch.long, device=self.device)
+    def pad_states(self, states: Sequence[Fused]) -> Fused:
+        """Stack compact per-question passages into one right-padded batch on the reader's device."""
+        n = max(st.hidden.shape[1] for st in states)
+        b, dev = len(states), self.device
+        out = Fused(torch.zeros(b, n, states[0].hidden.shape[-1], device=dev),
+                    torch.zeros(b, n, dtype=torch.long, device=dev),
+                    torch.full((b, n), int(self.tokenizer.pad_token_id or 0), dtype=torch.long, device=dev),
+                    torch.zeros(b, n, dtype=torch.long, device=dev))
         for i, st in enumerate(states):
-            hidden[i, :st.shape[0]] = st.to(self.device, torch.float32)
-            mask[i, :st.shape[0]] = 1
-        return hidden, mask
+            m = st.hidden.shape[1]
+            out.hidden[i, :m] = st.hidden[0].to(dev, torch.float32)
+            out.mask[i, :m] = 1
+            out.ids[i, :m] = st.ids[0].to(dev)
+            out.slots[i, :m] = st.slots[0].to(dev)
+            if m < n:  # padding continues the last passage's slot so it never looks like a new passage
+                out.slots[i, m:] = out.slots[i, m - 1] if m else 0
+        return out
 
     def enable_gradient_checkpointing(self) -> None:
         """Trade compute for memory in training: activations are recomputed in the backward pass."""

@@ -52,6 +52,7 @@ class TrainOptions:
     freeze_embeddings: bool = True  # input word embeddings stay fixed: less optimizer work, less drift
     calibrate_seconds: float | None = None  # wall-time cap for fitting the no-answer threshold
     freeze_encoder: bool = False  # FiD: train the decoder only (steps ~3x cheaper; CPU budgets)
+    copy_head: bool = False  # FiD: add a pointer-generator output that copies from the passages
     log: Callable[[str], None] | None = None
 
 
@@ -252,12 +253,14 @@ def train_reader(records: list[dict], opts: TrainOptions, retriever=None, out: s
         _loop(reader.model, batches, lambda b: extractive_loss(reader, b), opts, opts.lr or 5e-5, result)
     else:
         reader = FiDReader.load(base, device=opts.device, max_length=opts.max_length)
-        if opts.gradient_checkpointing:
+        if opts.gradient_checkpointing and not opts.freeze_encoder:  # a decoder alone has few activations
             reader.enable_gradient_checkpointing()
         if opts.freeze_embeddings:
             _freeze_input_embeddings(reader.model)
         if opts.freeze_encoder:
             reader.model.get_encoder().requires_grad_(False)
+        if opts.copy_head and reader.copy is None:
+            reader.add_copy_head()
         examples = [(r["question"], evs[: opts.n_passages], fid_target(r["answers"], evs))
                     for r, evs in zip(train, train_evs, strict=True)]
         result = TrainResult(path=None, reader=reader, n_train=len(examples), n_calibrate=len(cal))
@@ -266,13 +269,13 @@ def train_reader(records: list[dict], opts: TrainOptions, retriever=None, out: s
             examples = _cache_encoder_states(reader, examples, opts)
 
             def fid_loss(b):
-                return reader.loss_on_states(*reader.pad_states([s for _, s, _ in b]), [a for _, _, a in b])
+                return reader.loss_on_states(reader.pad_states([s for _, s, _ in b]), [a for _, _, a in b])
         else:
             def fid_loss(b):
                 return reader.loss([q for q, _, _ in b], [e for _, e, _ in b], [a for _, _, a in b])
 
         batches = [examples[i:i + opts.batch_size] for i in range(0, len(examples), opts.batch_size)]
-        _loop(reader.model, batches, fid_loss, opts, opts.lr or 2e-4, result,
+        _loop(reader.trainable(), batches, fid_loss, opts, opts.lr or 2e-4, result,
               frozen=reader.model.get_encoder() if opts.freeze_encoder else None)
     if cal:
         reader.bf16 = opts.bf16

@@ -22,7 +22,8 @@ def test_fid_text_format():
 @pytest.mark.parametrize("spec", ["tiny-t5", "tiny-bart"])
 def test_concatenation_shape_and_mask(spec):
     r = FiDReader.load(spec, device="cpu", max_length=24)
-    hidden, mask = r.encode(["first question", "second"], [_evs(3), _evs(1)])
+    f = r.encode(["first question", "second"], [_evs(3), _evs(1)])
+    hidden, mask = f.hidden, f.mask
     single = r.tokenizer([fid_text("second", e.title, e.text) for e in _evs(1)], padding=True, truncation=True,
                          max_length=24, return_tensors="pt")
     L = hidden.shape[1] // 3
@@ -31,15 +32,17 @@ def test_concatenation_shape_and_mask(spec):
     assert mask[1, L:].sum() == 0
     assert mask[1, :L].sum() == single["attention_mask"].sum()
     assert mask[0].sum() > mask[1].sum()
+    assert f.ids.shape == mask.shape and f.slots[0, :L].eq(0).all() and f.slots[0, 2 * L:].eq(2).all()
 
 
 def test_masked_slots_do_not_change_the_decoder_and_chunking_is_exact():
     r = FiDReader.load("tiny-t5", device="cpu", max_length=24)
     with torch.no_grad():
-        h_batch, m_batch = r.encode(["q", "question two"], [_evs(3), _evs(1, "x")])
-        h_one, m_one = r.encode(["question two"], [_evs(1, "x")])
+        batch = r.encode(["q", "question two"], [_evs(3), _evs(1, "x")])
+        one = r.encode(["question two"], [_evs(1, "x")])
+        h_batch, m_batch, h_one, m_one = batch.hidden, batch.mask, one.hidden, one.mask
         r.encoder_chunk = 1
-        h_chunk, _ = r.encode(["q", "question two"], [_evs(3), _evs(1, "x")])
+        h_chunk = r.encode(["q", "question two"], [_evs(3), _evs(1, "x")]).hidden
         dec = torch.tensor([[r.start_id, 2003]])
 
         def logits(h, m):
@@ -79,31 +82,51 @@ def test_training_reduces_loss_generates_answer_and_round_trips(tmp_path):
     assert beams[0].text == "jupiter" and len(beams) == 2 and beams[0].score >= beams[1].score
     out = r.save(tmp_path / "fid")
     again = FiDReader.load(str(out), device="cpu")
-    assert again.num_beams == 3 and again.max_length == 32
+    assert again.num_beams == 3 and again.max_length == 32 and again.copy is None
     assert [a[0].text for a in again.read_batch(qs, evs)] == ["paris", "jupiter"]
+
+
+def test_copy_head_round_trips(tmp_path):
+    r = FiDReader.load("tiny-t5", device="cpu", max_length=24)
+    torch.manual_seed(1)
+    r.add_copy_head()
+    torch.nn.init.normal_(r.copy.rank_bias.weight)
+    qs, evs = ["where is paris?"], [_evs(3)]
+    with torch.no_grad():
+        before = r.loss(qs, evs, ["France"])
+    again = FiDReader.load(str(r.save(tmp_path / "fid")), device="cpu")
+    assert again.copy is not None and again.copy.config == r.copy.config
+    with torch.no_grad():
+        assert torch.allclose(again.loss(qs, evs, ["France"]), before, atol=1e-6)
 
 
 def test_bert2bert_reads_many_passages():
     r = FiDReader.load("bert2bert:tiny-bert", device="cpu", max_length=16, max_answer_tokens=3, encoder_chunk=8)
     ans = r.read("q?", _evs(20))
-    hidden, mask = r.encode(["q?"], [_evs(20)])
-    assert hidden.shape[0] == 1 and hidden.shape[1] == 20 * 16 and int(mask.sum()) > 0
+    f = r.encode(["q?"], [_evs(20)])
+    assert f.hidden.shape[0] == 1 and f.hidden.shape[1] == 20 * 16 and int(f.mask.sum()) > 0
     assert len(ans) == 1 and ans[0].reader == "fid"
 
 
-@pytest.mark.parametrize("spec", ["tiny-t5", "bert2bert:tiny-bert"])
-def test_compact_cached_states_give_the_same_loss(spec):
+@pytest.mark.parametrize("spec,copy", [("tiny-t5", False), ("bert2bert:tiny-bert", False),
+                                       ("tiny-t5", True), ("bert2bert:tiny-bert", True)])
+def test_compact_cached_states_give_the_same_loss(spec, copy):
     """A frozen encoder's cached states (masked positions dropped) train the decoder exactly as
-    the full fused states would."""
+    the full fused states would, with or without the copy head."""
     r = FiDReader.load(spec, device="cpu", max_length=20)
-    r.model.eval()
+    if copy:
+        torch.manual_seed(0)
+        r.add_copy_head()
+        torch.nn.init.normal_(r.copy.rank_bias.weight)  # make the passage terms matter
+    r.trainable().eval()
     qs, evs, answers = ["where is paris?", "which city"], [_evs(3), _evs(2, "x")], ["France", "Paris"]
     with torch.no_grad():
         full = r.loss(qs, evs, answers)
         states = r.encode_compact(qs, evs)
-        hidden, mask = r.encode(qs, evs)
-        assert [s.shape[0] for s in states] == mask.sum(1).tolist()
-        cached = r.loss_on_states(*r.pad_states(states), answers)
+        f = r.encode(qs, evs)
+        assert [s.hidden.shape[1] for s in states] == f.mask.sum(1).tolist()
+        assert states[1].slots.unique().tolist() == [0, 1]
+        cached = r.loss_on_states(r.pad_states(states), answers)
     assert torch.allclose(full, cached, atol=1e-5)
 
 
@@ -120,3 +143,43 @@ def test_frozen_encoder_training_trains_the_decoder_only():
     enc1 = res.reader.model.get_encoder().state_dict()
     assert all(torch.equal(enc0[k], enc1[k]) for k in enc0)
     assert res.steps == 36 and sum(res.losses[-4:]) < sum(res.losses[:4])
+
+
+def test_passage_scores_give_each_position_its_passage_relevance_and_rank_bias():
+    from kira.reader.fid import CopyHead
+
+    head = CopyHead(4, 4)
+    with torch.no_grad():
+        head.relevance.weight.copy_(torch.tensor([[1.0, 0, 0, 0]]))
+        head.relevance.bias.zero_()
+        head.rank_bias.weight[:3, 0] = torch.tensor([0.0, 10.0, 20.0])
+    enc = torch.zeros(1, 5, 4)
+    enc[0, :, 0] = torch.tensor([1.0, 9.0, 2.0, 9.0, 3.0])  # passage starts hold 1, 2, 3
+    slots = torch.tensor([[0, 0, 1, 1, 2]])
+    assert head.passage_scores(enc, slots).tolist() == [[1.0, 1.0, 12.0, 12.0, 23.0]]
+
+
+def _city_records(names: list[str]) -> list[dict]:
+    return [{"question": f"which land holds the city {n}?", "answers": [f"{n}ia"],
+             "contexts": [{"title": f"city {n}", "text": f"the city {n} lies in {n}ia , far away"},
+                          {"title": "other", "text": "some other city lies elsewhere"}]} for n in names]
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_copy_head_answers_entities_never_seen_in_training(copy):
+    """The pointer-generator copies an unseen answer out of the passage; a plain decoder cannot
+    spell answers it never saw. This is why the default FiD reader has a copy head."""
+    from kira.reader.train import TrainOptions, attach_passages, train_reader
+    from kira.retriever.text import exact_match
+
+    words = ["alpha", "bravo", "delta", "echo", "golf", "hotel", "india", "kilo", "lima", "mike", "oscar", "papa",
+             "quebec", "romeo", "sierra", "tango", "victor", "whiskey", "yankee", "zulu", "amber", "coral",
+             "ivory", "jade", "lemon", "olive", "pearl", "ruby", "silver", "topaz"]
+    train, test = _city_records(words[:24]), _city_records(words[24:])
+    res = train_reader(train * 4, TrainOptions(kind="fid", base="bert2bert:tiny-bert", n_passages=2, max_length=24,
+                                               batch_size=8, epochs=6, lr=3e-3, device="cpu", bf16=False,
+                                               freeze_encoder=True, copy_head=copy, calibrate_fraction=0.0))
+    r = res.reader
+    got = r.read_batch([t["question"] for t in test], attach_passages(test, None, 2), allow_no_answer=False)
+    em = sum(exact_match(a[0].text, t["answers"]) for a, t in zip(got, test, strict=True)) / len(test)
+    assert (em >= 0.8) if copy else (em <= 0.2), em
