@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -35,12 +36,18 @@ def _run(fn):
         _fail(str(e))
 
 
-def _open(workspace: str | None):
+@contextmanager
+def _opened(workspace: str | None):
+    """``(cfg, store)`` of a workspace; the store is closed when the block ends, however it ends."""
     from kira.config import load_config
     from kira.kb.store import DuckDBStore
 
     cfg = load_config(workspace)
-    return cfg, DuckDBStore(cfg.store_path)
+    store = DuckDBStore(cfg.store_path)
+    try:
+        yield cfg, store
+    finally:
+        store.close()
 
 
 def _parse_options(options: list[str]) -> dict:
@@ -94,15 +101,12 @@ def add(
     def body():
         from kira.kb.plugin import add_kb
 
-        cfg, store = _open(index or workspace)
-        try:
+        with _opened(index or workspace) as (cfg, store):
             rep = add_kb(store, name, source, paths, verbalize=not no_verbalize, templates=templates,
                          max_facts=max_facts, options=_parse_options(option or []))
             out = rep.to_dict()
             if not no_index:
                 out["index_version"] = _rebuild_index(cfg, store)
-        finally:
-            store.close()
         if as_json:
             print(json.dumps(out))
         else:
@@ -124,12 +128,9 @@ def remove(
     def body():
         from kira.kb.plugin import remove_kb
 
-        cfg, store = _open(workspace)
-        try:
+        with _opened(workspace) as (cfg, store):
             removed = remove_kb(store, name, models_dir=cfg.models_dir)
             version = None if no_index else _rebuild_index(cfg, store)
-        finally:
-            store.close()
         print(f"removed {name}" + (f" and {len(removed)} artifact(s)" if removed else "")
               + (f"; index {version}" if version else ""))
 
@@ -143,13 +144,10 @@ def list_(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     def body():
         from kira.kb.plugin import list_kbs
 
-        _, store = _open(workspace)
-        try:
+        with _opened(workspace) as (_, store):
             rows = [{"name": s["name"], "kind": s["kind"], "version": s["version"], **{
                 k: s["metadata"].get(k) for k in ("n_entities", "n_relations", "n_triples", "n_passages", "splits")}}
                 for s in list_kbs(store)]
-        finally:
-            store.close()
         if as_json:
             print(json.dumps(rows))
             return
@@ -183,8 +181,7 @@ def embed(
     def body():
         from kira.kb.evaluate import evaluate_embedder
 
-        cfg, store = _open(workspace)
-        try:
+        with _opened(workspace) as (cfg, store):
             if kb not in store.list_kbs():
                 raise ValueError(f"no knowledge base named {kb!r}")
             train = list(store.iter_triples(kb, split="train"))
@@ -208,8 +205,6 @@ def embed(
                 report = emb.fit(train, entities=[e.id for e in entities], relations=relations)
             res = evaluate_embedder(emb, test, all_triples) if test else None
             emb.save(target, extra={"kb": kb, "test": res.to_dict() if res else None})
-        finally:
-            store.close()
         row = {"kb": kb, "model": model, "artifact": str(target), "seconds": report["seconds"],
                "triples_per_s": report["triples_per_s"], "test": res.to_dict() if res else None}
         if as_json:
@@ -236,11 +231,8 @@ def link(
     def body():
         from kira.kb.linking import EntityLinker
 
-        cfg, store = _open(workspace)
-        try:
+        with _opened(workspace) as (cfg, store):
             links = EntityLinker(store, kbs=kb, encoder_spec=encoder or cfg.index.encoder).link(question)
-        finally:
-            store.close()
         rows = [{"mention": x.mention, "kb": x.kb, "id": x.entity_id, "name": x.name, "score": x.score} for x in links]
         if as_json:
             print(json.dumps(rows))
@@ -264,8 +256,7 @@ def facts(
     def body():
         from kira.kb.linking import KBFactRetriever
 
-        _, store = _open(workspace)
-        try:
+        with _opened(workspace) as (_, store):
             kbs = [kb] if kb else store.list_kbs()
             ents = [e for k in kbs for e in store.get_entities(k, [entity])] or store.find_entities(entity, kb=kb, limit=1)
             if not ents:
@@ -278,8 +269,6 @@ def facts(
             rels = {r.id: r.name for r in store.list_relations(e.kb)}
             rows = [{"triple": [t.head, t.relation, t.tail], "split": t.split,
                      "text": ret.verbalize(e.kb, t, names, rels)} for t in triples]
-        finally:
-            store.close()
         if as_json:
             print(json.dumps({"kb": e.kb, "id": e.id, "name": e.name, "aliases": e.aliases,
                               "description": e.description, "facts": rows}))
@@ -308,8 +297,7 @@ def eval_kb(
         from kira.kb.embeddings import load_embedder
         from kira.kb.evaluate import evaluate_embedder
 
-        cfg, store = _open(workspace)
-        try:
+        with _opened(workspace) as (cfg, store):
             target = model
             if target is None:
                 cands = [p for p in Path(cfg.models_dir).glob(f"{kb}-*") if (p / "kira.json").exists()]
@@ -322,8 +310,6 @@ def eval_kb(
                 raise ValueError(f"KB {kb!r} has no {split!r} triples")
             res = evaluate_embedder(emb, rows, list(store.iter_triples(kb)), batch_size=batch_size,
                                     filtered=not unfiltered)
-        finally:
-            store.close()
         if as_json:
             print(json.dumps({"kb": kb, "model": str(target), "split": split, **res.to_dict()}))
             return

@@ -252,6 +252,31 @@ def save_artifact(directory: str | os.PathLike, model, tokenizer, kira_config: d
     return d
 
 
+@dataclass
+class LoadedArtifact:
+    """What a reader needs from a spec: where it resolved, its ``kira.json``, the tokenizer (right
+    padding: decoding slices each row to its unpadded length), the model, and the saved options."""
+
+    resolved: ResolvedSpec
+    config: dict[str, Any]
+    tokenizer: Any
+    model: Any
+    options: dict[str, Any]
+
+
+def load_artifact(spec: str | os.PathLike, family: str, option_keys: tuple[str, ...],
+                  overrides: dict[str, Any] | None = None) -> LoadedArtifact:
+    """Load a spec for a reader: the saved values of ``option_keys`` with ``overrides`` on top."""
+    spec = str(spec)
+    r = resolve(spec)
+    saved = artifact_config(r.path) if r.path else {}
+    tok = load_tokenizer(spec)
+    tok.padding_side = "right"
+    model = load_model(spec, family)
+    options = {k: saved[k] for k in option_keys if k in saved} | dict(overrides or {})
+    return LoadedArtifact(r, saved, tok, model, options)
+
+
 def artifact_config(directory: str | os.PathLike) -> dict[str, Any]:
     """The ``kira.json`` of an artifact directory ({} for plain HF checkpoints)."""
     import json

@@ -191,26 +191,20 @@ class ExtractiveReader:
     def load(cls, spec: str | os.PathLike, device: str = "auto", bf16: bool = False,
              no_answer_threshold: float | None = None, **kw) -> ExtractiveReader:
         """Any zoo spec (SQuAD checkpoint, tiny model, base encoder) or a kira reader artifact."""
-        spec = str(spec)
-        r = zoo.resolve(spec)
-        saved = zoo.artifact_config(r.path) if r.path else {}
-        tok = zoo.load_tokenizer(spec)
-        tok.padding_side = "right"  # decoding slices each window's logits to its unpadded length
-        qa = zoo.load_model(spec, "extractive-qa")
-        head = None
-        if r.path is not None and (r.path / HEAD_FILE).exists():
+        a = zoo.load_artifact(spec, "extractive-qa",
+                              ("max_length", "stride", "max_query_tokens", "max_answer_tokens"), kw)
+        head, path = None, a.resolved.path
+        if path is not None and (path / HEAD_FILE).exists():
             from safetensors.torch import load_file
 
-            head = torch.nn.Linear(_hidden_size(qa.config), 1)
-            head.load_state_dict(load_file(str(r.path / HEAD_FILE)))
-        model = ReaderModel(qa, head)
-        opts = {k: saved[k] for k in ("max_length", "stride", "max_query_tokens", "max_answer_tokens") if k in saved}
-        opts.update(kw)
+            head = torch.nn.Linear(_hidden_size(a.model.config), 1)
+            head.load_state_dict(load_file(str(path / HEAD_FILE)))
+        model = ReaderModel(a.model, head)
         dev = pick_device(device)
         model.to(dev).eval()
-        return cls(model=model, tokenizer=tok, spec=spec, device=dev, bf16=bf16,
-                   calibration=NoAnswerCalibration.from_dict(saved.get("no_answer")),
-                   no_answer_threshold=no_answer_threshold, **opts)
+        return cls(model=model, tokenizer=a.tokenizer, spec=str(spec), device=dev, bf16=bf16,
+                   calibration=NoAnswerCalibration.from_dict(a.config.get("no_answer")),
+                   no_answer_threshold=no_answer_threshold, **a.options)
 
     @classmethod
     def from_base(cls, spec: str, device: str = "auto", **kw) -> ExtractiveReader:

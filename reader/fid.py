@@ -143,24 +143,17 @@ class FiDReader:
     @classmethod
     def load(cls, spec: str | os.PathLike, device: str = "auto", bf16: bool = False,
              no_answer_threshold: float | None = None, **kw) -> FiDReader:
-        spec = str(spec)
-        r = zoo.resolve(spec)
-        saved = zoo.artifact_config(r.path) if r.path else {}
-        tok = zoo.load_tokenizer(spec)
-        tok.padding_side = "right"
-        model = zoo.load_model(spec, "seq2seq")
-        opts = {k: saved[k] for k in ("max_length", "max_answer_tokens", "encoder_chunk", "num_beams") if k in saved}
-        opts.update(kw)
+        a = zoo.load_artifact(spec, "seq2seq", ("max_length", "max_answer_tokens", "encoder_chunk", "num_beams"), kw)
         dev = pick_device(device)
-        model.to(dev).eval()
+        a.model.to(dev).eval()
         copy = None
-        if saved.get("copy_head"):
-            copy = CopyHead(**saved["copy_head"])
-            copy.load_state_dict(torch.load(Path(r.path) / COPY_HEAD_FILE, map_location="cpu", weights_only=True))
+        if a.config.get("copy_head"):
+            copy = CopyHead(**a.config["copy_head"])
+            copy.load_state_dict(torch.load(a.resolved.path / COPY_HEAD_FILE, map_location="cpu", weights_only=True))
             copy.to(dev).eval()
-        return cls(model=model, tokenizer=tok, spec=spec, device=dev, bf16=bf16, copy=copy,
-                   calibration=NoAnswerCalibration.from_dict(saved.get("no_answer")),
-                   no_answer_threshold=no_answer_threshold, **opts)
+        return cls(model=a.model, tokenizer=a.tokenizer, spec=str(spec), device=dev, bf16=bf16, copy=copy,
+                   calibration=NoAnswerCalibration.from_dict(a.config.get("no_answer")),
+                   no_answer_threshold=no_answer_threshold, **a.options)
 
     def add_copy_head(self) -> CopyHead:
         """Give the reader a fresh pointer-generator output (before training it)."""
