@@ -54,7 +54,7 @@ class Fused:
 
     hidden: torch.Tensor  # [B, S, H] encoder states, S = k * tokens per passage (or compacted)
     mask: torch.Tensor  # [B, S] 1 where a real token of a real passage sits
-    ids: torch.Tensor  # [B, S] token ids at those positions (what the copy head points at)
+    ids: torch.Tensor  # [B, S] token ids the copy head may point at (pad in the repeated question prefix)
     slots: torch.Tensor  # [B, S] passage index (retrieval rank) of each position
 
     def repeat(self, n: int) -> Fused:
@@ -88,17 +88,47 @@ class CopyHead(torch.nn.Module):
         self.gate = torch.nn.Linear(decoder_dim + encoder_dim, 1)
         self.continuation = torch.nn.Parameter(torch.tensor(float(continuation)))
 
-    def passage_scores(self, enc: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-        """``[B, S]``: each position gets its passage's relevance (from the passage's first state)
-        plus the bias of its rank."""
+    def slot_scores(self, fused: Fused) -> tuple[torch.Tensor, torch.Tensor]:
+        """``([B, K] score, [B, K] present)`` per passage: the relevance read from its first state
+        plus the bias of its rank; ``present`` marks passages that have unmasked positions."""
+        slots = fused.slots
         first = torch.ones_like(slots, dtype=torch.bool)
         first[:, 1:] = slots[:, 1:] != slots[:, :-1]
         k = int(slots.max()) + 1
-        rel = self.relevance(enc).squeeze(-1).float()
-        per_slot = torch.zeros(slots.shape[0], k + 1, device=enc.device).scatter(
-            1, torch.where(first, slots, k), rel)[:, :k]  # non-first positions land in a dropped column
-        rank = self.rank_bias(slots.clamp(max=self.rank_bias.num_embeddings - 1)).squeeze(-1).float()
-        return per_slot.gather(1, slots) + rank
+        at_first = torch.where(first, slots, k)  # non-first positions land in a dropped column
+        rel = self.relevance(fused.hidden.to(self.relevance.weight.dtype)).squeeze(-1).float()
+        per_slot = torch.zeros(slots.shape[0], k + 1, device=slots.device).scatter(1, at_first, rel)[:, :k]
+        ranks = torch.arange(k, device=slots.device).clamp(max=self.rank_bias.num_embeddings - 1)
+        present = torch.zeros(slots.shape[0], k + 1, device=slots.device).scatter(
+            1, torch.where(fused.mask.bool(), at_first, k), 1.0)[:, :k].bool()
+        return per_slot + self.rank_bias(ranks).squeeze(-1).float()[None], present
+
+    def passage_scores(self, fused: Fused) -> torch.Tensor:
+        """``[B, S]``: each position gets its passage's score (``slot_scores``)."""
+        return self.slot_scores(fused)[0].gather(1, fused.slots)
+
+    def selection_loss(self, fused: Fused, answer_ids: Sequence[Sequence[int]]) -> torch.Tensor:
+        """DPR-reader-style passage selection: ``-log`` of the softmax mass of the passages whose
+        tokens contain the answer (questions with no such passage are skipped). It teaches the
+        passage scores to pick evidence out of many distractors, so more passages do not hurt."""
+        scores, present = self.slot_scores(fused)
+        positive = torch.zeros_like(present)
+        ids, slots, mask = fused.ids.tolist(), fused.slots.tolist(), fused.mask.tolist()
+        for b, ans in enumerate(answer_ids):
+            n = len(ans)
+            by_slot: dict[int, list[int]] = {}
+            for tok, sl, m in zip(ids[b], slots[b], mask[b], strict=True):
+                if m:
+                    by_slot.setdefault(sl, []).append(tok)
+            for sl, toks in by_slot.items():
+                if n and any(toks[i:i + n] == list(ans) for i in range(len(toks) - n + 1)):
+                    positive[b, sl] = True
+        has = positive.any(1)
+        if not has.any():
+            return scores.sum() * 0.0
+        logp = torch.log_softmax(scores.masked_fill(~present, float("-inf")), -1)
+        pos = torch.logsumexp(logp.masked_fill(~positive, float("-inf")), -1)
+        return -pos[has].mean()
 
     def forward(self, dec: torch.Tensor, fused: Fused, prev_ids: torch.Tensor, logits: torch.Tensor,
                 special_ids: torch.Tensor) -> torch.Tensor:
@@ -109,7 +139,7 @@ class CopyHead(torch.nn.Module):
         scores = self.query(dec) @ self.key(enc).transpose(1, 2) / self.key.out_features ** 0.5  # [B, T, S]
         before = torch.cat([torch.full_like(ids[:, :1], -1), ids[:, :-1]], 1)  # the token left of each position
         follows = (before[:, None, :] == prev_ids[:, :, None]) & ~torch.isin(prev_ids, special_ids)[:, :, None]
-        scores = scores.float() + self.continuation * follows + self.passage_scores(enc, fused.slots)[:, None, :]
+        scores = scores.float() + self.continuation * follows + self.passage_scores(fused)[:, None, :]
         copyable = fused.mask.bool() & ~torch.isin(ids, special_ids)
         scores = scores.masked_fill(~copyable[:, None, :], float("-inf"))
         attn = torch.softmax(scores, -1).nan_to_num(0.0)  # a question with nothing copyable copies nothing
@@ -219,13 +249,16 @@ class FiDReader:
         passages is read alone (one slot holding just the question).
         """
         k = max(1, max((len(e) for e in evidences), default=1))
-        texts, present = [], []
+        texts, present, question_chars = [], [], []
         for q, evs in zip(questions, evidences, strict=True):
             evs = [e for e in evs if e.kind != "table"] or []
             slots = [fid_text(q, e.title or "", e.text or "") for e in evs[:k]] or [fid_text(q, "", "")]
             present.extend([True] * len(slots) + [False] * (k - len(slots)))
             texts.extend(slots + [""] * (k - len(slots)))
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+            question_chars.extend([len(fid_text(q, "", "").split(" title:")[0])] * k)
+        fast = bool(getattr(self.tokenizer, "is_fast", False))
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt",
+                               return_offsets_mapping=fast)
         ids = batch["input_ids"].to(self.device)
         mask = batch["attention_mask"].to(self.device)
         mask = mask * torch.tensor(present, device=self.device, dtype=mask.dtype)[:, None]
@@ -235,10 +268,15 @@ class FiDReader:
             out = encoder(input_ids=ids[s:s + self.encoder_chunk], attention_mask=mask[s:s + self.encoder_chunk])
             chunks.append(out.last_hidden_state)
         hidden = torch.cat(chunks, 0)
+        copy_ids = ids.clone()
+        if fast:  # the question repeats in every passage: copying from it would grow with k
+            ends = batch["offset_mapping"][..., 1].to(self.device)
+            in_question = (ends > 0) & (ends <= torch.tensor(question_chars, device=self.device)[:, None])
+            copy_ids[in_question] = int(self.tokenizer.pad_token_id or 0)
         b, L = len(questions), ids.shape[1]
         slots = torch.arange(k, device=self.device).repeat_interleave(L).expand(b, -1)
-        return Fused(hidden.reshape(b, k * L, hidden.shape[-1]), mask.reshape(b, k * L), ids.reshape(b, k * L),
-                     slots)
+        return Fused(hidden.reshape(b, k * L, hidden.shape[-1]), mask.reshape(b, k * L),
+                     copy_ids.reshape(b, k * L), slots)
 
     def log_probs(self, fused: Fused, dec_ids: torch.Tensor) -> torch.Tensor:
         """Next-token log-probabilities ``[B, T, V]`` after each decoder input token (teacher forcing)."""
@@ -373,12 +411,18 @@ class FiDReader:
 
     def loss_on_states(self, fused: Fused, answers: Sequence[str]) -> torch.Tensor:
         """Mean token NLL of the answers over given fused encoder states (cached ones when the
-        encoder is frozen); the decoder reads the answer shifted right after the start token."""
+        encoder is frozen); the decoder reads the answer shifted right after the start token.
+        With a copy head, plus its passage-selection loss."""
         labels = self.labels(answers)
         dec_ids = torch.cat([torch.full_like(labels[:, :1], self.start_id), labels[:, :-1]], 1)
         dec_ids = dec_ids.masked_fill(dec_ids == -100, int(self.tokenizer.pad_token_id or 0))
         logp = self.log_probs(fused, dec_ids)
-        return torch.nn.functional.nll_loss(logp.reshape(-1, logp.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        loss = torch.nn.functional.nll_loss(logp.reshape(-1, logp.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        if self.copy is not None:
+            eos = self.eos_id
+            answer_ids = [[t for t in row if t not in (-100, eos)] for row in labels.tolist()]
+            loss = loss + self.copy.selection_loss(fused, answer_ids)
+        return loss
 
     @torch.no_grad()
     def encode_compact(self, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]],
