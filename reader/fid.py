@@ -4,7 +4,7 @@ Each passage becomes ``question: … title: … context: …`` and is encoded *i
 linear in k); the k encoder outputs are concatenated along the sequence axis, with the matching
 attention mask (padding of every passage stays masked), and the decoder cross-attends to all of
 them at once, so evidence scattered over passages can be combined. The encoder runs in chunks of
-passages so k=100 fits in CPU RAM; training turns on gradient checkpointing.
+passages so k=100 fits in CPU RAM; training an unfrozen encoder turns on gradient checkpointing.
 
 Generation (greedy = beam 1, or beam search) is written here over the fused encoder states: no
 KV cache, since answers are a handful of tokens and the cross-attention over k*L states dominates.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,13 @@ ARTIFACT_TYPE = "fid-reader"
 COPY_HEAD_FILE = "copy_head.pt"
 
 
+def fid_question(question: str) -> str:
+    """The question part that opens every passage's input (the copy head never points into it)."""
+    return f"question: {question.strip()}"
+
+
 def fid_text(question: str, title: str, text: str) -> str:
-    return f"question: {question.strip()} title: {title.strip()} context: {text.strip()}"
+    return f"{fid_question(question)} title: {title.strip()} context: {text.strip()}"
 
 
 def _token_id(value) -> int | None:
@@ -113,16 +119,16 @@ class CopyHead(torch.nn.Module):
         passage scores to pick evidence out of many distractors, so more passages do not hurt."""
         scores, present = self.slot_scores(fused)
         positive = torch.zeros_like(present)
-        ids, slots, mask = fused.ids.tolist(), fused.slots.tolist(), fused.mask.tolist()
         for b, ans in enumerate(answer_ids):
             n = len(ans)
-            by_slot: dict[int, list[int]] = {}
-            for tok, sl, m in zip(ids[b], slots[b], mask[b], strict=True):
-                if m:
-                    by_slot.setdefault(sl, []).append(tok)
-            for sl, toks in by_slot.items():
-                if n and any(toks[i:i + n] == list(ans) for i in range(len(toks) - n + 1)):
-                    positive[b, sl] = True
+            if not n or n > fused.ids.shape[1]:
+                continue
+            # windows of n tokens equal to the answer, starting at a real position; a window never
+            # matches across passages, since the special tokens between them are not in an answer
+            windows = fused.ids[b].unfold(0, n, 1)
+            starts = (windows == torch.tensor(list(ans), device=windows.device)).all(1) & \
+                fused.mask[b, :windows.shape[0]].bool()
+            positive[b, fused.slots[b, :windows.shape[0]][starts]] = True
         has = positive.any(1)
         if not has.any():
             return scores.sum() * 0.0
@@ -230,15 +236,17 @@ class FiDReader:
     @property
     def start_id(self) -> int:
         v = self._cfg("decoder_start_token_id")
-        return v if v is not None else int(self.tokenizer.pad_token_id or 0)
+        return v if v is not None else self.pad_id
 
     @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id or 0)
+
+    @cached_property
     def word_continuation_ids(self) -> list[int]:
         """WordPiece ``##`` pieces: they only continue a word, so an answer never starts with one."""
-        if not hasattr(self, "_continuation"):
-            vocab = self.tokenizer.get_vocab() if hasattr(self.tokenizer, "get_vocab") else {}
-            self._continuation = [i for t, i in vocab.items() if t.startswith("##") and len(t) > 2]
-        return self._continuation
+        vocab = self.tokenizer.get_vocab() if hasattr(self.tokenizer, "get_vocab") else {}
+        return [i for t, i in vocab.items() if t.startswith("##") and len(t) > 2]
 
     # ---- encoding: the FiD trick ------------------------------------------------------------
     def encode(self, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]]) -> Fused:
@@ -255,7 +263,7 @@ class FiDReader:
             slots = [fid_text(q, e.title or "", e.text or "") for e in evs[:k]] or [fid_text(q, "", "")]
             present.extend([True] * len(slots) + [False] * (k - len(slots)))
             texts.extend(slots + [""] * (k - len(slots)))
-            question_chars.extend([len(fid_text(q, "", "").split(" title:")[0])] * k)
+            question_chars.extend([len(fid_question(q))] * k)
         fast = bool(getattr(self.tokenizer, "is_fast", False))
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt",
                                return_offsets_mapping=fast)
@@ -272,7 +280,7 @@ class FiDReader:
         if fast:  # the question repeats in every passage: copying from it would grow with k
             ends = batch["offset_mapping"][..., 1].to(self.device)
             in_question = (ends > 0) & (ends <= torch.tensor(question_chars, device=self.device)[:, None])
-            copy_ids[in_question] = int(self.tokenizer.pad_token_id or 0)
+            copy_ids[in_question] = self.pad_id
         b, L = len(questions), ids.shape[1]
         slots = torch.arange(k, device=self.device).repeat_interleave(L).expand(b, -1)
         return Fused(hidden.reshape(b, k * L, hidden.shape[-1]), mask.reshape(b, k * L),
@@ -415,7 +423,7 @@ class FiDReader:
         With a copy head, plus its passage-selection loss."""
         labels = self.labels(answers)
         dec_ids = torch.cat([torch.full_like(labels[:, :1], self.start_id), labels[:, :-1]], 1)
-        dec_ids = dec_ids.masked_fill(dec_ids == -100, int(self.tokenizer.pad_token_id or 0))
+        dec_ids = dec_ids.masked_fill(dec_ids == -100, self.pad_id)
         logp = self.log_probs(fused, dec_ids)
         loss = torch.nn.functional.nll_loss(logp.reshape(-1, logp.shape[-1]), labels.reshape(-1), ignore_index=-100)
         if self.copy is not None:
@@ -448,7 +456,7 @@ class FiDReader:
         b, dev = len(states), self.device
         out = Fused(torch.zeros(b, n, states[0].hidden.shape[-1], device=dev),
                     torch.zeros(b, n, dtype=torch.long, device=dev),
-                    torch.full((b, n), int(self.tokenizer.pad_token_id or 0), dtype=torch.long, device=dev),
+                    torch.full((b, n), self.pad_id, dtype=torch.long, device=dev),
                     torch.zeros(b, n, dtype=torch.long, device=dev))
         for i, st in enumerate(states):
             m = st.hidden.shape[1]
