@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from kira.clikit import WorkspaceOpt
 from kira.errors import KiraError
 
 app = typer.Typer(help="kira: Knowledge-Injected Retrieval-Augmented QA.", no_args_is_help=True,
@@ -36,8 +37,6 @@ EVALS = [
     ("kb", "kira.kb.cli", "eval_kb"),
 ]
 
-WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", envvar="KIRA_WORKSPACE",
-                                                  help="Workspace directory (default ./workspace).")]
 
 
 def _attr(module: str, attr: str):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kira.errors import IngestError
+from kira.textfile import decoded_lines
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -19,18 +20,13 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     p = Path(path)
     if not p.is_file():
         raise IngestError(str(p), None, None, "file not found")
-    with p.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise IngestError(str(p), lineno, None, f"not UTF-8 (byte {e.start})") from e
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise IngestError(str(p), lineno, None, f"invalid JSON: {e.msg} (column {e.colno})") from e
-            if not isinstance(obj, dict):
-                raise IngestError(str(p), lineno, None, f"expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    for lineno, line in decoded_lines(p):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise IngestError(str(p), lineno, None, f"invalid JSON: {e.msg} (column {e.colno})") from e
+        if not isinstance(obj, dict):
+            raise IngestError(str(p), lineno, None, f"expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj

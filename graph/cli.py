@@ -11,12 +11,11 @@ from typing import Annotated
 
 import typer
 
+from kira.clikit import JsonOpt, WorkspaceOpt
+
 app = typer.Typer(help="Graph views and graph PLMs over KBs.", no_args_is_help=True, pretty_exceptions_enable=False)
 
-WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", envvar="KIRA_WORKSPACE",
-                                                  help="Workspace directory (default ./workspace).")]
 KbOpt = Annotated[str, typer.Option("--kb", help="KB (source) name in the store.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 def _ctx(workspace: str | None):

@@ -15,12 +15,13 @@ from typing import Annotated, Any
 
 import typer
 
+from kira.clikit import JsonOpt, ReplaceOpt
+
 app = typer.Typer(help="Build, inspect, update and compact versioned indexes.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
 IndexOpt = Annotated[str | None, typer.Option("--index", "-i", "--workspace", "-w", envvar="KIRA_WORKSPACE",
                                               help="Workspace directory holding store.duckdb and indexes/.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 SourceOpt = Annotated[list[str] | None, typer.Option("--source", "-s",
                                                      help="KIND:PATH (jsonl, csv, parquet, dir, wordnet); repeatable.")]
 
@@ -98,9 +99,10 @@ def build(
     resume: Annotated[bool, typer.Option(help="Reuse finished shards of an interrupted build.")] = True,
     ray: Annotated[bool, typer.Option("--ray", help="Encode with Ray Data (pip install 'kira[ray]').")] = False,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: local).")] = None,
+    replace: ReplaceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest the sources into the store, then build, verify and publish a new index version."""
+    """Ingest the sources into the store (all or none), then build, verify and publish a new index version."""
 
     def body():
         from kira.index_build.build import build_index
@@ -110,10 +112,12 @@ def build(
         try:
             names = list(name or [])
             ingested = []
-            for i, spec in enumerate(source or []):
-                ingested.append(ingest_source(store, spec, names[i] if i < len(names) else None,
-                                              words=cfg.index.passage_words if words is None else words,
-                                              overlap=cfg.index.passage_overlap if overlap is None else overlap))
+            with store.transaction():  # one transaction: a bad --source keeps none of the others
+                for i, spec in enumerate(source or []):
+                    ingested.append(ingest_source(store, spec, names[i] if i < len(names) else None,
+                                                  words=cfg.index.passage_words if words is None else words,
+                                                  overlap=cfg.index.passage_overlap if overlap is None else overlap,
+                                                  replace=replace))
             v = build_index(cfg, store, encoder_spec=encoder, faiss_type=faiss_type, resume=resume,
                             progress=True, dense=not no_dense, encode_backend="ray" if ray else "local",
                             ray_address=ray_address)
@@ -172,6 +176,7 @@ def add(index: IndexOpt = None, source: SourceOpt = None,
         name: Annotated[str | None, typer.Option(help="Source name (default from path).")] = None,
         words: Annotated[int | None, typer.Option(help="Words per passage.")] = None,
         overlap: Annotated[int | None, typer.Option(help="Overlap in words.")] = None,
+        replace: ReplaceOpt = False,
         as_json: JsonOpt = False) -> None:
     """(Re-)ingest one source and apply only its changes to the current version (no full rebuild)."""
 
@@ -192,7 +197,8 @@ def add(index: IndexOpt = None, source: SourceOpt = None,
             with store.transaction():  # the store change rolls back if the index edit fails
                 src = ingest_source(store, source[0], src,
                                     words=cfg.index.passage_words if words is None else words,
-                                    overlap=cfg.index.passage_overlap if overlap is None else overlap)
+                                    overlap=cfg.index.passage_overlap if overlap is None else overlap,
+                                    replace=replace)
                 new = [p for batch in store.iter_passages(src) for p in batch]
                 gone = sorted(set(old) - {p.id for p in new})
                 new = [p for p in new if old.get(p.id) != _fingerprint(p)]  # only new or changed text
@@ -220,6 +226,7 @@ def delete(index: IndexOpt = None,
         from kira.errors import KiraError
         from kira.index_build.incremental import delete_passages
         from kira.index_build.versions import current_version
+        from kira.kb.store import require_source_kind
 
         if not id and not source:
             raise KiraError("give --id ID (repeatable) or --source NAME")
@@ -228,8 +235,7 @@ def delete(index: IndexOpt = None,
             cur = current_version(cfg.indexes_dir)
             ids = list(id or [])
             if source:
-                if store.get_source(source) is None:
-                    raise KiraError(f"no source named {source!r}")
+                require_source_kind(store, source, "text")  # KBs and tables have their own remove
                 ids += [p.id for batch in store.iter_passages(source) for p in batch]
             with store.transaction():  # the store change rolls back if the index edit fails
                 if source:

@@ -71,13 +71,7 @@ class LuceneWriter:
 
 
 def _index_writer(index_dir: Path):
-    from kira.jvm import ensure_java
-
-    ensure_java()
-    from kira.jvm import import_pyserini
-
-    import_pyserini()  # puts Anserini's fat jar on the classpath
-    from jnius import autoclass
+    from kira.jvm import java_class as autoclass
 
     FSDirectory = autoclass("org.apache.lucene.store.FSDirectory")
     File = autoclass("java.io.File")
@@ -92,7 +86,7 @@ def _index_writer(index_dir: Path):
 
 def delete_ids(index_dir: str | os.PathLike, ids: Iterable[str], chunk: int = 512) -> None:
     """Delete documents by passage id (Lucene term deletes on the ``id`` field)."""
-    from jnius import autoclass
+    from kira.jvm import java_class as autoclass
 
     writer = _index_writer(Path(index_dir))
     Term = autoclass("org.apache.lucene.index.Term")
@@ -119,10 +113,7 @@ def force_merge(index_dir: str | os.PathLike, segments: int = 1) -> None:
 
 def num_docs(index_dir: str | os.PathLike) -> int:
     """Live (non-deleted) documents."""
-    from kira.jvm import import_pyserini
-
-    import_pyserini()
-    from jnius import autoclass
+    from kira.jvm import java_class as autoclass
 
     FSDirectory = autoclass("org.apache.lucene.store.FSDirectory")
     File = autoclass("java.io.File")

@@ -10,7 +10,6 @@ file, line and field, and nothing of the source is written.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import html
 import json
@@ -23,7 +22,9 @@ from typing import Any
 
 from kira.errors import IngestError, KiraError
 from kira.jsonl import iter_jsonl
+from kira.kb.store import claim_source_name
 from kira.schema import Passage
+from kira.textfile import csv_records, decoded_lines
 
 KINDS = ("jsonl", "csv", "parquet", "dir", "wordnet")
 DIR_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
@@ -88,16 +89,6 @@ def files_checksum(root: Path, files: list[Path]) -> str:
 
 
 # ---- row readers ----------------------------------------------------------------------------------
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of a UTF-8 file; undecodable bytes name their line."""
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                yield lineno, raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise IngestError(str(path), lineno, None, f"not valid UTF-8: {e.reason} at byte {e.start}") from e
-
-
 def _row_document(row: dict[str, Any], path: Path, line: int | None, position: int) -> Document:
     text_key = next((k for k in TEXT_FIELDS if k in row), None)
     if text_key is None:
@@ -133,33 +124,19 @@ def read_jsonl(path: Path) -> Iterator[Document]:
 
 
 def read_csv(path: Path) -> Iterator[Document]:
-    lines = (t for _, t in _decoded_lines(path))
-    sample_reader = csv.reader(lines)
+    records = csv_records((t for _, t in decoded_lines(path)), path)
     try:
-        header = next(sample_reader)
+        _, header = next(records)
     except StopIteration:
         raise IngestError(str(path), 1, None, "empty CSV file (no header)") from None
-    except csv.Error as e:
-        raise IngestError(str(path), 1, None, f"bad CSV: {e}") from e
     header = [h.strip() for h in header]
     if not any(k in header for k in TEXT_FIELDS):
         raise IngestError(str(path), 1, "text", f"CSV header has no 'text' or 'contents' column: {header}")
-    pos = 0
-    while True:
-        try:
-            values = next(sample_reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            raise IngestError(str(path), sample_reader.line_num, None, f"bad CSV: {e}") from e
-        line = sample_reader.line_num
-        if not values or all(not v.strip() for v in values):
-            continue
+    for pos, (line, values) in enumerate(records):
         if len(values) != len(header):
             raise IngestError(str(path), line, None, f"{len(values)} values for {len(header)} columns")
         row = dict(zip(header, values, strict=True))
         yield _row_document(row, path, line, pos)
-        pos += 1
 
 
 def read_parquet(path: Path) -> Iterator[Document]:
@@ -331,10 +308,12 @@ def store_documents(store, docs: Iterable[Document], source: str, words: int, ov
     return n_docs, n_psg
 
 
-def ingest_source(store, spec: str, name: str | None = None, words: int = 100, overlap: int = 0) -> str:
+def ingest_source(store, spec: str, name: str | None = None, words: int = 100, overlap: int = 0,
+                  replace: bool = False) -> str:
     """Ingest ``KIND:PATH`` as source ``name`` (default from the path); returns the source name.
 
-    Replaces the source's previous passages; all or nothing.
+    Re-ingesting the same input replaces the source's previous passages; a name held by another
+    source is refused unless it is a text source and ``replace`` is given. All or nothing.
     """
     kind, path = parse_spec(spec)
     name = name or default_name(kind, path)
@@ -344,9 +323,7 @@ def ingest_source(store, spec: str, name: str | None = None, words: int = 100, o
         windows("x", words, overlap)  # validate before touching the store
     if kind == "wordnet":
         words = 0  # one passage per synset, however long its gloss
-    existing = store.get_source(name) if hasattr(store, "get_source") else None
-    if existing and not str(existing.get("kind", "")).startswith(KIND_PREFIX):
-        raise KiraError(f"source name {name!r} is taken by a {existing['kind']!r} source; pass another name")
+    existing = claim_source_name(store, name, "text", str(path.resolve()), replace=replace)
     files = _files_of(kind, path)
     if not files:
         raise IngestError(str(path), None, None, f"no {', '.join(DIR_SUFFIXES)} files found")

@@ -13,12 +13,11 @@ from typing import Annotated
 
 import typer
 
+from kira.clikit import JsonOpt, ReplaceOpt, WorkspaceOpt
+
 app = typer.Typer(help="Plug in, remove and embed knowledge bases.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
-WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", envvar="KIRA_WORKSPACE",
-                                                  help="Workspace directory (default ./workspace).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 def _fail(msg: str) -> None:
@@ -93,6 +92,7 @@ def add(
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Source option key=value (e.g. pos=n,v).")] = None,
     no_verbalize: Annotated[bool, typer.Option("--no-verbalize", help="Store facts only, no passages.")] = False,
     max_facts: Annotated[int, typer.Option(help="Facts per verbalized passage.")] = 16,
+    replace: ReplaceOpt = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -103,7 +103,7 @@ def add(
 
         with _opened(index or workspace) as (cfg, store):
             rep = add_kb(store, name, source, paths, verbalize=not no_verbalize, templates=templates,
-                         max_facts=max_facts, options=_parse_options(option or []))
+                         max_facts=max_facts, options=_parse_options(option or []), replace=replace)
             out = rep.to_dict()
             if not no_index:
                 out["index_version"] = _rebuild_index(cfg, store)

@@ -18,6 +18,7 @@ from typing import Any
 from kira.errors import IngestError, KiraError
 from kira.kb.registry import make_source
 from kira.kb.sources import origin
+from kira.kb.store import claim_source_name, require_source_kind
 from kira.kb.verbalize import load_templates, verbalize_kb
 from kira.schema import Entity, Passage, Relation, Triple
 
@@ -153,10 +154,13 @@ def default_templates(source_type: str) -> dict[str, str]:
 
 def add_kb(store, name: str, source_type: str, paths: list[str], *, verbalize: bool = True,
            templates: str | Path | dict[str, str] | None = None, max_facts: int = 16,
-           options: dict[str, Any] | None = None) -> KBReport:
-    """Validate, ingest and verbalize a KB in one transaction; re-adding a name makes a new version."""
+           options: dict[str, Any] | None = None, replace: bool = False) -> KBReport:
+    """Validate, ingest and verbalize a KB in one transaction. Re-adding a KB from the same files
+    makes a new version; other input under a KB's name needs ``replace``, and a name held by a
+    text source or table is refused (one namespace, see ``claim_source_name``)."""
     if not name or any(c in name for c in "/\\:") or name.startswith("."):
         raise KiraError(f"KB name {name!r} must be non-empty without '/', '\\' or ':'")
+    claim_source_name(store, name, "kb", ";".join(map(str, paths)), replace=replace)
     tpl = {**default_templates(source_type), **load_templates(templates)}
     src = make_source(source_type, name, list(paths), **(options or {}))
     kb = collect(src, name)
@@ -169,6 +173,7 @@ def add_kb(store, name: str, source_type: str, paths: list[str], *, verbalize: b
     files = getattr(src, "checksum_paths", None) or [p for p in paths if Path(str(p).split("=", 1)[-1]).exists()]
     checksum = checksum_paths(files)
     with store.transaction():
+        claim_source_name(store, name, "kb", ";".join(map(str, paths)), replace=replace)  # raced writer
         write_kb(store, name, kb, passages)
         version = store.register_source(
             name, f"kb:{source_type}", path=";".join(map(str, paths)), checksum=checksum,
@@ -192,8 +197,8 @@ def remove_kb(store, name: str, models_dir: str | Path | None = None) -> list[st
 
     Returns the artifact directories deleted.
     """
-    if store.get_source(name) is None and name not in store.list_kbs():
-        raise KiraError(f"no knowledge base named {name!r}")
+    if store.get_source(name) is not None or name not in store.list_kbs():
+        require_source_kind(store, name, "kb")  # never removes a text source or a table
     store.remove_source(name)
     removed = []
     if models_dir is not None and Path(models_dir).is_dir():

@@ -21,6 +21,7 @@ from typing import Any
 
 from kira.errors import IngestError
 from kira.schema import Entity, Relation, Triple
+from kira.textfile import decoded_lines
 
 Record = Entity | Relation | Triple
 SPLITS = ("train", "valid", "test")
@@ -39,15 +40,8 @@ def origin(rec: Record) -> tuple[str, int | None]:
 
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """(line number, text) with strict UTF-8: an encoding error names its line."""
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise IngestError(str(path), n, None, f"invalid UTF-8 at byte {e.start}: {raw[e.start:e.start + 4]!r}") from e
-            if n == 1:
-                text = text.lstrip("\ufeff")
-            yield n, text.rstrip("\r\n")
+    for n, text in decoded_lines(path):
+        yield n, text.rstrip("\r\n")
 
 
 def _split_of(path: Path, default: str = "train") -> str:

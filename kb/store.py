@@ -52,6 +52,88 @@ def table_sql_name(name: str) -> str:
     return TABLE_PREFIX + name
 
 
+# ---- one namespace for every source ------------------------------------------------------------
+SOURCE_CATEGORIES = ("text", "kb", "table")
+REMOVE_COMMANDS = {"text": "kira index delete --source {name}", "kb": "kira kb remove {name}",
+                   "table": "kira tables remove {name}"}
+
+
+class SourceNameError(KiraError):
+    """A source name is held by another source (of another kind, or without ``replace``)."""
+
+
+def source_category(kind: str) -> str:
+    """``text`` / ``kb`` / ``table`` for a ``sources.kind`` value (``text:jsonl``, ``kb:tsv``, ``table``);
+    any other kind is its own category, so it is never taken for one of these."""
+    k = str(kind or "")
+    if k.startswith("text:"):
+        return "text"
+    if k.startswith("kb:"):
+        return "kb"
+    return k
+
+
+def _input_key(path: str) -> tuple[str, ...]:
+    """A source's inputs, resolved, so the same files named differently compare equal."""
+    parts = [x.split("=", 1)[-1] for x in str(path or "").split(";") if x]
+    return tuple(sorted(str(Path(x).expanduser().resolve()) for x in parts))
+
+
+def _short_paths(path: str) -> str:
+    parts = [x for x in str(path or "").split(";") if x]
+    return (parts[0] + (f" (+{len(parts) - 1} more)" if len(parts) > 1 else "")) if parts else "?"
+
+
+def _describe(store, src: dict[str, Any]) -> str:
+    cat = source_category(src["kind"])
+    where = _short_paths(src.get("path", ""))
+    if cat == "text":
+        return f"a text source ({store.count_passages(src['name'])} passages from {where})"
+    if cat == "kb":
+        return f"a knowledge base ({src['n_records']} records from {where})"
+    if cat == "table":
+        return f"a table ({src['n_records']} rows from {where})"
+    return f"a {cat!r} source"
+
+
+def claim_source_name(store, name: str, category: str, path: str = "", replace: bool = False) -> dict | None:
+    """Check that ``name`` may be (re)written as a ``category`` source; returns the source it replaces.
+
+    WHY: text, KB and table sources share one namespace (passages carry ``source = name``), so
+    adding a KB or table under a text source's name used to wipe that source. A name held by
+    another kind is always refused; one held by the same kind is replaced only when the input is
+    the same files (re-ingesting an updated source) or ``replace`` is given.
+    """
+    assert category in SOURCE_CATEGORIES, category
+    existing = store.get_source(name)
+    if existing is None:
+        return None
+    held = source_category(existing["kind"])
+    if held != category:
+        raise SourceNameError(
+            f"the name {name!r} is taken by {_describe(store, existing)}; choose another name, or remove "
+            f"it first with `{REMOVE_COMMANDS.get(held, 'kira index delete --source {name}').format(name=name)}`")
+    if not replace and _input_key(existing.get("path", "")) != _input_key(path):
+        raise SourceNameError(
+            f"{name!r} is already {_describe(store, existing)}; pass --replace (API: \"replace\": true) "
+            f"to replace it with {_short_paths(path)}")
+    return existing
+
+
+def require_source_kind(store, name: str, category: str) -> dict[str, Any]:
+    """The source ``name`` if it is a ``category`` source; a clear error naming the right command if
+    it is another kind, so a remove only ever removes what it names."""
+    existing = store.get_source(name)
+    if existing is None:
+        raise KiraError(f"no {'knowledge base' if category == 'kb' else category + ' source'} named {name!r}")
+    held = source_category(existing["kind"])
+    if held != category:
+        raise SourceNameError(f"{name!r} is {_describe(store, existing)}, not a "
+                              f"{'knowledge base' if category == 'kb' else category + ' source'}; remove it "
+                              f"with `{REMOVE_COMMANDS.get(held, 'kira index delete --source {name}').format(name=name)}`")
+    return existing
+
+
 @runtime_checkable
 class KnowledgeStore(Protocol):
     """What kira needs from a store. Implementations must pass ``kira.testing.StoreContract``."""
@@ -60,6 +142,7 @@ class KnowledgeStore(Protocol):
     def register_source(self, name: str, kind: str, path: str = "", checksum: str = "",
                         n_records: int = 0, metadata: dict | None = None) -> int: ...
     def remove_source(self, name: str) -> None: ...
+    def get_source(self, name: str) -> dict[str, Any] | None: ...
     def list_sources(self) -> list[dict[str, Any]]: ...
     def add_passages(self, passages: Iterable[Passage]) -> int: ...
     def delete_passages(self, ids: Iterable[str]) -> int: ...

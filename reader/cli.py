@@ -11,12 +11,12 @@ from typing import Annotated
 
 import typer
 
+from kira.clikit import WorkspaceOpt
+
 app = typer.Typer(help="Train and inspect readers.", no_args_is_help=True, pretty_exceptions_enable=False)
 
 IndexOpt = Annotated[str | None, typer.Option(
     "--index", help="Workspace, its indexes/ directory or one index version (default: the workspace's current).")]
-WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", envvar="KIRA_WORKSPACE",
-                                                  help="Workspace directory (default ./workspace).")]
 
 
 def workspace_for(index: str | None, workspace: str | None = None) -> Path | None:

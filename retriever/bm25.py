@@ -59,7 +59,7 @@ class BM25Retriever:
 
     def batch_search(self, queries: Sequence[str], k: int = 100, threads: int | None = None) -> list[list[Evidence]]:
         """One result list per query, in input order (Anserini searches them on ``threads`` threads)."""
-        from jnius import autoclass
+        from kira.jvm import java_class as autoclass
 
         if k <= 0:
             return [[] for _ in queries]

@@ -13,11 +13,11 @@ from typing import Annotated
 
 import typer
 
+from kira.clikit import WorkspaceOpt
+
 app = typer.Typer(help="Search and train DPR retrievers.", no_args_is_help=True, pretty_exceptions_enable=False)
 
 IndexOpt = Annotated[str | None, typer.Option("--index", help="Workspace, indexes/ dir or version dir.")]
-WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", envvar="KIRA_WORKSPACE",
-                                                  help="Workspace directory (default ./workspace).")]
 METHODS = ("bm25", "dense", "hybrid")
 
 

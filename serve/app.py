@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from kira import __version__
 from kira.config import KiraConfig
 from kira.errors import KiraError
+from kira.kb.store import SourceNameError
 from kira.serve import service
 from kira.serve.batching import MicroBatcher
 from kira.serve.jobs import Job, JobManager
@@ -146,6 +147,7 @@ class KBPathRequest(BaseModel):
     paths: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(min_length=1, max_length=64)
     embed: Literal[service.EMBED_MODELS] | None = Field(  # type: ignore[valid-type]
         None, description="Also train a KB embedding (for /v1/kb/link-predict).")
+    replace: bool = Field(False, description="Replace an existing KB of this name read from other files.")
 
 
 def _request_models(cfg: KiraConfig):
@@ -371,6 +373,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
                 "properties": {"name": {"type": "string", "pattern": NAME_RE.pattern},
                                "type": {"type": "string", "enum": list(service.KB_TYPES)},
                                "embed": {"type": "string", "enum": list(service.EMBED_MODELS)},
+                               "replace": {"type": "boolean"},
                                "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
         }}}
 
@@ -383,15 +386,16 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         upload_dir: Path | None = None
         embed: str | None = None
+        replace = False
         if ctype == "multipart/form-data":
-            name, kb_type, paths, upload_dir, embed = await _save_upload(request)
+            name, kb_type, paths, upload_dir, embed, replace = await _save_upload(request)
         elif ctype == "application/json":
             try:
                 body = KBPathRequest.model_validate_json(await request.body())
             except ValidationError as e:
                 msg = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'body'}: {x['msg']}" for x in e.errors())
                 raise HTTPException(422, msg) from None
-            name, kb_type, embed = body.name, body.type, body.embed
+            name, kb_type, embed, replace = body.name, body.type, body.embed, body.replace
             try:
                 paths = [service.confine_path(p, sc.allowed_kb_dirs) for p in body.paths]
             except PermissionError as e:
@@ -401,11 +405,17 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
         else:
             raise HTTPException(415, "send application/json {name, type, paths} or multipart/form-data "
                                      "with fields name, type and files")
+        try:  # refuse a taken name now (409) rather than in a job that fails later
+            await run_in_threadpool(workspace.claim_kb_name, name, paths, replace)
+        except SourceNameError as e:
+            if upload_dir is not None:
+                shutil.rmtree(upload_dir, ignore_errors=True)
+            raise HTTPException(409, str(e)) from None
 
         def run(job: Job) -> dict[str, Any]:
             job.report(0.05, "validating and ingesting")
             try:
-                report = workspace.add_kb(name, kb_type, paths)
+                report = workspace.add_kb(name, kb_type, paths, replace=replace)
             except BaseException:
                 if upload_dir is not None:  # a rejected upload leaves nothing behind
                     shutil.rmtree(upload_dir, ignore_errors=True)
@@ -422,10 +432,11 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
                           _record(run))
         return job.to_dict()
 
-    async def _save_upload(request: Request) -> tuple[str, str, list[Path], Path, str | None]:
+    async def _save_upload(request: Request) -> tuple[str, str, list[Path], Path, str | None, bool]:
         """Stream uploaded files into ``<workspace>/uploads/<id>/`` (the body limit caps their size)."""
         form = await request.form(max_files=64, max_fields=16)
         name, kb_type, embed = form.get("name"), form.get("type"), form.get("embed") or None
+        replace = str(form.get("replace") or "").lower() in ("1", "true", "yes", "on")
         if embed is not None and embed not in service.EMBED_MODELS:
             raise HTTPException(422, f"embed: must be one of {', '.join(service.EMBED_MODELS)}")
         if not isinstance(name, str) or not NAME_RE.match(name):
@@ -450,7 +461,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
             shutil.rmtree(dest, ignore_errors=True)
             raise
         # directory-shaped sources (pykeen splits, WordNet) take the folder, file-shaped take files
-        return name, str(kb_type), ([dest] if kb_type in ("pykeen", "wordnet") else saved), dest, embed
+        return name, str(kb_type), ([dest] if kb_type in ("pykeen", "wordnet") else saved), dest, embed, replace
 
     @app.get("/v1/admin/knowledge-bases", dependencies=[Depends(require_admin)], tags=["admin"])
     async def list_kbs() -> dict[str, Any]:
@@ -458,11 +469,15 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
         return {"knowledge_bases": await run_in_threadpool(workspace.list_kbs)}
 
     @app.delete("/v1/admin/knowledge-bases/{name}", status_code=202, response_model=JobOut,
-                dependencies=[Depends(require_admin)], responses={404: {"model": Problem}}, tags=["admin"])
+                dependencies=[Depends(require_admin)], responses={404: {"model": Problem}, 409: {"model": Problem}},
+                tags=["admin"])
     async def delete_kb(name: Annotated[str, PathParam(max_length=64, pattern=NAME_RE.pattern)]) -> dict[str, Any]:
-        """Remove a KB (facts, passages, embeddings) and publish an index without it."""
-        if not await run_in_threadpool(workspace.has_kb, name):
-            raise HTTPException(404, f"no knowledge base named {name!r}")
+        """Remove a KB (facts, passages, embeddings) and publish an index without it; never a text source or table."""
+        try:
+            if not await run_in_threadpool(workspace.has_kb, name):
+                raise HTTPException(404, f"no knowledge base named {name!r}")
+        except SourceNameError as e:
+            raise HTTPException(409, str(e)) from None
 
         def run(job: Job) -> dict[str, Any]:
             job.report(0.05, "removing")

@@ -202,7 +202,18 @@ class Workspace:
                 for s in list_kbs(self.store)]
 
     def has_kb(self, name: str) -> bool:
-        return name in set(self.store.list_kbs()) or self.store.get_source(name) is not None
+        """True for a KB; ``SourceNameError`` when the name is a text source or a table."""
+        from kira.kb.store import require_source_kind
+
+        if self.store.get_source(name) is None:
+            return name in set(self.store.list_kbs())
+        require_source_kind(self.store, name, "kb")
+        return True
+
+    def claim_kb_name(self, name: str, paths: list[Path], replace: bool = False) -> None:
+        from kira.kb.store import claim_source_name
+
+        claim_source_name(self.store, name, "kb", ";".join(map(str, paths)), replace=replace)
 
     def link_predict(self, kb: str, head: str, relation: str, k: int) -> dict[str, Any]:
         """Rank tails for (head, relation, ?) with the KB's trained embedding artifact."""
@@ -248,10 +259,10 @@ class Workspace:
         raise NotFound(f"no relation {text!r} in knowledge base {kb!r}")
 
     # -- writes (run in the job worker) --
-    def add_kb(self, name: str, source_type: str, paths: list[Path]) -> dict[str, Any]:
+    def add_kb(self, name: str, source_type: str, paths: list[Path], replace: bool = False) -> dict[str, Any]:
         from kira.kb.plugin import add_kb
 
-        return _jsonable(add_kb(self.store, name, source_type, [str(p) for p in paths]))
+        return _jsonable(add_kb(self.store, name, source_type, [str(p) for p in paths], replace=replace))
 
     def embed_kb(self, name: str, model: str, epochs: int = 100) -> dict[str, Any]:
         """Train a TransE/H/D embedding on the KB's train split → ``models/<kb>-<model>`` (link prediction)."""

@@ -10,11 +10,10 @@ from typing import Annotated
 
 import typer
 
+from kira.clikit import JsonOpt, ReplaceOpt, WorkspaceOpt
+
 app = typer.Typer(help="Ingest tables and train table QA.", no_args_is_help=True, pretty_exceptions_enable=False)
 
-WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", envvar="KIRA_WORKSPACE",
-                                                  help="Workspace directory (default ./workspace).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 def _store(workspace: str | None, read_only: bool = False):
@@ -46,16 +45,17 @@ def _load_model(cfg, spec: str | None):
 def add(paths: Annotated[list[str], typer.Argument(help="CSV, CSV.gz, TSV, Parquet, JSON/JSONL or duckdb:FILE:TABLE")],
         caption: Annotated[str | None, typer.Option(help="Caption (default: from the file name).")] = None,
         name: Annotated[str | None, typer.Option(help="Table name (one path only).")] = None,
+        replace: ReplaceOpt = False,
         workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
-    """Add tables to the store (each becomes a source; its passages are indexed on the next build)."""
+    """Add tables to the store, all or none (each becomes a source; its passages are indexed on the next build)."""
     from kira.errors import KiraError
     from kira.tables.ingest import add_table
 
     if name and len(paths) > 1:
         raise KiraError("--name applies to a single path")
     _, store = _store(workspace)
-    with store:
-        added = [add_table(store, p, name=name, caption=caption) for p in paths]
+    with store, store.transaction():  # one transaction: a bad file keeps none of the others
+        added = [add_table(store, p, name=name, caption=caption, replace=replace) for p in paths]
         info = [t for t in store.list_tables() if t["name"] in added]
     if as_json:
         print(json.dumps([{k: t[k] for k in ("name", "caption", "n_rows", "columns", "types")} for t in info]))

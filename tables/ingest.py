@@ -8,7 +8,6 @@ share one transaction: a ragged row or undecodable byte rejects the whole file w
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
@@ -21,8 +20,9 @@ import duckdb
 import pandas as pd
 
 from kira.errors import IngestError
-from kira.kb.store import DuckDBStore
+from kira.kb.store import DuckDBStore, SourceNameError, claim_source_name
 from kira.tables.linearize import linearize_table
+from kira.textfile import csv_records, decode_text
 
 SUFFIXES = (".csv.gz", ".tsv.gz", ".json.gz", ".csv", ".tsv", ".parquet", ".pq", ".json", ".jsonl", ".ndjson")
 
@@ -77,35 +77,21 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _decode(path: Path, data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise IngestError(str(path), line, None, f"undecodable bytes (not UTF-8) at byte {e.start}") from e
-
-
 def _validate_csv(path: Path, text: str, delimiter: str) -> list[str]:
     """The header; raises on an empty file, a header-only file, or a ragged row (with its line)."""
     if not text.strip():
         raise IngestError(str(path), 1, None, "empty file")
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header: list[str] | None = None
     n_rows = 0
-    try:
-        for row in reader:
-            if not row or all(not c.strip() for c in row) and len(row) <= 1:
-                continue
-            if header is None:
-                header = row
-                continue
-            if len(row) != len(header):
-                field = header[len(row)] if len(row) < len(header) else None
-                raise IngestError(str(path), reader.line_num, field,
-                                  f"ragged row: expected {len(header)} fields, got {len(row)}")
-            n_rows += 1
-    except csv.Error as e:
-        raise IngestError(str(path), reader.line_num, None, f"malformed CSV: {e}") from e
+    for line, row in csv_records(io.StringIO(text, newline=""), path, delimiter):
+        if header is None:
+            header = row
+            continue
+        if len(row) != len(header):
+            field = header[len(row)] if len(row) < len(header) else None
+            raise IngestError(str(path), line, field,
+                              f"ragged row: expected {len(header)} fields, got {len(row)}")
+        n_rows += 1
     if header is None:
         raise IngestError(str(path), 1, None, "empty file")
     if n_rows == 0:
@@ -199,7 +185,7 @@ def load_table_file(path_spec: str) -> LoadedTable:
                 if loaded.df.empty:
                     raise IngestError(str(path), None, None, "table has no rows")
                 return loaded
-            text = _decode(path, _read_bytes(path))
+            text = decode_text(_read_bytes(path), path)
             if low.endswith((".json", ".json.gz", ".jsonl", ".ndjson")):
                 lines = low.endswith((".jsonl", ".ndjson"))
                 keys = _validate_json(path, text, lines)
@@ -216,7 +202,8 @@ def load_table_file(path_spec: str) -> LoadedTable:
 
 
 def add_table(store: DuckDBStore, path_or_df: str | Path | pd.DataFrame, name: str | None = None,
-              caption: str | None = None, source: str | None = None, max_words: int = 150) -> str:
+              caption: str | None = None, source: str | None = None, max_words: int = 150,
+              replace: bool = False) -> str:
     """Ingest one table whole (or not at all) and return its name.
 
     The table is stored as ``t_<name>``, registered as source ``<source or name>`` (kind ``table``)
@@ -238,8 +225,14 @@ def add_table(store: DuckDBStore, path_or_df: str | Path | pd.DataFrame, name: s
     source = source or name
     caption = caption or name.replace("_", " ")
     with store.transaction():
-        if store.get_source(source) is not None:
+        if claim_source_name(store, source, "table", loaded.path, replace=replace) is not None:
             store.remove_source(source)  # re-ingest replaces the old table and its passages
+        held = {t["name"]: t for t in store.list_tables()}.get(name)
+        if held is not None and held["source"] != source:
+            if not replace:
+                raise SourceNameError(f"a table named {name!r} already exists (source {held['source']!r}); "
+                                      "pass --replace to replace it, or --name to choose another name")
+            store.drop_table(name)
         store.add_table(name, loaded.df, caption=caption, source=source,
                         original_columns=loaded.original_columns,
                         metadata={"path": loaded.path, "checksum": loaded.checksum})

@@ -13,7 +13,7 @@ def test_reads_objects_with_line_numbers(tmp_path):
 @pytest.mark.parametrize(("content", "line", "msg"), [
     (b'{"a": 1}\n{"a": \n', 2, "invalid JSON"),
     (b'{"a": 1}\n[1, 2]\n', 2, "expected a JSON object"),
-    (b'{"a": 1}\n{"a": "\xff"}\n', 2, "not UTF-8"),
+    (b'{"a": 1}\n{"a": "\xff"}\n', 2, "not valid UTF-8"),
 ])
 def test_errors_name_file_and_line(tmp_path, content, line, msg):
     p = tmp_path / "bad.jsonl"

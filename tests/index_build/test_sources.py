@@ -63,7 +63,7 @@ def test_bad_jsonl_rows_rejected_nothing_stored(store, tmp_path, content, line, 
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(content)
     with pytest.raises(IngestError) as ei:
-        ingest_source(store, f"jsonl:{bad}")
+        ingest_source(store, f"jsonl:{bad}", replace=True)
     e = ei.value
     assert e.path == str(bad) and e.line == line and e.field == field
     assert f"bad.jsonl:{line}" in str(e)

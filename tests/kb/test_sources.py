@@ -211,7 +211,7 @@ def test_failed_readd_keeps_previous_version(store, tsv_kb, tmp_path):
     before = counts(store, "geo")
     bad = write(tmp_path / "bad" / "facts.tsv", "paris\tcapital_of\n")
     with pytest.raises(IngestError):
-        add_kb(store, "geo", "tsv", [str(bad), *tsv_kb[1:]])
+        add_kb(store, "geo", "tsv", [str(bad), *tsv_kb[1:]], replace=True)
     assert counts(store, "geo") == before and store.get_source("geo")["version"] == 1
 
 
