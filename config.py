@@ -35,6 +35,10 @@ class IndexConfig(_Section):
     keep_versions: int = 3
 
 
+class IngestConfig(_Section):
+    max_chars: int = 100_000  # a longer document is a line-numbered error, not a build that fails later
+
+
 class RetrieverConfig(_Section):
     default_method: str = "hybrid"  # bm25 | dense | hybrid
     k: int = 100
@@ -72,6 +76,7 @@ class KiraConfig(_Section):
     device: str = "auto"  # auto | cpu | cuda
     bf16: bool = True
     index: IndexConfig = Field(default_factory=IndexConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)

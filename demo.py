@@ -72,14 +72,14 @@ def main() -> None:
     from kira.index_build.sources import ingest_source
     from kira.index_build.versions import current_version
     from kira.kb.plugin import add_kb
-    from kira.kb.store import DuckDBStore
     from kira.pipeline import QAPipeline, render_result
     from kira.reader.defaults import ensure_default_readers
+    from kira.workspace import acquire_store
 
     t_start = time.perf_counter()
     cfg = load_config(args.workspace)
     cfg.workspace.mkdir(parents=True, exist_ok=True)
-    store = DuckDBStore(cfg.store_path)
+    store = acquire_store(cfg, write=True)  # the workspace lock is held until the setup is done
     changed = False
 
     if store.get_source("wordnet-synsets") is None:
@@ -130,7 +130,8 @@ def main() -> None:
         print(f"   table QA: {info['path']} (trained now: {info['trained']})")
         _done(t0)
 
-    pipe = QAPipeline.from_config(cfg, store=store)
+    store.close()
+    pipe = QAPipeline.from_config(cfg)  # answers from the published version's snapshot
     for q in args.question or QUESTIONS:
         _step(f"kira ask {q!r}")
         render_result(pipe.ask(q, k=cfg.reader.k, sources="all", reader="extractive"))

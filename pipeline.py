@@ -106,12 +106,13 @@ class QAPipeline:
 
     @property
     def store(self):
+        """The read-only store snapshot of this pipeline's index version (``kira.workspace``), so KB
+        facts, tables and graph expansion answer from the same version as the passages and the live
+        store stays free for writers."""
         if self._store is None:
-            from kira.kb.store import DuckDBStore
+            from kira.workspace import answering_store
 
-            if not Path(self.cfg.store_path).exists():
-                return None
-            self._store = DuckDBStore(self.cfg.store_path)
+            self._store = answering_store(self.cfg, self.version)
         return self._store
 
     # ---- components -------------------------------------------------------------------------

@@ -19,11 +19,10 @@ KbOpt = Annotated[str, typer.Option("--kb", help="KB (source) name in the store.
 
 
 def _ctx(workspace: str | None):
-    from kira.config import load_config
-    from kira.kb.store import DuckDBStore
+    """``(cfg, store)`` for reading (``kira.workspace.opened``); closed when the block ends."""
+    from kira.workspace import opened
 
-    cfg = load_config(workspace)
-    return cfg, DuckDBStore(cfg.store_path)
+    return opened(workspace)
 
 
 def _run(fn):
@@ -54,10 +53,10 @@ def build(kb: KbOpt, workspace: WorkspaceOpt = None,
 
         from kira.graph.view import cache_dir_for, load_view
 
-        cfg, store = _ctx(workspace)
-        t = time.perf_counter()
-        view = load_view(store, kb, splits=split, cache_dir=cache_dir_for(cfg))
-        _print({**view.stats(), "seconds": round(time.perf_counter() - t, 3), "cache_key": view.key}, as_json)
+        with _ctx(workspace) as (cfg, store):
+            t = time.perf_counter()
+            view = load_view(store, kb, splits=split, cache_dir=cache_dir_for(cfg))
+            _print({**view.stats(), "seconds": round(time.perf_counter() - t, 3), "cache_key": view.key}, as_json)
     _run(body)
 
 
@@ -80,16 +79,16 @@ def train_graph_bert(
         from kira.graph import graph_bert as gb
         from kira.graph.view import cache_dir_for, load_view
 
-        cfg, store = _ctx(workspace)
-        view = load_view(store, kb, splits=["train"], cache_dir=cache_dir_for(cfg))
-        feats = None if features == "id" else gb.node_features(view, features)
-        p = gb.GraphBertLinkPredictor.create(view, feats, device=cfg.device, k=k, hidden=hidden, layers=layers,
-                                             encoder=None if features == "id" else features)
-        report = p.fit(store.iter_triples(kb, split="train"), steps=steps, pretrain_steps=pretrain_steps,
-                       batch_size=batch_size, lr=lr)
-        d = gb.save(p.model, Path(out) if out else cfg.models_dir / f"{kb}-graph-bert", node_ids=view.node_ids,
-                    extra={"kb": kb, "graph_key": view.key, "relation_ids": view.relation_ids, **report})
-        _print({"artifact": str(d), **report}, as_json)
+        with _ctx(workspace) as (cfg, store):
+            view = load_view(store, kb, splits=["train"], cache_dir=cache_dir_for(cfg))
+            feats = None if features == "id" else gb.node_features(view, features)
+            p = gb.GraphBertLinkPredictor.create(view, feats, device=cfg.device, k=k, hidden=hidden, layers=layers,
+                                                 encoder=None if features == "id" else features)
+            report = p.fit(store.iter_triples(kb, split="train"), steps=steps, pretrain_steps=pretrain_steps,
+                           batch_size=batch_size, lr=lr)
+            d = gb.save(p.model, Path(out) if out else cfg.models_dir / f"{kb}-graph-bert", node_ids=view.node_ids,
+                        extra={"kb": kb, "graph_key": view.key, "relation_ids": view.relation_ids, **report})
+            _print({"artifact": str(d), **report}, as_json)
     _run(body)
 
 
@@ -108,14 +107,14 @@ def train_graphformers(
         from kira.graph.graphformers import GraphFormersLinkPredictor
         from kira.graph.view import cache_dir_for, load_view
 
-        cfg, store = _ctx(workspace)
-        view = load_view(store, kb, splits=["train"], cache_dir=cache_dir_for(cfg))
-        p = GraphFormersLinkPredictor.create(view, base=base, device=cfg.device, neighbours=neighbours,
-                                             max_length=max_length)
-        report = p.fit(store.iter_triples(kb, split="train"), steps=steps, batch_size=batch_size, lr=lr)
-        d = p.model.save(Path(out) if out else cfg.models_dir / f"{kb}-graphformers",
-                         extra={"kb": kb, "graph_key": view.key, "relation_ids": view.relation_ids, **report})
-        _print({"artifact": str(d), **report}, as_json)
+        with _ctx(workspace) as (cfg, store):
+            view = load_view(store, kb, splits=["train"], cache_dir=cache_dir_for(cfg))
+            p = GraphFormersLinkPredictor.create(view, base=base, device=cfg.device, neighbours=neighbours,
+                                                 max_length=max_length)
+            report = p.fit(store.iter_triples(kb, split="train"), steps=steps, batch_size=batch_size, lr=lr)
+            d = p.model.save(Path(out) if out else cfg.models_dir / f"{kb}-graphformers",
+                             extra={"kb": kb, "graph_key": view.key, "relation_ids": view.relation_ids, **report})
+            _print({"artifact": str(d), **report}, as_json)
     _run(body)
 
 
@@ -135,16 +134,16 @@ def multihop_questions(
     def body():
         from kira.graph.multihop import questions_from_store, write_jsonl
 
-        _, store = _ctx(workspace)
-        rows = questions_from_store(store, kb, templates=templates, max_questions=max_questions,
-                                    max_answers=max_answers, max_per_pair=max_per_pair, seed=seed,
-                                    relations=relation or None)
-        if heldout:
-            from kira.graph.multihop import split_by_start_entity
+        with _ctx(workspace) as (_, store):
+            rows = questions_from_store(store, kb, templates=templates, max_questions=max_questions,
+                                        max_answers=max_answers, max_per_pair=max_per_pair, seed=seed,
+                                        relations=relation or None)
+            if heldout:
+                from kira.graph.multihop import split_by_start_entity
 
-            rows = split_by_start_entity(rows, heldout, seed)
-        n = write_jsonl(rows, out)
-        _print({"questions": n, "out": out}, as_json)
+                rows = split_by_start_entity(rows, heldout, seed)
+            n = write_jsonl(rows, out)
+            _print({"questions": n, "out": out}, as_json)
     _run(body)
 
 
@@ -160,16 +159,16 @@ def expand(
     def body():
         from kira.graph.expansion import GraphExpansionRetriever
 
-        cfg, store = _ctx(workspace)
-        enc = None if encoder == "none" else (encoder or cfg.index.encoder)
-        r = GraphExpansionRetriever.from_config(cfg, store, kbs=kb, encoder=enc, hops=hops)
-        hits = r.search(question, k=k)
-        if as_json:
-            print(json.dumps({"question": question, "evidence": [e.to_dict() for e in hits]}, default=str))
-            return
-        for i, e in enumerate(hits, 1):
-            print(f"{i:2d}. [{e.score:.3f}] {e.text}")
-            print(f"      path: {' -> '.join(e.metadata['path'])}  kb: {e.metadata['kb']}")
+        with _ctx(workspace) as (cfg, store):
+            enc = None if encoder == "none" else (encoder or cfg.index.encoder)
+            r = GraphExpansionRetriever.from_config(cfg, store, kbs=kb, encoder=enc, hops=hops)
+            hits = r.search(question, k=k)
+            if as_json:
+                print(json.dumps({"question": question, "evidence": [e.to_dict() for e in hits]}, default=str))
+                return
+            for i, e in enumerate(hits, 1):
+                print(f"{i:2d}. [{e.score:.3f}] {e.text}")
+                print(f"      path: {' -> '.join(e.metadata['path'])}  kb: {e.metadata['kb']}")
     _run(body)
 
 
@@ -194,27 +193,27 @@ def multihop_compare(
         from kira.retriever import open_retrievers
         from kira.retriever.evaluate import load_questions
 
-        cfg, store = _ctx(workspace)
-        qs = load_questions(questions)
-        if limit:
-            qs = qs[:limit]
-        text = open_retrievers(cfg.indexes_dir, cfg)[method]
-        enc = None if encoder == "none" else (encoder or cfg.index.encoder)
-        graph = GraphExpansionRetriever.from_config(cfg, store, encoder=enc)
-        result = compare_retrieval(qs, text, graph, k=k)
-        spec = reader
-        if reader == "auto":
-            from kira.pipeline import default_reader_dir
+        with _ctx(workspace) as (cfg, store):
+            qs = load_questions(questions)
+            if limit:
+                qs = qs[:limit]
+            text = open_retrievers(cfg.indexes_dir, cfg)[method]
+            enc = None if encoder == "none" else (encoder or cfg.index.encoder)
+            graph = GraphExpansionRetriever.from_config(cfg, store, encoder=enc)
+            result = compare_retrieval(qs, text, graph, k=k)
+            spec = reader
+            if reader == "auto":
+                from kira.pipeline import default_reader_dir
 
-            spec = str(default_reader_dir(cfg, "extractive"))
-            spec = spec if Path(spec).exists() else None
-        if spec:
-            from kira.reader.evaluate import evaluate_qa
-            from kira.reader.extractive import ExtractiveReader
+                spec = str(default_reader_dir(cfg, "extractive"))
+                spec = spec if Path(spec).exists() else None
+            if spec:
+                from kira.reader.evaluate import evaluate_qa
+                from kira.reader.extractive import ExtractiveReader
 
-            rd = {"extractive": ExtractiveReader.load(spec, device=cfg.device)}
-            for name, ret in (("text", text), ("text+graph", TextPlusGraphRetriever(text, graph))):
-                qa = evaluate_qa(qs, ret, rd, k=k)
-                result[name]["qa"] = {"em": qa["extractive"]["em"], "f1": qa["extractive"]["f1"]}
-        _print(result, as_json)
+                rd = {"extractive": ExtractiveReader.load(spec, device=cfg.device)}
+                for name, ret in (("text", text), ("text+graph", TextPlusGraphRetriever(text, graph))):
+                    qa = evaluate_qa(qs, ret, rd, k=k)
+                    result[name]["qa"] = {"em": qa["extractive"]["em"], "f1": qa["extractive"]["f1"]}
+            _print(result, as_json)
     _run(body)

@@ -150,11 +150,15 @@ class GraphExpansionRetriever:
 
     @classmethod
     def from_config(cls, cfg, store=None, **kw) -> GraphExpansionRetriever:
-        """Over a workspace: its store, its models (plausibility artifacts) and its graph cache."""
+        """Over a workspace: its store (default: the current index version's snapshot), its models
+        (plausibility artifacts) and its graph cache."""
         from kira.graph.view import cache_dir_for
-        from kira.kb.store import DuckDBStore
 
-        store = store or DuckDBStore(cfg.store_path)
+        if store is None:
+            from kira.index_build.versions import current_version
+            from kira.workspace import answering_store
+
+            store = answering_store(cfg, current_version(cfg.indexes_dir))
         kw.setdefault("encoder", cfg.index.encoder)
         return cls(store, models_dir=cfg.models_dir, cache_dir=cache_dir_for(cfg), **kw)
 

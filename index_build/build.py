@@ -40,6 +40,7 @@ from kira.index_build.versions import (
     DOCIDS,
     FAISS_FILE,
     MANIFEST,
+    SNAPSHOT,
     IndexVersion,
     next_version_number,
     prune,
@@ -74,7 +75,12 @@ def load_encoder(spec: str | dict[str, Any], cfg: KiraConfig):
 
 
 def _find_resumable(indexes_dir: Path) -> Path | None:
-    """The newest ``vNNNN.building`` directory holding encode progress, if any."""
+    """The newest ``vNNNN.building`` directory holding encode progress, if any. Build dirs with
+    nothing to resume (killed before the first shard) are removed: the caller holds the writer
+    lock, so no other build owns them."""
+    for p in indexes_dir.glob("v*.building"):
+        if p.is_dir() and not (p / "shards" / PROGRESS).exists():
+            shutil.rmtree(p, ignore_errors=True)
     cands = sorted((p for p in indexes_dir.glob("v*.building") if (p / "shards" / PROGRESS).exists()),
                    key=lambda p: p.name)
     return cands[-1] if cands else None
@@ -189,7 +195,12 @@ def verify_version(version: IndexVersion, *, expected: int | None = None, encode
     report: dict[str, Any] = {"lucene_docs": n_lucene, "docids": len(live), "manifest": m.get("passages")}
     problems = []
     if n_lucene != len(live):
-        problems.append(f"Lucene holds {n_lucene} docs but docids.txt lists {len(live)}")
+        in_lucene = lucene.stored_ids(version.lucene_dir)
+        listed = {d for _, d in live}
+        missing, extra = sorted(listed - in_lucene), sorted(in_lucene - listed)
+        problems.append(f"Lucene holds {n_lucene} docs but docids.txt lists {len(live)}"
+                        + (f"; not in Lucene: {', '.join(map(repr, missing[:10]))}" if missing else "")
+                        + (f"; only in Lucene: {', '.join(map(repr, extra[:10]))}" if extra else ""))
     if m.get("passages") != len(live):
         problems.append(f"manifest says {m.get('passages')} passages, docids.txt lists {len(live)}")
     if expected is not None and expected != len(live):
@@ -251,19 +262,30 @@ def verify_version(version: IndexVersion, *, expected: int | None = None, encode
 
 def finalize(indexes_dir: Path, build_dir: Path, manifest: dict[str, Any], store, *, encoder=None,
              expected: int | None = None, keep_versions: int = 3) -> IndexVersion:
-    """Verify a finished build dir, rename it to its version name and publish it."""
+    """Verify a finished build dir, add the store snapshot, rename it to its version name and publish it.
+
+    A build that fails verification becomes ``vNNNN.failed`` (its number is never reused) and the
+    error names that directory.
+    """
     write_manifest(build_dir, manifest)
     staged = IndexVersion(build_dir, manifest)
     try:
         manifest["verify"] = verify_version(staged, expected=expected, encoder=encoder)
-    except IndexError_:
+        if store is not None and hasattr(store, "write_snapshot"):
+            t = time.perf_counter()
+            rows = store.write_snapshot(build_dir / SNAPSHOT)
+            if expected is not None and rows.get("passages") != expected:
+                raise IndexError_(f"{build_dir}: store snapshot holds {rows.get('passages')} passages, "
+                                  f"expected {expected}")
+            manifest["snapshot"] = {"file": SNAPSHOT, "rows": rows, "seconds": round(time.perf_counter() - t, 3)}
+    except IndexError_ as e:
         failed = build_dir.with_name(manifest["version"] + ".failed")
         if failed.exists():
             shutil.rmtree(failed)
         build_dir.rename(failed)
         if store is not None:
             store.record_index_version(manifest["version"], "failed", manifest)
-        raise
+        raise IndexError_(str(e).replace(str(build_dir), str(failed))) from e
     write_manifest(build_dir, manifest)
     shards = build_dir / "shards"
     if shards.exists():
@@ -272,12 +294,14 @@ def finalize(indexes_dir: Path, build_dir: Path, manifest: dict[str, Any], store
     build_dir.rename(final)
     version = IndexVersion.open(final)
     publish(indexes_dir, version)
+    pruned = prune(indexes_dir, keep_versions)
     if store is not None:
         for row in store.list_index_versions():
-            if row["status"] == "current" and row["version"] != version.name:
+            if row["version"] in pruned:
+                store.record_index_version(row["version"], "pruned", row["manifest"])
+            elif row["status"] == "current" and row["version"] != version.name:
                 store.record_index_version(row["version"], "published", row["manifest"])
         store.record_index_version(version.name, "current", manifest)
-    prune(indexes_dir, keep_versions)
     return version
 
 
@@ -305,7 +329,10 @@ def _build_locked(cfg: KiraConfig, store, indexes_dir: Path, *, encoder_spec, fa
         raise IndexError_("the store holds no passages: ingest a source first (--source KIND:PATH)")
     spec = encoder_spec or cfg.index.encoder
     shard_size = cfg.index.shard_size
-    build_dir = _find_resumable(indexes_dir) if resume and dense else None
+    build_dir = _find_resumable(indexes_dir) if dense else None
+    if build_dir is not None and not resume:
+        shutil.rmtree(build_dir)
+        build_dir = None
     if build_dir is None:
         build_dir = _new_build_dir(indexes_dir)
     name = build_dir.name.split(".")[0]

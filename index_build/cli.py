@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from kira.clikit import JsonOpt, ReplaceOpt
+from kira.workspace import opened
 
 app = typer.Typer(help="Build, inspect, update and compact versioned indexes.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -62,17 +63,6 @@ def _run(fn, as_json: bool):
         raise typer.Exit(2) from None
 
 
-def _open(index: str | None, read_only: bool = False):
-    from kira.config import load_config
-    from kira.errors import KiraError
-    from kira.kb.store import DuckDBStore
-
-    cfg = load_config(index)
-    if read_only and not cfg.store_path.exists():
-        raise KiraError(f"no store at {cfg.store_path}: run `kira index build --index {cfg.workspace} --source ...`")
-    return cfg, DuckDBStore(cfg.store_path, read_only=read_only)
-
-
 def _fingerprint(p) -> str:
     import hashlib
 
@@ -108,8 +98,7 @@ def build(
         from kira.index_build.build import build_index
         from kira.index_build.sources import ingest_source
 
-        cfg, store = _open(index)
-        try:
+        with opened(index, write=True) as (cfg, store):
             names = list(name or [])
             ingested = []
             with store.transaction():  # one transaction: a bad --source keeps none of the others
@@ -117,13 +106,11 @@ def build(
                     ingested.append(ingest_source(store, spec, names[i] if i < len(names) else None,
                                                   words=cfg.index.passage_words if words is None else words,
                                                   overlap=cfg.index.passage_overlap if overlap is None else overlap,
-                                                  replace=replace))
+                                                  replace=replace, max_chars=cfg.ingest.max_chars))
             v = build_index(cfg, store, encoder_spec=encoder, faiss_type=faiss_type, resume=resume,
                             progress=True, dense=not no_dense, encode_backend="ray" if ray else "local",
                             ray_address=ray_address)
             return {"sources": ingested, **_summary(v)}
-        finally:
-            store.close()
 
     out = _run(body, as_json)
     _emit(out, as_json, f"{out['version']}: {out['passages']} passages (encoder {out['encoder']}, "
@@ -159,13 +146,10 @@ def verify(index: IndexOpt = None,
         from kira.index_build.build import verify_version
         from kira.index_build.versions import IndexVersion, current_version
 
-        cfg, store = _open(index, read_only=True)
-        try:
+        with opened(index, create=False) as (cfg, store):
             v = IndexVersion.open(cfg.indexes_dir / version) if version else current_version(cfg.indexes_dir)
             report = verify_version(v, expected=store.count_passages())
             return {"version": v.name, "ok": True, **report}
-        finally:
-            store.close()
 
     out = _run(body, as_json)
     _emit(out, as_json, f"{out['version']}: ok ({out['docids']} passages)")
@@ -188,8 +172,7 @@ def add(index: IndexOpt = None, source: SourceOpt = None,
 
         if not source or len(source) != 1:
             raise KiraError("add takes exactly one --source KIND:PATH")
-        cfg, store = _open(index)
-        try:
+        with opened(index, write=True) as (cfg, store):
             cur = current_version(cfg.indexes_dir)
             kind, path = parse_spec(source[0])
             src = name or default_name(kind, path)
@@ -198,7 +181,7 @@ def add(index: IndexOpt = None, source: SourceOpt = None,
                 src = ingest_source(store, source[0], src,
                                     words=cfg.index.passage_words if words is None else words,
                                     overlap=cfg.index.passage_overlap if overlap is None else overlap,
-                                    replace=replace)
+                                    replace=replace, max_chars=cfg.ingest.max_chars)
                 new = [p for batch in store.iter_passages(src) for p in batch]
                 gone = sorted(set(old) - {p.id for p in new})
                 new = [p for p in new if old.get(p.id) != _fingerprint(p)]  # only new or changed text
@@ -208,8 +191,6 @@ def add(index: IndexOpt = None, source: SourceOpt = None,
                 if new or not gone:
                     v = add_passages(v, new, cfg=cfg, store=store, expected=store.count_passages())
             return {"source": src, "added": len(new), "deleted": len(gone), **_summary(v)}
-        finally:
-            store.close()
 
     out = _run(body, as_json)
     _emit(out, as_json, f"{out['version']}: +{out['added']} -{out['deleted']} passages from {out['source']}")
@@ -230,8 +211,7 @@ def delete(index: IndexOpt = None,
 
         if not id and not source:
             raise KiraError("give --id ID (repeatable) or --source NAME")
-        cfg, store = _open(index)
-        try:
+        with opened(index, write=True) as (cfg, store):
             cur = current_version(cfg.indexes_dir)
             ids = list(id or [])
             if source:
@@ -244,8 +224,6 @@ def delete(index: IndexOpt = None,
                 v = delete_passages(cur, ids, cfg=cfg, store=store, missing_ok=bool(source),
                                     expected=store.count_passages())
             return {"deleted": len(ids), **_summary(v)}
-        finally:
-            store.close()
 
     out = _run(body, as_json)
     _emit(out, as_json, f"{out['version']}: deleted {out['deleted']} passages")
@@ -258,11 +236,8 @@ def compact(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     def body():
         from kira.index_build.incremental import compact as do_compact
 
-        cfg, store = _open(index)
-        try:
+        with opened(index, write=True) as (cfg, store):
             return _summary(do_compact(cfg, store))
-        finally:
-            store.close()
 
     out = _run(body, as_json)
     _emit(out, as_json, f"{out['version']}: compacted ({out['passages']} passages)")

@@ -125,6 +125,24 @@ def num_docs(index_dir: str | os.PathLike) -> int:
         reader.close()
 
 
+def stored_ids(index_dir: str | os.PathLike) -> set[str]:
+    """Passage ids of the live documents (read on a failed verification, to name the culprits)."""
+    from kira.jvm import java_class as autoclass
+
+    FSDirectory = autoclass("org.apache.lucene.store.FSDirectory")
+    File = autoclass("java.io.File")
+    DirectoryReader = autoclass("org.apache.lucene.index.DirectoryReader")
+    MultiBits = autoclass("org.apache.lucene.index.MultiBits")
+    reader = DirectoryReader.open(FSDirectory.open(File(str(index_dir)).toPath()))
+    try:
+        live = MultiBits.getLiveDocs(reader)
+        fields = reader.storedFields()
+        return {fields.document(i).get(ID_FIELD) for i in range(reader.maxDoc())
+                if live is None or live.get(i)}
+    finally:
+        reader.close()
+
+
 def link_copy(src: Path, dst: Path) -> None:
     """Copy-on-write clone of a Lucene index: hard links (Lucene never rewrites a file in place)."""
     def _link(s: str, d: str) -> None:

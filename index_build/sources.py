@@ -31,6 +31,8 @@ DIR_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 KIND_PREFIX = "text:"  # sources table kind, so a KB of the same name is never clobbered
 TEXT_FIELDS = ("text", "contents")
 INSERT_BATCH = 5000
+MAX_CHARS = 100_000  # default of ``ingest.max_chars``
+MAX_ID_CHARS = 512  # ids are one untokenized Lucene term (at most 32,766 bytes); keep them short
 
 
 @dataclass
@@ -287,12 +289,24 @@ def iter_documents(kind: str, path: Path) -> Iterator[Document]:
     return READERS[kind](path)
 
 
-def store_documents(store, docs: Iterable[Document], source: str, words: int, overlap: int) -> tuple[int, int]:
+def check_limits(doc: Document, max_chars: int) -> None:
+    """Refuse, naming file and line, a document no index should hold: over ``ingest.max_chars``
+    characters, or an id too long to be a Lucene term."""
+    if len(doc.text) > max_chars:
+        raise IngestError(doc.path, doc.line, "text", f"document {doc.doc_id!r:.80} has {len(doc.text):,} characters, "
+                          f"over ingest.max_chars = {max_chars:,}; split it, or raise the limit in kira.toml")
+    if len(doc.doc_id) > MAX_ID_CHARS:
+        raise IngestError(doc.path, doc.line, "id", f"id of {len(doc.doc_id):,} characters (at most {MAX_ID_CHARS})")
+
+
+def store_documents(store, docs: Iterable[Document], source: str, words: int, overlap: int,
+                    max_chars: int = MAX_CHARS) -> tuple[int, int]:
     """Window and insert documents (caller holds the transaction). Returns (documents, passages)."""
     seen: dict[str, int | None] = {}
     n_docs = n_psg = 0
     buf: list[Passage] = []
     for doc in docs:
+        check_limits(doc, max_chars)
         if doc.doc_id in seen:
             where = f" (first at line {seen[doc.doc_id]})" if seen[doc.doc_id] else ""
             raise IngestError(doc.path, doc.line, "id", f"duplicate document id {doc.doc_id!r}{where}")
@@ -309,7 +323,7 @@ def store_documents(store, docs: Iterable[Document], source: str, words: int, ov
 
 
 def ingest_source(store, spec: str, name: str | None = None, words: int = 100, overlap: int = 0,
-                  replace: bool = False) -> str:
+                  replace: bool = False, max_chars: int = MAX_CHARS) -> str:
     """Ingest ``KIND:PATH`` as source ``name`` (default from the path); returns the source name.
 
     Re-ingesting the same input replaces the source's previous passages; a name held by another
@@ -331,7 +345,7 @@ def ingest_source(store, spec: str, name: str | None = None, words: int = 100, o
     with store.transaction():
         if existing:  # drop the old passages but keep the sources row, so its version number counts up
             store.delete_passages([p.id for batch in store.iter_passages(name) for p in batch])
-        n_docs, n_psg = store_documents(store, iter_documents(kind, path), name, words, overlap)
+        n_docs, n_psg = store_documents(store, iter_documents(kind, path), name, words, overlap, max_chars)
         if n_docs == 0:
             raise IngestError(str(path), None, None, "source holds no documents")
         store.register_source(name, KIND_PREFIX + kind, str(path.resolve()), checksum, n_psg,

@@ -37,6 +37,7 @@ CURRENT = "current"
 MANIFEST = "manifest.json"
 DOCIDS = "docids.txt"
 FAISS_FILE = "index.faiss"
+SNAPSHOT = "store.duckdb"  # read-only copy of the store the version was built from (kira.workspace)
 
 
 @dataclass
@@ -61,6 +62,10 @@ class IndexVersion:
     @property
     def faiss_dir(self) -> Path:
         return self.path / "faiss"
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.path / SNAPSHOT
 
     @property
     def has_dense(self) -> bool:
@@ -150,7 +155,7 @@ def next_version_number(indexes_dir: str | os.PathLike) -> int:
     nums = [0]
     if d.is_dir():
         for p in d.iterdir():
-            m = re.match(r"^v(\d{4,})(\.building)?$", p.name)
+            m = re.match(r"^v(\d{4,})(\.building|\.failed)?$", p.name)
             if m:
                 nums.append(int(m.group(1)))
     return max(nums) + 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -35,18 +34,11 @@ def _run(fn):
         _fail(str(e))
 
 
-@contextmanager
-def _opened(workspace: str | None):
-    """``(cfg, store)`` of a workspace; the store is closed when the block ends, however it ends."""
-    from kira.config import load_config
-    from kira.kb.store import DuckDBStore
+def _opened(workspace: str | None, write: bool = False):
+    """``(cfg, store)`` of a workspace (``kira.workspace.opened``: writers lock, readers never fail)."""
+    from kira.workspace import opened
 
-    cfg = load_config(workspace)
-    store = DuckDBStore(cfg.store_path)
-    try:
-        yield cfg, store
-    finally:
-        store.close()
+    return opened(workspace, write=write)
 
 
 def _parse_options(options: list[str]) -> dict:
@@ -101,7 +93,7 @@ def add(
     def body():
         from kira.kb.plugin import add_kb
 
-        with _opened(index or workspace) as (cfg, store):
+        with _opened(index or workspace, write=True) as (cfg, store):
             rep = add_kb(store, name, source, paths, verbalize=not no_verbalize, templates=templates,
                          max_facts=max_facts, options=_parse_options(option or []), replace=replace)
             out = rep.to_dict()
@@ -128,7 +120,7 @@ def remove(
     def body():
         from kira.kb.plugin import remove_kb
 
-        with _opened(workspace) as (cfg, store):
+        with _opened(workspace, write=True) as (cfg, store):
             removed = remove_kb(store, name, models_dir=cfg.models_dir)
             version = None if no_index else _rebuild_index(cfg, store)
         print(f"removed {name}" + (f" and {len(removed)} artifact(s)" if removed else "")

@@ -196,10 +196,9 @@ class KBFactRetriever:
         self._templates: dict[str, dict[str, str]] = {}
 
     @classmethod
-    def from_config(cls, cfg, store=None) -> KBFactRetriever:
-        from kira.kb.store import DuckDBStore
-
-        return cls(store or DuckDBStore(cfg.store_path), encoder_spec=cfg.index.encoder)
+    def from_config(cls, cfg, store) -> KBFactRetriever:
+        """Over ``store`` (for answering: the index version's snapshot, ``kira.workspace``)."""
+        return cls(store, encoder_spec=cfg.index.encoder)
 
     def _kb_templates(self, kb: str) -> dict[str, str]:
         if kb not in self._templates:

@@ -225,6 +225,23 @@ def local_name(uri: str) -> str:
     return " ".join(words) or uri
 
 
+LINE_BASED_RDF = ("nt", "nt11", "ntriples", "nquads")
+
+
+def _bad_line_based_rdf(path: Path, fmt: str) -> int | None:
+    """The first line of an N-Triples/N-Quads file rdflib refuses on its own (their statements are
+    one per line, but rdflib's error does not say which line)."""
+    import rdflib
+
+    for n, text in iter_lines(path):
+        if text.strip() and not text.lstrip().startswith("#"):
+            try:
+                rdflib.Graph().parse(data=text, format=fmt)
+            except Exception:  # noqa: BLE001 - any refusal marks the line
+                return n
+    return None
+
+
 class RdfSource:
     """N-Triples / Turtle / RDF-XML via rdflib. URIs are ids; ``rdfs:label``/``skos:prefLabel``/
     ``schema:name`` name entities, ``skos:altLabel`` adds aliases, ``rdfs:comment``/
@@ -255,7 +272,8 @@ class RdfSource:
             g.parse(str(path), format=fmt)
         except Exception as e:  # rdflib raises many types; they carry the line in their text
             m = re.search(r"line (\d+)", str(e), re.I)
-            raise IngestError(str(path), int(m.group(1)) if m else None, None,
+            line = int(m.group(1)) if m else (_bad_line_based_rdf(path, fmt) if fmt in LINE_BASED_RDF else None)
+            raise IngestError(str(path), line, None,
                               f"not valid {fmt}: {type(e).__name__}: {str(e)[:300]}") from e
         return g
 

@@ -176,6 +176,8 @@ class DuckDBStore:
         self._depth = 0
         self._lock = threading.RLock()
         self._owner = threading.get_ident()
+        self.read_only = read_only
+        self.on_close: list = []  # callbacks run once after the connection closes (lock release)
         if not read_only:
             self._con.execute(SCHEMA)
 
@@ -191,7 +193,10 @@ class DuckDBStore:
         return cur
 
     def close(self) -> None:
+        """Close the connection (idempotent), then run the ``on_close`` callbacks once."""
         self._con.close()
+        while self.on_close:
+            self.on_close.pop(0)()
 
     def __enter__(self):
         return self
@@ -389,9 +394,9 @@ class DuckDBStore:
                           THEN 0 ELSE 1 END AS rank_
                 FROM entities
                 WHERE (lower(name) = ? OR list_contains(list_transform(aliases, lambda a: lower(a)), ?)
-                       OR lower(name) LIKE ? ) {kb_clause}
+                       OR starts_with(lower(name), ?) ) {kb_clause}
                 ORDER BY rank_, length(name), id LIMIT ?""",
-            [q, q, q, q, q.replace("%", "") + "%", *params, limit],
+            [q, q, q, q, q, *params, limit],
         ).fetchall()
         return [self._entity(r[:5]) for r in rows]
 
@@ -460,6 +465,39 @@ class DuckDBStore:
         with self.transaction():
             self.con.execute(f'DROP TABLE IF EXISTS "{table_sql_name(name)}"')
             self.con.execute("DELETE FROM table_catalog WHERE name = ?", [name])
+
+    # ---- snapshots ----------------------------------------------------------------------------
+    def write_snapshot(self, path: str | Path) -> dict[str, int]:
+        """Copy every table of the store (as this connection sees it, uncommitted changes of its
+        own transaction included) into a new DuckDB file at ``path``; returns rows per table.
+
+        WHY: DuckDB allows one read-write process or many read-only ones, never both. An index
+        version carries this copy so the server and ``kira ask`` read KB facts and tables of that
+        exact version read-only while a writer holds the live store.
+        """
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        names = [r[0] for r in self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' ORDER BY table_name").fetchall()]
+        counts: dict[str, int] = {}
+        snap = duckdb.connect(str(tmp))
+        try:
+            snap.execute(SCHEMA)
+            known = {r[0] for r in snap.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            for name in names:
+                batches = self.con.sql(f'SELECT * FROM "{name}"').to_arrow_reader(50_000)  # noqa: F841
+                if name in known:
+                    snap.execute(f'INSERT INTO "{name}" SELECT * FROM batches')
+                else:
+                    snap.execute(f'CREATE TABLE "{name}" AS SELECT * FROM batches')
+                counts[name] = snap.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
+            snap.execute("CHECKPOINT")
+        finally:
+            snap.close()
+        tmp.replace(path)
+        return counts
 
     # ---- index manifests --------------------------------------------------------------------
     def record_index_version(self, version: str, status: str, manifest: dict) -> None:

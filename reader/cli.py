@@ -114,16 +114,16 @@ def generate_questions(
 ) -> None:
     """Synthetic {question, answers} from KB triples (templated) and text passages (cloze)."""
     from kira.config import load_config
-    from kira.kb.store import DuckDBStore
     from kira.reader.questions import (
         load_templates,
         questions_from_kb,
         questions_from_passages,
         write_questions,
     )
+    from kira.workspace import acquire_store
 
     cfg = load_config(workspace_for(index, workspace))
-    store = DuckDBStore(cfg.store_path)
+    store = acquire_store(cfg)
     try:
         tpl = load_templates(templates)
         kbs = [kb] if kb else store.list_kbs()
@@ -154,11 +154,11 @@ def defaults(
 ) -> None:
     """Train (once) the workspace's default extractive and FiD readers; cached afterwards."""
     from kira.config import load_config
-    from kira.kb.store import DuckDBStore
     from kira.reader.defaults import ensure_default_readers
+    from kira.workspace import acquire_store
 
     cfg = load_config(workspace)
-    store = DuckDBStore(cfg.store_path)
+    store = acquire_store(cfg)
     try:
         info = ensure_default_readers(cfg, store, kb=kb, n_questions=n_questions,
                                       extractive_seconds=extractive_seconds, fid_seconds=fid_seconds, force=force,
@@ -240,11 +240,11 @@ def eval_qa(
     text_only = None
     if graph:
         from kira.graph.expansion import GraphExpansionRetriever, TextPlusGraphRetriever
-        from kira.kb.store import DuckDBStore
+        from kira.workspace import answering_store
 
         text_only = evaluate_qa(records, retriever, readers, k=k)
         expansion = GraphExpansionRetriever.from_config(
-            cfg, DuckDBStore(cfg.store_path, read_only=True),
+            cfg, answering_store(cfg, version),
             **({} if graph_encoder is None else {"encoder": None if graph_encoder == "none" else graph_encoder}))
         retriever = TextPlusGraphRetriever(retriever, expansion, graph_weight=graph_weight)
     result = evaluate_qa(records, retriever, readers, k=k)

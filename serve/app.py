@@ -36,6 +36,7 @@ from kira.serve.jobs import Job, JobManager
 from kira.serve.metrics import Metrics, MetricsMiddleware
 from kira.serve.security import BodyLimitMiddleware, clean_text, secrets_match
 from kira.serve.snapshot import Snapshot, SnapshotHolder, probe_for
+from kira.workspace import WorkspaceBusy
 
 log = logging.getLogger("kira.serve")
 STATIC_DIR = Path(__file__).parent / "static"
@@ -279,7 +280,10 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
     async def _kira_error(request: Request, exc: KiraError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    @app.exception_handler(WorkspaceBusy)
+    async def _busy(request: Request, exc: WorkspaceBusy):
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
     app.add_middleware(BodyLimitMiddleware, max_body=sc.max_body_bytes, max_upload=sc.max_upload_bytes)
     if sc.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -287,6 +291,8 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
         app.add_middleware(CORSMiddleware, allow_origins=list(sc.cors_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    # added last = outermost: it also counts the 413s and CORS refusals the middlewares above send
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
 
     # ---- question answering ----
     @app.post("/v1/ask", response_model=AskResponse, dependencies=[Depends(require_api_key)],

@@ -48,8 +48,23 @@ class Metrics:
 class MetricsMiddleware:
     """Counts every response by its route template (not the raw path, so labels stay bounded)."""
 
-    def __init__(self, app, metrics: Metrics):
-        self.app, self.metrics = app, metrics
+    def __init__(self, app, metrics: Metrics, routes=()):
+        self.app, self.metrics, self.routes = app, metrics, routes
+
+    def _route_path(self, scope) -> str:
+        """The route template of a request, also for responses sent before routing (e.g. a 413)."""
+        route = scope.get("route")
+        if route is not None and getattr(route, "path", None):
+            return route.path
+        if scope["path"].startswith("/static/"):
+            return "/static"
+        from starlette.routing import Match
+
+        for r in self.routes:
+            match, _ = r.matches({**scope, "type": "http"})
+            if match == Match.FULL and getattr(r, "path", None):
+                return r.path
+        return "unmatched"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -65,9 +80,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/")
-                                                    else "unmatched")
+            path = self._route_path(scope)
             self.metrics.requests.labels(route=path, method=scope.get("method", ""),
                                          status=str(status["code"])).inc()
             self.metrics.latency.labels(route=path).observe(time.perf_counter() - t0)

@@ -166,63 +166,107 @@ def load_engine(cfg: KiraConfig) -> Engine:
 
 # ---- store-backed operations --------------------------------------------------------------------
 class Workspace:
-    """The workspace's store, opened once and shared by request threads and the job worker."""
+    """The server's view of the workspace's store (``kira.workspace``'s model).
+
+    Requests read the current index version's read-only snapshot (one per version, shared by
+    request threads), so the server never holds the live store and CLI writers never wait for it.
+    Admin checks read the live store under the shared workspace lock (or the snapshot while a
+    writer is busy); admin jobs write through the exclusive workspace lock, one session per step.
+    """
 
     def __init__(self, cfg: KiraConfig):
         self.cfg = cfg
-        self._store = None
+        self._snapshot: tuple[str, Any] | None = None
         self._lock = threading.Lock()
         self._kb_models: dict[tuple[Path, int], Any] = {}
 
     @property
     def store(self):
-        with self._lock:
-            if self._store is None:
-                from kira.kb.store import DuckDBStore
+        """The current version's snapshot (reopened when ``current`` moves)."""
+        from kira.index_build import versions as V
+        from kira.workspace import answering_store
 
-                self._store = DuckDBStore(self.cfg.store_path)
-            return self._store
+        try:
+            version = V.current_version(self.cfg.indexes_dir)
+        except KiraError as e:
+            raise NotReady(str(e)) from e
+        with self._lock:
+            if self._snapshot is None or self._snapshot[0] != version.name:
+                store = answering_store(self.cfg, version)
+                if store is None:
+                    raise NotReady(f"no store in {self.cfg.workspace}")
+                self._snapshot = (version.name, store)  # the old one closes when unreferenced
+            return self._snapshot[1]
+
+    @contextlib.contextmanager
+    def answering(self):
+        """What a request reads: the current version's snapshot; before any version is published,
+        the live store (shared lock, or nothing while a writer is busy)."""
+        try:
+            store = self.store
+        except NotReady:
+            with self.reading() as live:
+                yield live
+            return
+        yield store
+
+    def reading(self):
+        """The live store for an admin check (shared lock; the snapshot while a writer is busy)."""
+        from kira.workspace import open_store
+
+        return open_store(self.cfg)
+
+    def writing(self):
+        """The live store for an admin job: waits for the exclusive workspace lock."""
+        from kira.workspace import open_store
+
+        return open_store(self.cfg, write=True)
 
     def close(self) -> None:
         with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+            if self._snapshot is not None:
+                self._snapshot[1].close()
+                self._snapshot = None
 
     # -- reads --
     def find_entities(self, q: str, kb: str | None, limit: int) -> list[dict[str, Any]]:
-        return [{"id": e.id, "kb": e.kb, "name": e.name, "aliases": list(e.aliases),
-                 "description": e.description} for e in self.store.find_entities(q, kb=kb, limit=limit)]
+        with self.answering() as store:
+            return [{"id": e.id, "kb": e.kb, "name": e.name, "aliases": list(e.aliases),
+                     "description": e.description} for e in store.find_entities(q, kb=kb, limit=limit)]
 
     def list_kbs(self) -> list[dict[str, Any]]:
         from kira.kb.plugin import list_kbs
 
-        return [_jsonable({"name": s["name"], "kind": s["kind"], "version": s["version"],
-                           "n_records": s["n_records"], "added_at": s["added_at"]})
-                for s in list_kbs(self.store)]
+        with self.reading() as store:
+            return [_jsonable({"name": s["name"], "kind": s["kind"], "version": s["version"],
+                               "n_records": s["n_records"], "added_at": s["added_at"]})
+                    for s in list_kbs(store)]
 
     def has_kb(self, name: str) -> bool:
         """True for a KB; ``SourceNameError`` when the name is a text source or a table."""
         from kira.kb.store import require_source_kind
 
-        if self.store.get_source(name) is None:
-            return name in set(self.store.list_kbs())
-        require_source_kind(self.store, name, "kb")
-        return True
+        with self.reading() as store:
+            if store.get_source(name) is None:
+                return name in set(store.list_kbs())
+            require_source_kind(store, name, "kb")
+            return True
 
     def claim_kb_name(self, name: str, paths: list[Path], replace: bool = False) -> None:
         from kira.kb.store import claim_source_name
 
-        claim_source_name(self.store, name, "kb", ";".join(map(str, paths)), replace=replace)
+        with self.reading() as store:
+            claim_source_name(store, name, "kb", ";".join(map(str, paths)), replace=replace)
 
     def link_predict(self, kb: str, head: str, relation: str, k: int) -> dict[str, Any]:
         """Rank tails for (head, relation, ?) with the KB's trained embedding artifact."""
         model_dir = find_kb_model(self.cfg.models_dir, kb)
         model = self._kb_model(model_dir)
-        head_id = self._entity_id(kb, head)
-        rel_id = self._relation_id(kb, relation)
-        ranked = model.rank_tails(head_id, rel_id, k=k)
-        names = {e.id: e.name for e in self.store.get_entities(kb, [t for t, _ in ranked])}
+        with self.answering() as store:
+            head_id = self._entity_id(store, kb, head)
+            rel_id = self._relation_id(store, kb, relation)
+            ranked = model.rank_tails(head_id, rel_id, k=k)
+            names = {e.id: e.name for e in store.get_entities(kb, [t for t, _ in ranked])}
         return {"kb": kb, "model": model_dir.name, "head": head_id, "relation": rel_id,
                 "tails": [{"id": t, "name": names.get(t, t), "score": _jsonable(float(s))} for t, s in ranked]}
 
@@ -240,16 +284,18 @@ class Workspace:
                 self._kb_models[key] = model
         return model
 
-    def _entity_id(self, kb: str, text: str) -> str:
-        if self.store.get_entities(kb, [text]):
+    @staticmethod
+    def _entity_id(store, kb: str, text: str) -> str:
+        if store.get_entities(kb, [text]):
             return text
-        found = self.store.find_entities(text, kb=kb, limit=1)
+        found = store.find_entities(text, kb=kb, limit=1)
         if not found:
             raise NotFound(f"no entity {text!r} in knowledge base {kb!r}")
         return found[0].id
 
-    def _relation_id(self, kb: str, text: str) -> str:
-        rels = self.store.list_relations(kb)
+    @staticmethod
+    def _relation_id(store, kb: str, text: str) -> str:
+        rels = store.list_relations(kb)
         for r in rels:
             if text in (r.id, r.name):
                 return r.id
@@ -262,16 +308,19 @@ class Workspace:
     def add_kb(self, name: str, source_type: str, paths: list[Path], replace: bool = False) -> dict[str, Any]:
         from kira.kb.plugin import add_kb
 
-        return _jsonable(add_kb(self.store, name, source_type, [str(p) for p in paths], replace=replace))
+        with self.writing() as store:
+            return _jsonable(add_kb(store, name, source_type, [str(p) for p in paths], replace=replace))
 
     def embed_kb(self, name: str, model: str, epochs: int = 100) -> dict[str, Any]:
         """Train a TransE/H/D embedding on the KB's train split → ``models/<kb>-<model>`` (link prediction)."""
         from kira.kb.embeddings import KGEmbedder
 
-        train = list(self.store.iter_triples(name, split="train")) or list(self.store.iter_triples(name))
+        with self.reading() as store:
+            train = list(store.iter_triples(name, split="train")) or list(store.iter_triples(name))
+            entities = [e.id for e in store.iter_entities(name)]
+            relations = [r.id for r in store.list_relations(name)]
         emb = KGEmbedder(model, epochs=epochs, device=self.cfg.device)
-        report = emb.fit(train, entities=[e.id for e in self.store.iter_entities(name)],
-                         relations=[r.id for r in self.store.list_relations(name)])
+        report = emb.fit(train, entities=entities, relations=relations)
         target = Path(self.cfg.models_dir) / f"{name}-{model}"
         emb.save(target, extra={"kb": name})
         return _jsonable({"artifact": target.name, "seconds": report.get("seconds"),
@@ -280,13 +329,15 @@ class Workspace:
     def remove_kb(self, name: str) -> None:
         from kira.kb.plugin import remove_kb
 
-        remove_kb(self.store, name, models_dir=self.cfg.models_dir)
+        with self.writing() as store:
+            remove_kb(store, name, models_dir=self.cfg.models_dir)
 
     def build_and_publish(self) -> str:
         """Build a new index version from every store passage and publish it; returns its name."""
         from kira.index_build.build import build_index
 
-        return build_index(self.cfg, self.store, progress=False).name  # verified and published by the build
+        with self.writing() as store:
+            return build_index(self.cfg, store, progress=False).name  # verified and published by the build
 
 
 def find_kb_model(models_dir: Path, kb: str) -> Path:

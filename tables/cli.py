@@ -16,12 +16,13 @@ app = typer.Typer(help="Ingest tables and train table QA.", no_args_is_help=True
 
 
 
-def _store(workspace: str | None, read_only: bool = False):
+def _store(workspace: str | None, write: bool = False):
+    """``(cfg, store)``; ``store.close()`` (or ``with store:``) releases the workspace lock."""
     from kira.config import load_config
-    from kira.kb.store import DuckDBStore
+    from kira.workspace import acquire_store
 
     cfg = load_config(workspace)
-    return cfg, DuckDBStore(cfg.store_path, read_only=read_only and cfg.store_path.exists())
+    return cfg, acquire_store(cfg, write=write)
 
 
 def _default_model(cfg) -> str:
@@ -53,7 +54,7 @@ def add(paths: Annotated[list[str], typer.Argument(help="CSV, CSV.gz, TSV, Parqu
 
     if name and len(paths) > 1:
         raise KiraError("--name applies to a single path")
-    _, store = _store(workspace)
+    _, store = _store(workspace, write=True)
     with store, store.transaction():  # one transaction: a bad file keeps none of the others
         added = [add_table(store, p, name=name, caption=caption, replace=replace) for p in paths]
         info = [t for t in store.list_tables() if t["name"] in added]
@@ -83,7 +84,7 @@ def remove(name: str, workspace: WorkspaceOpt = None) -> None:
     """Remove a table, its passages and its source."""
     from kira.tables.ingest import remove_table
 
-    _, store = _store(workspace)
+    _, store = _store(workspace, write=True)
     with store:
         remove_table(store, name)
     print(f"removed {name}")
@@ -162,7 +163,7 @@ def eval_tables(questions: Annotated[str, typer.Option("--questions", help="JSON
     """Denotation accuracy by aggregation type, with the single-cell lookup baseline of the same run."""
     from kira.tables.evaluate import evaluate, read_questions
 
-    cfg, store = _store(workspace, read_only=True)
+    cfg, store = _store(workspace)
     rows = read_questions(questions)
     if split:
         rows = [r for r in rows if r.get("split") == split]

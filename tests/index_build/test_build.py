@@ -229,13 +229,39 @@ def test_failed_verification_never_becomes_current(cfg, store, corpus, monkeypat
         return orig(self, [p for p in passages if p.id != "corpus:d4:0"])
 
     monkeypatch.setattr(lucene.LuceneWriter, "add", lossy_add)
-    with pytest.raises(IndexError_, match="verification failed"):
+    with pytest.raises(IndexError_, match="verification failed") as ei:
         build_index(cfg, store, encoder_spec=ENC, progress=False)
+    msg = str(ei.value)
+    assert "v0002.failed" in msg and ".building" not in msg, msg  # names where the build now lies
+    assert "not in Lucene: 'corpus:d4:0'" in msg, msg  # and the passage that went missing
     assert current_version(cfg.indexes_dir).name == good.name
     assert (Path(cfg.indexes_dir) / "v0002.failed").is_dir()
     assert [v.name for v in list_versions(cfg.indexes_dir)] == [good.name]
     statuses = {r["version"]: r["status"] for r in store.list_index_versions()}
     assert statuses == {"v0001": "current", "v0002": "failed"}
+    monkeypatch.undo()
+    assert build_index(cfg, store, encoder_spec=ENC, progress=False).name == "v0003"  # 2 is never reused
+
+
+def test_snapshot_pruned_rows_and_abandoned_build_dirs(cfg, store, corpus):
+    """Each version carries a read-only copy of the store; pruned versions are marked so in the
+    store; an empty ``.building`` dir (killed before its first shard) is cleared by the next build."""
+    import duckdb
+
+    cfg.index.keep_versions = 2
+    ingest_source(store, f"jsonl:{corpus}")
+    v1 = build_index(cfg, store, encoder_spec=ENC, progress=False)
+    snap = duckdb.connect(str(v1.snapshot_path), read_only=True)
+    assert snap.execute("SELECT count(*) FROM passages").fetchall()[0][0] == len(CORPUS)
+    assert snap.execute("SELECT name FROM sources").fetchall() == [("corpus",)]
+    snap.close()
+    assert v1.manifest["snapshot"]["rows"]["passages"] == len(CORPUS)
+    (Path(cfg.indexes_dir) / "v0007.building").mkdir()
+    build_index(cfg, store, encoder_spec=ENC, progress=False)
+    assert not (Path(cfg.indexes_dir) / "v0007.building").exists()
+    v3 = build_index(cfg, store, encoder_spec=ENC, progress=False)
+    statuses = {r["version"]: r["status"] for r in store.list_index_versions()}
+    assert statuses["v0001"] == "pruned" and statuses[v3.name] == "current", statuses
 
 
 def test_empty_store_and_no_current(cfg, store):

@@ -280,3 +280,12 @@ def test_third_party_entry_point(store, tmp_path, monkeypatch):
     data = write(tmp_path / "facts.pipe", "ann|knows|bob\n")
     rep = add_kb(store, "third", "pipe", [str(data)])
     assert rep.n_triples == 1 and store.get_entities("third", ["bob"])[0].name == "Bob"
+
+
+def test_ntriples_syntax_error_names_its_line(store, tmp_path):
+    bad = tmp_path / "kb.nt"
+    bad.write_text('<http://ex/a> <http://ex/r> <http://ex/b> .\n# a comment\n<http://ex/a> <http://ex/r> "open .\n')
+    with pytest.raises(IngestError) as ei:
+        add_kb(store, "nt", "rdf", [str(bad)])
+    assert ei.value.line == 3 and "kb.nt:3" in str(ei.value)
+    assert store.list_kbs() == []

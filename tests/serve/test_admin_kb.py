@@ -95,3 +95,34 @@ def test_plug_in_remove_and_bad_kb(served_ws):
         metrics = c.get("/metrics").text
         assert 'kira_jobs_total{kind="add-kb",state="failed"} 2.0' in metrics
         assert 'kira_jobs_total{kind="add-kb",state="succeeded"} 2.0' in metrics
+
+
+def test_names_are_one_namespace_over_http(served_ws):
+    """A KB may not take a text source's name, a KB of another file needs replace, and DELETE on the
+    KB route never removes a text source (each refused with 409 before any job starts)."""
+    kbs = served_ws / "kbs"
+    kbs.mkdir()
+    (kbs / "a.tsv").write_text("Rhine\tflows_through\tBasel\n")
+    (kbs / "b.tsv").write_text("Rhine\tflows_into\tNorth_Sea\n")
+    cfg = load_config(served_ws)
+    cfg.serve.admin_token = "adm"
+    cfg.serve.allowed_kb_dirs = [str(kbs)]
+    with ServerThread(create_app(cfg)) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        srv.wait_ready()
+        r = c.post("/v1/admin/knowledge-bases", headers=ADMIN,
+                   json={"name": "tiny", "type": "tsv", "paths": [str(kbs / "a.tsv")]})
+        assert r.status_code == 409 and "taken by" in r.json()["detail"], r.text
+        r = c.delete("/v1/admin/knowledge-bases/tiny", headers=ADMIN)
+        assert r.status_code == 409 and "not a knowledge base" in r.json()["detail"], r.text
+        r = c.post("/v1/admin/knowledge-bases", headers=ADMIN,
+                   json={"name": "rivers", "type": "tsv", "paths": [str(kbs / "a.tsv")]})
+        assert _wait(c, r.json())["state"] == "succeeded"
+        r = c.post("/v1/admin/knowledge-bases", headers=ADMIN,
+                   json={"name": "rivers", "type": "tsv", "paths": [str(kbs / "b.tsv")]})
+        assert r.status_code == 409 and "replace" in r.json()["detail"], r.text
+        r = c.post("/v1/admin/knowledge-bases", headers=ADMIN,
+                   json={"name": "rivers", "type": "tsv", "paths": [str(kbs / "b.tsv")], "replace": True})
+        done = _wait(c, r.json())
+        assert done["state"] == "succeeded" and done["result"]["report"]["n_triples"] == 1, done
+        hits = c.post("/v1/search", json={"query": "tiny Paris France", "k": 20, "method": "bm25"}).json()["hits"]
+        assert any(h["source"] == "tiny" for h in hits)  # the text source is intact

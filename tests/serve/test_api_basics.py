@@ -86,6 +86,8 @@ def test_body_size_limit(client):
 
     r = client.post("/v1/ask", content=chunks(), headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+    metrics = client.get("/metrics").text  # refusals before routing are counted under their route
+    assert 'kira_http_requests_total{method="POST",route="/v1/ask",status="413"} 2.0' in metrics, metrics
 
 
 def test_api_key_optional_and_constant_time(workspace):
