@@ -3,8 +3,9 @@
 ``make demo`` runs ``python -m kira.demo --workspace workspace``. Each step is skipped when its
 result is already in the workspace, so a second run only answers questions:
 
-1. ingest WordNet synsets as text passages (``wordnet-synsets``) and WordNet as a KB (``wordnet``:
-   synsets as entities, pointers as relations, verbalized into passages);
+1. plug WordNet in as a KB (``wordnet``: synsets as entities, pointers as relations), verbalized
+   into one passage per synset holding every lemma, the gloss, its examples and its facts (the
+   glosses are not ingested a second time as text);
 2. ingest two real tables shipped with Python packages (vega_datasets cars, plotly gapminder);
 3. build and publish an index version: BM25 (Lucene) + dense (FAISS, packaged MiniLM);
 4. train the default extractive and FiD readers once on questions generated from the KB;
@@ -52,8 +53,24 @@ def _step(msg: str) -> float:
     return time.perf_counter()
 
 
-def _done(t0: float) -> None:
-    print(f"   done in {time.perf_counter() - t0:.0f}s", flush=True)
+def _done(t0: float, stage: str | None = None) -> None:
+    s = time.perf_counter() - t0
+    if stage:
+        STAGES[stage] = STAGES.get(stage, 0.0) + s
+    print(f"   done in {s:.0f}s", flush=True)
+
+
+# the first-run budget (developers' guide), minutes on an idle 2-core box
+BUDGET_MIN = {"index build": 12, "readers": 30, "table parser": 10, "knowledge": 5}
+STAGES: dict[str, float] = {}
+
+
+def print_stage_table(total_s: float) -> None:
+    """What this run spent per stage against the first-run budget (a cached stage shows 0)."""
+    print("\n   stage          minutes   budget")
+    for stage, budget in BUDGET_MIN.items():
+        print(f"   {stage:<14} {STAGES.get(stage, 0.0) / 60:7.1f}   {budget:>6}")
+    print(f"   {'whole demo':<14} {total_s / 60:7.1f}   {60:>6}  (set-up by make not included)")
 
 
 def main() -> None:
@@ -69,7 +86,6 @@ def main() -> None:
 
     from kira.config import load_config
     from kira.index_build.build import build_index
-    from kira.index_build.sources import ingest_source
     from kira.index_build.versions import current_version
     from kira.kb.plugin import add_kb
     from kira.pipeline import QAPipeline, render_result
@@ -82,17 +98,11 @@ def main() -> None:
     store = acquire_store(cfg, write=True)  # the workspace lock is held until the setup is done
     changed = False
 
-    if store.get_source("wordnet-synsets") is None:
-        t0 = _step(f"ingesting WordNet synsets from {args.wordnet} as passages")
-        ingest_source(store, f"wordnet:{args.wordnet}", name="wordnet-synsets")
-        print(f"   {store.count_passages('wordnet-synsets')} passages")
-        _done(t0)
-        changed = True
     if "wordnet" not in store.list_kbs():
-        t0 = _step("plugging in WordNet as a knowledge base (entities, relations, verbalized facts)")
+        t0 = _step("plugging in WordNet as a knowledge base (entities, relations, one passage per synset)")
         report = add_kb(store, "wordnet", "wordnet", [args.wordnet])
         print(f"   {report}")
-        _done(t0)
+        _done(t0, "index build")
         changed = True
     if not args.no_tables:
         from kira.tables.ingest import add_table
@@ -102,7 +112,7 @@ def main() -> None:
             if name not in have:
                 t0 = _step(f"ingesting table {name} from {path}")
                 add_table(store, path, name=name, caption=caption)
-                _done(t0)
+                _done(t0, "index build")
                 changed = True
 
     try:
@@ -113,13 +123,13 @@ def main() -> None:
         t0 = _step(f"building the index ({store.count_passages()} passages: BM25 + dense {cfg.index.encoder})")
         version = build_index(cfg, store)
         print(f"   published {version.path}")
-        _done(t0)
+        _done(t0, "index build")
 
     t0 = _step("default readers (trained once on questions generated from the WordNet KB, then cached)")
     info = ensure_default_readers(cfg, store, kb="wordnet", n_questions=args.questions,
                                   extractive_seconds=args.reader_seconds, fid_seconds=args.reader_seconds)
     print(f"   readers: {info['paths']} (trained now: {info['trained'] or 'none'})")
-    _done(t0)
+    _done(t0, "readers")
 
     if not args.no_tables:
         from kira.tables.defaults import ensure_default_table_model
@@ -128,13 +138,14 @@ def main() -> None:
                    "real tables shipped with vega_datasets and plotly, then cached)")
         info = ensure_default_table_model(cfg, max_seconds=args.table_seconds)
         print(f"   table QA: {info['path']} (trained now: {info['trained']})")
-        _done(t0)
+        _done(t0, "table parser")
 
     store.close()
     pipe = QAPipeline.from_config(cfg)  # answers from the published version's snapshot
     for q in args.question or QUESTIONS:
         _step(f"kira ask {q!r}")
         render_result(pipe.ask(q, k=cfg.reader.k, sources="all", reader="extractive"))
+    print_stage_table(time.perf_counter() - t_start)
     print(f"\ndemo finished in {time.perf_counter() - t_start:.0f}s; try: kira ask --workspace {cfg.workspace} "
           f"\"What is a cat a kind of?\" or kira serve run --workspace {cfg.workspace}")
 

@@ -86,6 +86,11 @@ def _find_resumable(indexes_dir: Path) -> Path | None:
     return cands[-1] if cands else None
 
 
+def has_resumable_build(indexes_dir: Path) -> bool:
+    """An interrupted full build with encoded shards to reuse (read-only check; no lock needed)."""
+    return any((p / "shards" / PROGRESS).exists() for p in Path(indexes_dir).glob("v*.building"))
+
+
 def _new_build_dir(indexes_dir: Path) -> Path:
     d = indexes_dir / f"{version_name(next_version_number(indexes_dir))}.building"
     d.mkdir(parents=True)

@@ -63,12 +63,6 @@ def _run(fn, as_json: bool):
         raise typer.Exit(2) from None
 
 
-def _fingerprint(p) -> str:
-    import hashlib
-
-    return hashlib.sha1(json.dumps([p.title, p.text, p.source, p.metadata], sort_keys=True).encode()).hexdigest()
-
-
 def _summary(v) -> dict[str, Any]:
     m = v.manifest
     return {"version": v.name, "path": str(v.path), "passages": m.get("passages"), "op": m.get("op"),
@@ -90,12 +84,15 @@ def build(
     ray: Annotated[bool, typer.Option("--ray", help="Encode with Ray Data (pip install 'kira[ray]').")] = False,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: local).")] = None,
     replace: ReplaceOpt = False,
+    full: Annotated[bool, typer.Option("--full", help="Re-encode everything instead of editing the current "
+                                                      "version (only new or changed passages are encoded).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest the sources into the store (all or none), then build, verify and publish a new index version."""
+    """Ingest the sources into the store (all or none), then bring the index up to date: the current
+    version edited with only what changed, or a full build (first build, --full, another encoder)."""
 
     def body():
-        from kira.index_build.build import build_index
+        from kira.index_build.incremental import update_index
         from kira.index_build.sources import ingest_source
 
         with opened(index, write=True) as (cfg, store):
@@ -107,9 +104,11 @@ def build(
                                                   words=cfg.index.passage_words if words is None else words,
                                                   overlap=cfg.index.passage_overlap if overlap is None else overlap,
                                                   replace=replace, max_chars=cfg.ingest.max_chars))
-            v = build_index(cfg, store, encoder_spec=encoder, faiss_type=faiss_type, resume=resume,
-                            progress=True, dense=not no_dense, encode_backend="ray" if ray else "local",
-                            ray_address=ray_address)
+            overrides = {k: val for k, val in (("faiss_type", faiss_type), ("dense", False if no_dense else None),
+                                               ("encode_backend", "ray" if ray else None),
+                                               ("ray_address", ray_address)) if val is not None}
+            v = update_index(cfg, store, full=full, encoder_spec=encoder, resume=resume, progress=True,
+                             **overrides)
             return {"sources": ingested, **_summary(v)}
 
     out = _run(body, as_json)
@@ -166,7 +165,7 @@ def add(index: IndexOpt = None, source: SourceOpt = None,
 
     def body():
         from kira.errors import KiraError
-        from kira.index_build.incremental import add_passages, delete_passages
+        from kira.index_build.incremental import add_passages, fingerprint
         from kira.index_build.sources import default_name, ingest_source, parse_spec
         from kira.index_build.versions import current_version
 
@@ -176,7 +175,7 @@ def add(index: IndexOpt = None, source: SourceOpt = None,
             cur = current_version(cfg.indexes_dir)
             kind, path = parse_spec(source[0])
             src = name or default_name(kind, path)
-            old = {p.id: _fingerprint(p) for batch in store.iter_passages(src) for p in batch}
+            old = {p.id: fingerprint(p) for batch in store.iter_passages(src) for p in batch}
             with store.transaction():  # the store change rolls back if the index edit fails
                 src = ingest_source(store, source[0], src,
                                     words=cfg.index.passage_words if words is None else words,
@@ -184,12 +183,8 @@ def add(index: IndexOpt = None, source: SourceOpt = None,
                                     replace=replace, max_chars=cfg.ingest.max_chars)
                 new = [p for batch in store.iter_passages(src) for p in batch]
                 gone = sorted(set(old) - {p.id for p in new})
-                new = [p for p in new if old.get(p.id) != _fingerprint(p)]  # only new or changed text
-                v = cur
-                if gone:
-                    v = delete_passages(v, gone, cfg=cfg, store=store, missing_ok=True)
-                if new or not gone:
-                    v = add_passages(v, new, cfg=cfg, store=store, expected=store.count_passages())
+                new = [p for p in new if old.get(p.id) != fingerprint(p)]  # only new or changed text
+                v = add_passages(cur, new, cfg=cfg, store=store, delete=gone, expected=store.count_passages())
             return {"source": src, "added": len(new), "deleted": len(gone), **_summary(v)}
 
     out = _run(body, as_json)

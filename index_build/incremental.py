@@ -12,6 +12,7 @@ leave an empty line in ``docids.txt``. ``compact`` renumbers densely and merges 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -36,6 +37,8 @@ from kira.index_build.versions import (
     writer_lock,
 )
 from kira.schema import Passage
+
+log = logging.getLogger("kira.index_build")
 
 
 def _stage(version: IndexVersion) -> Path:
@@ -78,12 +81,23 @@ def _abort(build: Path) -> None:
         shutil.rmtree(build)
 
 
-def add_passages(version: IndexVersion, passages: Iterable[Passage], *, cfg: KiraConfig | None = None,
-                 store=None, encoder=None, expected: int | None = None) -> IndexVersion:
-    """A new published version = ``version`` + ``passages`` (same id → replaced). Only new text is encoded.
+def fingerprint(p: Passage) -> str:
+    """What a passage's index entries depend on (Lucene stores all of it; FAISS the title and text)."""
+    import hashlib
+    import json
 
-    ``store`` (optional) refreshes the manifest's source checksums; ``expected`` (optional) is the
-    passage count the new version must hold (the store's count when the store is the truth).
+    return hashlib.sha1(json.dumps([p.title, p.text, p.source, p.metadata], sort_keys=True,
+                                   ensure_ascii=False).encode()).hexdigest()
+
+
+def add_passages(version: IndexVersion, passages: Iterable[Passage], *, cfg: KiraConfig | None = None,
+                 store=None, encoder=None, expected: int | None = None,
+                 delete: Iterable[str] = (), op: str = "add") -> IndexVersion:
+    """A new published version = ``version`` − ``delete`` + ``passages`` (same id → replaced), in one
+    staged version. Only the added passages are encoded.
+
+    ``store`` (optional) refreshes the manifest's source checksums and the version's store
+    snapshot; ``expected`` (optional) is the passage count the new version must hold.
     """
     cfg = cfg or KiraConfig()
     passages = list(passages)
@@ -94,11 +108,13 @@ def add_passages(version: IndexVersion, passages: Iterable[Passage], *, cfg: Kir
     with writer_lock(version.path.parent):
         docids = version.docids()
         pos = {d: i for i, d in enumerate(docids) if d}
+        adding = set(ids)
+        removed = [i for i in dict.fromkeys(delete) if i in pos and i not in adding]
         replaced = [i for i in ids if i in pos]
         build = _stage(version)
         try:
-            if replaced:
-                lucene.delete_ids(build / "lucene", replaced)
+            if replaced or removed:
+                lucene.delete_ids(build / "lucene", replaced + removed)
             w = lucene.LuceneWriter(build / "lucene", append=True)
             try:
                 w.add(passages)
@@ -107,20 +123,21 @@ def add_passages(version: IndexVersion, passages: Iterable[Passage], *, cfg: Kir
             index = None
             if version.manifest.get("faiss"):
                 index = version.load_faiss(gpu=False)
-                if replaced:
-                    index = faiss_index.remove_ids(index, np.array([pos[r] for r in replaced]))
-                if encoder is None:
-                    encoder = load_encoder(version.manifest["encoder"], cfg)
-                vecs = encoder.encode([passage_contents(p.title, p.text) for p in passages],
-                                      batch_size=cfg.index.batch_size)
-                new_ids = np.arange(len(docids), len(docids) + len(passages), dtype=np.int64)
-                if len(passages):
+                if replaced or removed:
+                    index = faiss_index.remove_ids(index, np.array([pos[r] for r in replaced + removed]))
+                if passages:
+                    if encoder is None:
+                        encoder = load_encoder(version.manifest["encoder"], cfg)
+                    vecs = encoder.encode([passage_contents(p.title, p.text) for p in passages],
+                                          batch_size=cfg.index.batch_size)
+                    new_ids = np.arange(len(docids), len(docids) + len(passages), dtype=np.int64)
                     index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), new_ids)
-            for r in replaced:
+            for r in replaced + removed:
                 docids[pos[r]] = ""
             docids.extend(ids)
-            stats = {"added": len(passages), "replaced": len(replaced), "seconds": round(time.perf_counter() - t0, 3)}
-            manifest = _derived_manifest(version, build, docids, op="add", store=store, index=index, stats=stats)
+            stats = {"added": len(passages), "replaced": len(replaced), "deleted": len(removed),
+                     "seconds": round(time.perf_counter() - t0, 3)}
+            manifest = _derived_manifest(version, build, docids, op=op, store=store, index=index, stats=stats)
         except BaseException:
             _abort(build)
             raise
@@ -184,3 +201,55 @@ def compact(cfg: KiraConfig, store=None, version: IndexVersion | None = None) ->
             raise
         return _finish(version, build, new_docids, index, manifest, store=store, encoder=None, expected=None,
                        keep_versions=cfg.index.keep_versions)
+
+
+def sync(cfg: KiraConfig, store, *, encoder_spec: str | None = None) -> IndexVersion | None:
+    """Publish a version matching the store by editing the current one, or None when that is not
+    possible (no current version, no store snapshot to compare with, another encoder): the caller
+    then builds in full.
+
+    WHY: plugging in a small KB or table used to re-encode every passage. The current version's
+    store snapshot says exactly which passages it holds, so only passages that are new or changed
+    (by :func:`fingerprint`) are encoded and only removed ones are deleted; the result goes through
+    the same verification as a full build. With nothing changed the current version is returned.
+    """
+    try:
+        cur = current_version(cfg.indexes_dir)
+    except IndexError_:
+        return None
+    spec = encoder_spec or cfg.index.encoder
+    enc = cur.manifest.get("encoder") or {}
+    if not cur.snapshot_path.exists() or (enc and enc.get("spec") != spec):
+        return None
+    from kira.kb.store import DuckDBStore
+
+    t0 = time.perf_counter()
+    with DuckDBStore(cur.snapshot_path, read_only=True) as snap:
+        old = {p.id: fingerprint(p) for batch in snap.iter_passages() for p in batch}
+    changed: list[Passage] = []
+    seen: set[str] = set()
+    for batch in store.iter_passages():
+        for p in batch:
+            seen.add(p.id)
+            if old.get(p.id) != fingerprint(p):
+                changed.append(p)
+    gone = [i for i in old if i not in seen]
+    if not changed and not gone and set(old) == set(cur.docids()) - {""}:
+        return cur
+    log.info("sync %s: %d new or changed, %d removed passages (diff %.1f s)", cur.name, len(changed), len(gone),
+             time.perf_counter() - t0)
+    return add_passages(cur, changed, cfg=cfg, store=store, delete=gone, expected=store.count_passages(), op="sync")
+
+
+def update_index(cfg: KiraConfig, store, *, full: bool = False, encoder_spec: str | None = None,
+                 **build_options: Any) -> IndexVersion:
+    """Bring the published index up to date with the store: incrementally (:func:`sync`) when the
+    current version allows it, else (or with ``full``) a full build. The one call every writer uses."""
+    from kira.index_build.build import build_index, has_resumable_build
+
+    plain = not {k: v for k, v in build_options.items() if k not in ("progress", "resume")}
+    if not full and plain and not (build_options.get("resume", True) and has_resumable_build(cfg.indexes_dir)):
+        v = sync(cfg, store, encoder_spec=encoder_spec)
+        if v is not None:
+            return v
+    return build_index(cfg, store, encoder_spec=encoder_spec, **build_options)

@@ -59,17 +59,15 @@ def _parse_options(options: list[str]) -> dict:
 
 
 def _rebuild_index(cfg, store) -> str | None:
-    """Publish a new index version holding every store passage (None when there are none)."""
-    try:
-        from kira.index_build.build import build_index
-    except ImportError:
-        print("kira: note: kira.index_build is not available; index not rebuilt", file=sys.stderr)
-        return None
+    """Publish an index version holding every store passage, editing the current one when it can
+    (only the KB's passages are encoded); None when the store holds no passages."""
+    from kira.index_build.incremental import update_index
+
     if store.count_passages() == 0:
         print("kira: note: the store holds no passages, so no new index version was built "
               "(an existing indexes/current still serves the old passages)", file=sys.stderr)
         return None
-    version = build_index(cfg, store, progress=False)
+    version = update_index(cfg, store, progress=False)
     return Path(version.path).name
 
 

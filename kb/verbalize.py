@@ -1,8 +1,11 @@
 """KB facts as text (TeKGen / KELM style), so BM25 and dense retrieval can find them.
 
 Triples are grouped by subject; each group becomes one passage (chunked when a subject has many
-facts) titled by the subject's name, whose text is the subject's description, the linearized
-facts ``subject, relation: object, relation: object`` and one templated sentence per fact.
+facts) titled by the subject's name, whose text starts with every name of the subject and its
+description (``dog, domestic dog, Canis familiaris: a member of the genus Canis …``), then the
+linearized facts ``subject, relation: object, relation: object`` and one templated sentence per
+fact. An entity with a description or aliases but no facts still gets its one passage, so a KB's
+passages cover every entity once and no separate text copy of the same glosses is needed.
 Templates come from a per-KB YAML/JSON file mapping relation id or name to a pattern with
 ``{subject}``/``{object}`` (and ``{relation}``); unknown relations fall back to
 ``"{subject} has {relation} {object}."``. Provenance (the triples, the KB) rides in metadata and
@@ -72,6 +75,9 @@ def verbalize_kb(kb: str, entities: dict[str, Entity], relations: dict[str, Rela
     by_subject: dict[str, list[Triple]] = defaultdict(list)
     for t in triples:
         by_subject[t.head].append(t)
+    for eid, e in entities.items():  # described entities without facts: a passage of their own
+        if eid not in by_subject and (e.description or e.aliases):
+            by_subject[eid] = []
 
     def ename(eid: str) -> str:
         e = entities.get(eid)
@@ -84,12 +90,21 @@ def verbalize_kb(kb: str, entities: dict[str, Entity], relations: dict[str, Rela
     for subject in sorted(by_subject):
         facts = sorted({(t.relation, t.tail) for t in by_subject[subject]}, key=lambda x: (rname(x[0]), ename(x[1])))
         sname = ename(subject)
-        desc = entities[subject].description if subject in entities else ""
-        for chunk, start in enumerate(range(0, len(facts), max_facts)):
+        ent = entities.get(subject)
+        desc = ent.description if ent else ""
+        names = ", ".join(dict.fromkeys([sname, *(ent.aliases if ent else [])]))
+        for chunk, start in enumerate(range(0, max(len(facts), 1), max_facts)):
             part = facts[start:start + max_facts]
             pieces = []
             if chunk == 0 and desc:
-                pieces.append(f"{sname}: {desc.rstrip('.')}.")
+                pieces.append(f"{names}: {desc.rstrip('.')}.")
+            elif chunk == 0 and names != sname:
+                pieces.append(f"{names}.")
+            if not part:
+                if pieces:
+                    yield Passage(id=f"{kb}:{subject}:0", title=sname, text=" ".join(pieces), source=kb,
+                                  metadata={"kb": kb, "entity": subject, "chunk": 0, "kind": "kb_fact", "triples": []})
+                break
             if style in ("both", "linear"):
                 pieces.append(sname + ", " + ", ".join(f"{rname(r)}: {ename(o)}" for r, o in part) + ".")
             if style in ("both", "sentences"):

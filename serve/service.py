@@ -334,10 +334,10 @@ class Workspace:
 
     def build_and_publish(self) -> str:
         """Build a new index version from every store passage and publish it; returns its name."""
-        from kira.index_build.build import build_index
+        from kira.index_build.incremental import update_index
 
-        with self.writing() as store:
-            return build_index(self.cfg, store, progress=False).name  # verified and published by the build
+        with self.writing() as store:  # only new or changed passages are encoded; verified and published
+            return update_index(self.cfg, store, progress=False).name
 
 
 def find_kb_model(models_dir: Path, kb: str) -> Path:

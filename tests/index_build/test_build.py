@@ -278,3 +278,36 @@ def test_bm25_only_build(cfg, store, corpus):
     assert bm25_ids(v, "Salzburg composer")[0] == "corpus:d7:0"
     with pytest.raises(IndexError_, match="no dense index"):
         v.load_faiss()
+
+
+def test_update_index_encodes_only_what_changed(cfg, store, corpus, tmp_path, monkeypatch):
+    """`kira kb add`/`remove`, admin jobs and `kira index build` edit the current version: unchanged
+    passages keep their vectors, new ones are encoded, removed ones are deleted; `full` rebuilds."""
+    from kira.index_build.incremental import update_index
+
+    ingest_source(store, f"jsonl:{corpus}")
+    v1 = update_index(cfg, store, encoder_spec=ENC, progress=False)  # no current version: a full build
+    assert v1.manifest["op"] == "build"
+    assert update_index(cfg, store, encoder_spec=ENC, progress=False).name == v1.name  # nothing changed
+
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(json.dumps({"id": "x", "title": "Vienna", "text": "Vienna is the capital of Austria."}) + "\n")
+    ingest_source(store, f"jsonl:{extra}")
+    encoded: list[int] = []
+    from kira.plm.encoder import TextEncoder
+
+    orig = TextEncoder.encode
+    monkeypatch.setattr(TextEncoder, "encode", lambda self, texts, **kw: encoded.append(len(texts)) or orig(self, texts, **kw))
+    v2 = update_index(cfg, store, encoder_spec=ENC, progress=False)
+    assert v2.manifest["op"] == "sync" and v2.manifest["stats"]["added"] == 1
+    assert sum(encoded) <= 1 + 3  # the new passage (+ verification probes), never the whole corpus
+    before, after = dense_vectors(v1), dense_vectors(v2)
+    assert set(after) == set(before) | {"extra:x:0"}
+    assert all(np.allclose(before[k], after[k]) for k in before)
+    assert bm25_ids(v2, "Vienna capital Austria")[0] == "extra:x:0"
+
+    store.remove_source("extra")
+    v3 = update_index(cfg, store, encoder_spec=ENC, progress=False)
+    assert v3.manifest["stats"]["deleted"] == 1 and "extra:x:0" not in set(v3.docids())
+    verify_version(v3, expected=store.count_passages())
+    assert update_index(cfg, store, encoder_spec=ENC, progress=False, full=True).manifest["op"] == "build"

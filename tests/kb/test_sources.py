@@ -143,6 +143,7 @@ def test_wordnet_synthetic_roundtrip(store, tmp_path):
     rels = {r.id: r.name for r in store.list_relations("wn")}
     assert rels["@"] == "hypernym" and rels["%p"] == "part meronym" and rels["#p"] == "part holonym"
     text = store.get_passages(["wn:n.00000010:0"])[0].text
+    assert text.startswith("dog, domestic dog: a domesticated canid.")  # every lemma, then the gloss
     assert "dog is a kind of canine" in text.lower()
 
 

@@ -87,7 +87,7 @@ def test_cli_writers_run_while_the_server_serves(ws, probe):
         try:
             r = probe.kira(ws, "kb", "list", "--json")
             assert r.rc == 0 and [k["name"] for k in json.loads(r.out)] == ["geo"], r.err
-            r = probe.kira(ws, "index", "build", "--json")  # a writer while the server reads
+            r = probe.kira(ws, "index", "build", "--full", "--json")  # a writer while the server reads
             assert r.rc == 0, r.err
             new = json.loads(r.out)["version"]
         finally:
