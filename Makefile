@@ -36,6 +36,7 @@ demo: setup
 	$(BIN)/python -m kira.demo --workspace $(WS)
 
 test: setup
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q -x --timeout=900
 
 lint: setup

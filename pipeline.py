@@ -71,16 +71,6 @@ def default_reader_dir(cfg, kind: str) -> Path:
     return Path(cfg.models_dir) / f"reader-{kind}"
 
 
-def _try_import(module: str, attr: str):
-    """An optional component's class, or None while its area has not provided it."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        return None
-
-
 class QAPipeline:
     """Retrievers + readers over one index version."""
 
@@ -134,27 +124,28 @@ class QAPipeline:
         return self._readers[kind]
 
     def _component(self, name: str):
-        """Optional KB / graph / table components, built once; None when absent."""
+        """The KB-fact retriever and graph expansion (when the version's snapshot holds a KB) and the
+        table reader (when the workspace has a table model and the snapshot holds tables), built
+        once. A component the workspace calls for that fails to load raises: answers never get
+        silently worse."""
         if name in self._extra:
             return self._extra[name]
         obj = None
-        try:
-            if name == "kb" and self.store is not None and self.store.list_kbs():
-                cls = _try_import("kira.kb.linking", "KBFactRetriever")
-                if cls is not None:
-                    obj = cls.from_config(self.cfg, store=self.store) if hasattr(cls, "from_config") else cls(self.store)
-            elif name == "graph" and self.store is not None and self.store.list_kbs():
-                cls = _try_import("kira.graph.expansion", "GraphExpansionRetriever")
-                if cls is not None:
-                    obj = cls.from_config(self.cfg, store=self.store)
-            elif name == "tables":
-                model_dir = Path(self.cfg.models_dir) / "table-qa"
-                cls = _try_import("kira.tables.reader", "TableReader")
-                if cls is not None and model_dir.exists() and self.store is not None:
-                    obj = cls(str(model_dir), self.store)
-        except Exception as e:  # an optional component must not take the text QA path down
-            log.warning("optional component %s unavailable: %s", name, e)
-            obj = None
+        store = self.store
+        if name == "kb" and store is not None and store.list_kbs():
+            from kira.kb.linking import KBFactRetriever
+
+            obj = KBFactRetriever.from_config(self.cfg, store)
+        elif name == "graph" and store is not None and store.list_kbs():
+            from kira.graph.expansion import GraphExpansionRetriever
+
+            obj = GraphExpansionRetriever.from_config(self.cfg, store=store)
+        elif name == "tables":
+            model_dir = Path(self.cfg.models_dir) / "table-qa"
+            if (model_dir / "kira.json").exists() and store is not None and store.list_tables():
+                from kira.tables.reader import TableReader
+
+                obj = TableReader(str(model_dir), store)
         self._extra[name] = obj
         return obj
 
@@ -179,10 +170,7 @@ class QAPipeline:
         method = self._method(method)
         ret = self.retrievers[method]
         depth = k if sources == "all" else 3 * k  # filtering by kind needs headroom
-        if hasattr(ret, "batch_search") and len(questions) > 1:
-            hits = ret.batch_search(list(questions), k=depth)
-        else:
-            hits = [ret.search(q, k=depth) for q in questions]
+        hits = ret.batch_search(list(questions), k=depth)
         kinds = KIND_FOR[sources]
         hits = [[e for e in hs if evidence_kind(e) in kinds] for hs in hits]
         names = [method]
@@ -191,11 +179,12 @@ class QAPipeline:
             graph = self._component("graph") if sources == "kb" or self._graph_cached() else None
             extra = [r for r in (self._component("kb"), graph) if r is not None]
             if extra:
-                merge = _try_import("kira.graph.expansion", "merge_evidence")
+                from kira.retriever.fusion import fuse_evidence
+
                 for r in extra:
                     more = [r.search(q, k=k) for q in questions]
                     names.append(getattr(r, "name", type(r).__name__))
-                    hits = [merge(h, m, k=max(k, len(h))) if merge else h + m for h, m in zip(hits, more, strict=True)]
+                    hits = [fuse_evidence([h, m], k=max(k, len(h))) for h, m in zip(hits, more, strict=True)]
         return [h[:k] for h in hits], "+".join(names)
 
     # ---- asking -----------------------------------------------------------------------------

@@ -106,9 +106,30 @@ class Encoder(Protocol):
 
 @runtime_checkable
 class Retriever(Protocol):
+    """Ranked evidence for a query. Every implementation runs ``kira.retriever.testing.RetrieverContract``:
+    ``batch_search`` equals per-query ``search``, ties are deterministic, kind and provenance are
+    set, ``close`` is idempotent. :class:`BaseRetriever` gives the defaults."""
+
     name: str
 
     def search(self, query: str, k: int = 100) -> list[Evidence]: ...
+
+    def batch_search(self, queries: Sequence[str], k: int = 100) -> list[list[Evidence]]: ...
+
+    def close(self) -> None: ...
+
+
+class BaseRetriever:
+    """Defaults for :class:`Retriever`: ``batch_search`` as one ``search`` per query (override it
+    where a batch is cheaper), ``close`` releasing nothing."""
+
+    name = "retriever"
+
+    def batch_search(self, queries: Sequence[str], k: int = 100, threads: int | None = None) -> list[list[Evidence]]:
+        return [self.search(q, k) for q in queries]
+
+    def close(self) -> None:
+        return None
 
 
 @runtime_checkable

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kira.graph.view import GraphView, load_view
-from kira.schema import Evidence
+from kira.retriever.fusion import fuse_evidence
+from kira.schema import BaseRetriever, Evidence
 
 FALLBACK_TEMPLATE = "{subject} has {relation} {object}."
 _WORD = re.compile(r"[a-z0-9]+")
@@ -124,7 +125,7 @@ def relation_mentions(question: str, relation_names: Sequence[str]) -> int:
     return count
 
 
-class GraphExpansionRetriever:
+class GraphExpansionRetriever(BaseRetriever):
     """A ``kira.schema.Retriever`` (name ``graph``) returning verbalized KB fact paths."""
 
     name = "graph"
@@ -337,19 +338,11 @@ def _load_scorer(directory: Path, view: GraphView):
 
 def merge_evidence(text: list[Evidence], graph: list[Evidence], k: int, rrf_k: int = 60,
                    graph_weight: float = 1.0) -> list[Evidence]:
-    """Reciprocal-rank fusion of text and graph evidence; each item keeps its own ``retriever``."""
-    scores: dict[str, float] = {}
-    by_id: dict[str, Evidence] = {}
-    for hits, w in ((text, 1.0), (graph, graph_weight)):
-        for r, e in enumerate(hits, start=1):
-            scores[e.id] = scores.get(e.id, 0.0) + w / (rrf_k + r)
-            by_id.setdefault(e.id, e)
-    ranked = sorted(scores, key=lambda i: (-scores[i], i))[:k]
-    return [replace(by_id[i], score=scores[i], metadata={**by_id[i].metadata, "fused_score": scores[i]})
-            for i in ranked]
+    """Text and graph evidence fused by :func:`kira.retriever.fusion.fuse_evidence` (RRF)."""
+    return fuse_evidence([text, graph], k, rrf_k=rrf_k, weights=[1.0, graph_weight])
 
 
-class TextPlusGraphRetriever:
+class TextPlusGraphRetriever(BaseRetriever):
     """A text retriever with graph expansion fused in (RRF) — what ``QAPipeline`` does for
     ``sources=all``, as a plain ``Retriever`` so any evaluation (``kira.reader.evaluate.evaluate_qa``,
     retrieval eval) can score text + graph against text alone."""
@@ -365,9 +358,6 @@ class TextPlusGraphRetriever:
                               graph_weight=self.graph_weight)
 
     def batch_search(self, queries: Sequence[str], k: int = 100, threads: int | None = None) -> list[list[Evidence]]:
-        if hasattr(self.text, "batch_search"):
-            texts = self.text.batch_search(list(queries), k=k)
-        else:
-            texts = [self.text.search(q, k) for q in queries]
+        texts = self.text.batch_search(list(queries), k=k)
         return [merge_evidence(t, self.graph.search(q, k), k, graph_weight=self.graph_weight)
                 for q, t in zip(queries, texts, strict=True)]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kira.schema import Entity, Evidence, Triple
+from kira.schema import BaseRetriever, Entity, Evidence, Triple
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 _STOP_TEXT = (
@@ -183,7 +183,7 @@ class EntityLinker:
         return sorted(out, key=lambda x: -x.score)
 
 
-class KBFactRetriever:
+class KBFactRetriever(BaseRetriever):
     """Retriever ``kb``: the linked entities' facts as scored ``kb_fact`` evidence."""
 
     name = "kb"
@@ -252,9 +252,3 @@ class KBFactRetriever:
                 )
         return sorted(out.values(), key=lambda e: (-e.score, e.id))[:k]
 
-    def batch_search(self, queries: Sequence[str], k: int = 10) -> list[list[Evidence]]:
-        """Per-query results (linking is dictionary lookups; the encoder batches itself)."""
-        return [self.search(q, k) for q in queries]
-
-    def close(self) -> None:
-        pass

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kira.retriever.docstore import evidence_from_doc, open_searcher, parse_raw
-from kira.schema import Evidence
+from kira.schema import BaseRetriever, Evidence
 
 
 def _version_parts(version: Any) -> tuple[Path, str, dict]:
@@ -25,7 +25,7 @@ def _version_parts(version: Any) -> tuple[Path, str, dict]:
     return Path(version.lucene_dir), getattr(version, "name", ""), dict(getattr(version, "manifest", {}) or {})
 
 
-class BM25Retriever:
+class BM25Retriever(BaseRetriever):
     """Lucene BM25 with configurable ``k1``/``b`` (default: the values the version was built with)."""
 
     name = "bm25"
@@ -78,4 +78,6 @@ class BM25Retriever:
         return out
 
     def close(self) -> None:
-        self.searcher.close()
+        if self.searcher is not None:
+            self.searcher.close()
+            self.searcher = None

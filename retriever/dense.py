@@ -19,7 +19,7 @@ import numpy as np
 
 from kira.errors import IndexError_
 from kira.retriever.docstore import LuceneDocStore, evidence_from_doc, open_searcher
-from kira.schema import Evidence
+from kira.schema import BaseRetriever, Evidence
 
 
 def _open_version(version: Any):
@@ -69,7 +69,7 @@ def resolve_query_encoder_spec(manifest: dict, explicit: str | None = None,
     return str(passage_spec), True
 
 
-class DenseRetriever:
+class DenseRetriever(BaseRetriever):
     """DPR-style dense retriever over one index version (GPU FAISS when one is present)."""
 
     name = "dense"

@@ -80,10 +80,7 @@ def evaluate_retrieval(retrievers: dict[str, Any], questions: Sequence[dict[str,
         ranks: list[int | None] = []
         for start in range(0, len(texts), chunk):
             qs = texts[start:start + chunk]
-            if hasattr(retriever, "batch_search"):
-                res = retriever.batch_search(qs, kmax)
-            else:
-                res = [retriever.search(q, kmax) for q in qs]
+            res = retriever.batch_search(qs, kmax)
             ranks.extend(first_hit_rank(h, a) for h, a in zip(res, answers[start:start + chunk], strict=True))
         n = len(ranks)
         out[name] = {f"top{k}": sum(1 for r in ranks if r is not None and r <= k) / n for k in ks}

@@ -15,46 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from kira.schema import Evidence
-
-
-def rrf_scores(rankings: Sequence[Sequence[str]], rrf_k: int = 60) -> dict[str, float]:
-    """Reciprocal rank fusion over ranked id lists."""
-    scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, doc in enumerate(ranking, start=1):
-            scores[doc] = scores.get(doc, 0.0) + 1.0 / (rrf_k + rank)
-    return scores
-
-
-def _minmax(scores: dict[str, float]) -> tuple[float, float]:
-    if not scores:
-        return 0.0, 1.0  # pyserini's defaults for an empty list
-    return min(scores.values()), max(scores.values())
-
-
-def linear_scores(sparse: dict[str, float], dense: dict[str, float], alpha: float = 0.5,
-                  normalize: bool = True, weight_on_dense: bool = False) -> dict[str, float]:
-    """Pyserini-style linear fusion of ``{docid: score}`` maps (see module docstring)."""
-    s_min, s_max = _minmax(sparse)
-    d_min, d_max = _minmax(dense)
-    s_rng = (s_max - s_min) or 1.0  # a single-score list normalises to 0 instead of dividing by 0
-    d_rng = (d_max - d_min) or 1.0
-    out: dict[str, float] = {}
-    for doc in dict.fromkeys([*sparse, *dense]):
-        s = sparse.get(doc, s_min)
-        d = dense.get(doc, d_min)
-        if normalize:
-            s = (s - s_min) / s_rng
-            d = (d - d_min) / d_rng
-        out[doc] = s + alpha * d if weight_on_dense else alpha * s + d
-    return out
-
-
-def rank(scores: dict[str, float], k: int) -> list[tuple[str, float]]:
-    """Top-``k`` by score; ties keep first-seen order (stable), so fusion is deterministic."""
-    return sorted(scores.items(), key=lambda kv: -kv[1])[:k]
-
+from kira.retriever.fusion import linear_scores, rank, rrf_scores
+from kira.schema import BaseRetriever, Evidence
 
 Hit = Evidence | tuple[str, float]
 
@@ -104,7 +66,7 @@ def fuse(sparse: Sequence[Hit], dense: Sequence[Hit], k: int, method: str = "rrf
     return out
 
 
-class HybridRetriever:
+class HybridRetriever(BaseRetriever):
     """BM25 + dense, fused. Each side is searched to ``depth`` (≥ k) before fusing."""
 
     name = "hybrid"
@@ -131,9 +93,7 @@ class HybridRetriever:
         """Dense candidates as bare (id, score) when the retriever supports it (no text fetched)."""
         if hasattr(self.dense, "search_hits") and hasattr(self.dense, "encode"):
             return self.dense.search_hits(self.dense.encode(list(queries)), depth)
-        if hasattr(self.dense, "batch_search"):
-            return self.dense.batch_search(list(queries), depth)
-        return [self.dense.search(q, depth) for q in queries]
+        return self.dense.batch_search(list(queries), depth)
 
     def search(self, query: str, k: int = 100) -> list[Evidence]:
         if k <= 0 or not query or not query.strip():

@@ -13,9 +13,17 @@ from kira.schema import Evidence, Retriever
 
 
 class RetrieverContract:
-    """Inherit and define a ``retriever`` fixture. Override ``easy_queries`` / ``easy_top``."""
+    """Inherit and define a ``retriever`` fixture. Override ``easy_queries`` / ``easy_top``, and
+    ``retriever_factory`` when a fresh instance is cheaper to make than the shared one."""
 
     easy_queries: dict[str, str] = {}
+
+    @pytest.fixture
+    def retriever_factory(self, retriever):
+        """A callable making a fresh retriever for tests that close it (default: a shallow copy)."""
+        import copy
+
+        return lambda: copy.copy(retriever)
     easy_top: int = 3
     probe_query: str = "capital city"
 
@@ -56,8 +64,6 @@ class RetrieverContract:
             assert expected in ids, f"{retriever.name}: {query!r} → {ids}, expected {expected}"
 
     def test_batch_search_matches_search(self, retriever):
-        if not hasattr(retriever, "batch_search"):
-            pytest.skip("no batch_search")
         queries = [*self.easy_queries, "", self.probe_query][:5]
         batch = retriever.batch_search(queries, k=4)
         assert len(batch) == len(queries)
@@ -65,3 +71,12 @@ class RetrieverContract:
             single = retriever.search(q, k=4)
             assert [h.id for h in hits] == [h.id for h in single]
             assert [h.score for h in hits] == pytest.approx([h.score for h in single], rel=2e-2, abs=2e-2)  # bf16 batches
+
+    def test_ties_and_order_are_deterministic(self, retriever):
+        first = [(h.id, h.score) for h in retriever.search(self.probe_query, k=10)]
+        assert [(h.id, h.score) for h in retriever.search(self.probe_query, k=10)] == first
+
+    def test_close_is_idempotent(self, retriever_factory):
+        r = retriever_factory()
+        r.close()
+        r.close()

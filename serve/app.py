@@ -351,9 +351,9 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
         return await run_in_threadpool(workspace.link_predict, req.kb, req.head, req.relation, req.k)
 
     # ---- admin ----
-    def _reload_after(job: Job, base: float) -> dict[str, Any]:
+    def _reload_after(job: Job, base: float, full: bool = False) -> dict[str, Any]:
         job.report(base, "indexing")
-        version = workspace.build_and_publish()
+        version = workspace.build_and_publish(full=full)
         job.report(0.9, "loading snapshot")
         snap = holder.reload()
         if snap is None or snap.version != version:
@@ -496,7 +496,7 @@ def create_app(cfg: KiraConfig, engine_loader: EngineLoader | None = None,
               dependencies=[Depends(require_admin)], tags=["admin"])
     async def reindex() -> dict[str, Any]:
         """Rebuild the index from every store passage, publish it and swap it in."""
-        return jobs.submit("reindex", {}, _record(lambda job: _reload_after(job, 0.05))).to_dict()
+        return jobs.submit("reindex", {}, _record(lambda job: _reload_after(job, 0.05, full=True))).to_dict()
 
     @app.get("/v1/admin/jobs/{job_id}", response_model=JobOut, dependencies=[Depends(require_admin)],
              responses={404: {"model": Problem}}, tags=["admin"])

@@ -332,12 +332,12 @@ class Workspace:
         with self.writing() as store:
             remove_kb(store, name, models_dir=self.cfg.models_dir)
 
-    def build_and_publish(self) -> str:
+    def build_and_publish(self, full: bool = False) -> str:
         """Build a new index version from every store passage and publish it; returns its name."""
         from kira.index_build.incremental import update_index
 
         with self.writing() as store:  # only new or changed passages are encoded; verified and published
-            return update_index(self.cfg, store, progress=False).name
+            return update_index(self.cfg, store, full=full, progress=False).name
 
 
 def find_kb_model(models_dir: Path, kb: str) -> Path:

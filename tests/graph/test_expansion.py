@@ -2,6 +2,7 @@ import pytest
 
 from kira.graph.expansion import GraphExpansionRetriever, merge_evidence, neighbourhood_paths
 from kira.graph.view import GraphView
+from kira.retriever.testing import RetrieverContract
 from kira.schema import Evidence, Retriever
 
 
@@ -93,3 +94,47 @@ def test_path_naming_the_questions_relations_ranks_first(geo_store):
     assert len({e.text for e in hits}) == len(hits)
     off = GraphExpansionRetriever(geo_store, encoder=None, relation_weight=0.0).search(q, k=5)
     assert hits[0].score - hits[1].score > off[0].score - off[1].score + 0.2
+
+
+class TestGraphExpansionContract(RetrieverContract):
+    """Graph expansion runs the same contract as BM25, dense, hybrid and KB facts."""
+
+    probe_query = "Where was Mozart born?"
+    easy_queries = {"Where was Mozart born?": "graph:geo:mozart/born_in/salzburg"}
+    easy_top = 3
+
+    @pytest.fixture
+    def retriever(self, geo_store, tmp_path):
+        return GraphExpansionRetriever(geo_store, encoder=None, cache_dir=tmp_path)
+
+
+def test_a_request_reads_one_version_while_a_kb_is_added(workspace):
+    """The pipeline answers from its own version's store snapshot: a KB plugged in (and published)
+    while it is in use does not leak into that pipeline's evidence; a pipeline over the new
+    version sees it."""
+    import json
+
+    from kira.config import load_config
+    from kira.index_build.incremental import update_index
+    from kira.kb.plugin import add_kb
+    from kira.kb.store import DuckDBStore
+    from kira.pipeline import QAPipeline
+    from kira.schema import Passage
+
+    (workspace / "kira.toml").write_text('[index]\nencoder = "tiny-bert"\n')
+    cfg = load_config(workspace)
+    with DuckDBStore(cfg.store_path) as store:
+        store.add_passages([Passage("t:1", "Vienna", "Vienna is a city on the Danube.", "t")])
+        store.register_source("t", "text:jsonl")
+        update_index(cfg, store, progress=False)
+    old = QAPipeline.from_config(cfg)
+    assert old.store.list_kbs() == []
+    (workspace / "geo.tsv").write_text("Danube\tflows_through\tVienna\n")
+    with DuckDBStore(cfg.store_path) as store:
+        add_kb(store, "geo", "tsv", [str(workspace / "geo.tsv")])
+        new_version = update_index(cfg, store, progress=False)
+    assert old.store.list_kbs() == [] and old._component("kb") is None  # still the old snapshot
+    hits, _ = old.retrieve_batch(["What does the Danube flow through?"], k=5, sources="all", method="bm25")
+    assert all(json.dumps(e.metadata).find('"kb": "geo"') < 0 for e in hits[0])
+    new = QAPipeline.from_config(cfg)
+    assert new.index_version == new_version.name and new.store.list_kbs() == ["geo"]

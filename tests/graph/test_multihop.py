@@ -6,6 +6,7 @@ from kira.errors import IngestError
 from kira.graph.expansion import GraphExpansionRetriever
 from kira.graph.multihop import compare_retrieval, generate_questions, questions_from_store, write_jsonl
 from kira.graph.view import GraphView
+from kira.schema import BaseRetriever
 
 
 def test_default_template_answers_are_two_hop_ends(geo_store):
@@ -74,7 +75,7 @@ def test_heldout_split_is_by_start_entity():
     assert split_by_start_entity(rows, 0.3, seed=1) == out and len(out) == len(rows)
 
 
-class _NoText:
+class _NoText(BaseRetriever):
     """A text retriever over an empty corpus (the toy KB has no text passages)."""
 
     name = "none"

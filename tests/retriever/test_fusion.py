@@ -2,7 +2,8 @@
 
 import pytest
 
-from kira.retriever.hybrid import fuse, linear_scores, rank, rrf_scores
+from kira.retriever.fusion import linear_scores, rank, rrf_scores
+from kira.retriever.hybrid import fuse
 from kira.schema import Evidence
 
 

@@ -21,6 +21,12 @@ class TestBM25(RetrieverContract):
     def retriever(self, tiny_retrievers):
         return tiny_retrievers["bm25"]
 
+    @pytest.fixture
+    def retriever_factory(self, tiny_index):
+        from kira.retriever.bm25 import BM25Retriever
+
+        return lambda: BM25Retriever(tiny_index[1])  # its own Lucene searcher, closed by the test
+
 
 class TestDense(RetrieverContract):
     easy_queries = {**EASY, "flightless birds of the south": "tiny-5", "how plants turn light into food": "tiny-3"}
