@@ -13,6 +13,7 @@ Import-light on purpose: stdlib + pyyaml only.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 import re
@@ -233,12 +234,29 @@ def write(path: str | Path, record: Record) -> Path:
     ordered["metrics"] = [{k: m[k] for k in METRIC_KEYS + METRIC_OPTIONAL_KEYS if k in m} for m in record["metrics"]]
     if isinstance(ordered["date"], _dt.date):
         ordered["date"] = ordered["date"].isoformat()
+    ordered = json.loads(json.dumps(ordered, default=str))  # tuples, numpy scalars etc. as plain YAML
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(yaml.dump(ordered, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110), encoding="utf-8")
     return p
 
 
 # -- helpers for bench scripts ------------------------------------------------------------------
+
+def out_path(out: str | None, script: str) -> Path | None:
+    """Where ``--out`` writes the record of bench ``script``: ``<name>.yaml``, or that name inside a directory.
+
+    Raises ValueError (call it right after argument parsing) when the file would not be named after the script.
+    """
+    if out is None:
+        return None
+    name = Path(script).stem
+    p = Path(out)
+    if p.is_dir() or out.endswith("/"):
+        p = p / f"{name}.yaml"
+    if p.stem != name or p.suffix not in (".yaml", ".yml"):
+        raise ValueError(f"--out {out}: the record of {name} must be a file named {name}.yaml (or give a directory)")
+    return p
+
 
 def machine_load() -> float | str:
     """The 1-minute load average now (call at the start of a run), or 'not recorded' where unavailable."""
@@ -269,6 +287,8 @@ def machine(extra: str = "") -> str:
 def command_line(argv: list[str] | None = None) -> str:
     """The command line that reproduces this run: environment knobs that change figures + python + argv."""
     argv = list(sys.argv if argv is None else argv)
+    if argv and Path(argv[0]).parent.name == "bench":  # bench scripts run from the repository root
+        argv[0] = f"bench/{Path(argv[0]).name}"
     env = [f"{k}={shlex.quote(os.environ[k])}" for k in
            ("KIRA_THREADS", "OMP_NUM_THREADS", "HF_HUB_OFFLINE", "TRANSFORMERS_VERBOSITY") if k in os.environ]
     return " ".join([*env, ".venv/bin/python", *(shlex.quote(a) for a in argv)])

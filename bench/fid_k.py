@@ -28,6 +28,8 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from kira import benchmarks  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,7 +42,14 @@ def main() -> None:
     ap.add_argument("--sets", default="single,twohop")
     ap.add_argument("--method", default="bm25")
     ap.add_argument("--graph", action="store_true", help="two-hop questions over text + graph expansion")
+    ap.add_argument("--out", default=None, help="also write the record (kira.benchmarks schema) here, "
+                    "e.g. bench/regressions/fid_k.yaml")
     args = ap.parse_args()
+    load = benchmarks.machine_load()
+    try:
+        out = benchmarks.out_path(args.out, __file__)
+    except ValueError as e:
+        ap.error(str(e))
 
     from kira.config import load_config
     from kira.kb.store import DuckDBStore
@@ -96,6 +105,24 @@ def main() -> None:
         report["sets"][name] = {"n": len(evalset), "rows": rows}
     store.close()
     print(json.dumps(report))
+    if out:
+        write_record(out, report, args, load)
+
+
+def write_record(out, report: dict, args, load) -> None:
+    """FiD EM at each k against FiD EM at the first k, and against the extractive reader at the same k."""
+    metrics = []
+    for name, s in report["sets"].items():
+        rows = s["rows"]
+        for r in rows:
+            if r is not rows[0]:
+                metrics.append(benchmarks.metric(
+                    f"{name} FiD EM at k={r['k']} ({args.method})", r["fid_em"], f"FiD EM at k={rows[0]['k']}, same run",
+                    rows[0]["fid_em"], r["fid_em_vs_k1"]))
+            metrics.append(benchmarks.metric(
+                f"{name} FiD EM vs extractive at k={r['k']} ({args.method})", r["fid_em"],
+                "extractive reader EM at the same k, same questions, same run", r["extractive_em"]))
+    benchmarks.write(out, benchmarks.record(__file__, metrics, load=load, details={"args": vars(args), **report}))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from kira import benchmarks  # noqa: E402
+
 RELS = {"@": "hypernym", "%m": "member meronym", "%s": "substance meronym", "%p": "part meronym"}
 
 
@@ -170,7 +172,14 @@ def main() -> None:
     ap.add_argument("--kepler-batch", type=int, default=16)
     ap.add_argument("--skip", default="", help="comma list of models to skip: transe,kepler,graph-bert,graphformers,karate")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", default=None, help="also write the record (kira.benchmarks schema) here, "
+                    "e.g. bench/regressions/graph_lp.yaml")
     a = ap.parse_args()
+    load = benchmarks.machine_load()
+    try:
+        out_file = benchmarks.out_path(a.out, __file__)
+    except ValueError as e:
+        ap.error(str(e))
     skip = set(filter(None, a.skip.split(",")))
     from kira.graph.graph_bert import node_features
     from kira.graph.view import GraphView
@@ -225,6 +234,30 @@ def main() -> None:
             print(f"karate: Graph-BERT acc {k['graph_bert_acc']:.3f}  harmonic-function acc {k['harmonic_acc']:.3f}  "
                   f"ratio {k['ratio_vs_harmonic']}")
         print("seconds:", out["seconds"])
+    if out_file:
+        write_record(out_file, a, out, load)
+
+
+def write_record(path, a, out: dict, load) -> None:
+    """Each text-based model's MRR against TransE's of the same run; Graph-BERT on karate against label propagation."""
+    lp, metrics = out["link_prediction"], []
+    base = lp.get("transe", {}).get("mrr")
+    for name, r in lp.items():
+        if "mrr" not in r or (name == "transe" and base):
+            continue
+        label = f"{name} MRR ({out['setup']['nodes']} nodes, entity-disjoint)"
+        if base:
+            metrics.append(benchmarks.metric(label, r["mrr"], "TransE MRR, same run", base, r["mrr_ratio_vs_transe"]))
+        else:
+            metrics.append(benchmarks.metric(label, r["mrr"]))
+    if "karate" in out:
+        k = out["karate"]
+        metrics.append(benchmarks.metric("karate Graph-BERT accuracy", k["graph_bert_acc"],
+                                         "harmonic-function label propagation, same splits, same run",
+                                         k["harmonic_acc"], k["ratio_vs_harmonic"]))
+    machine = benchmarks.machine(f"{out['setup']['threads']} torch threads")
+    benchmarks.write(path, benchmarks.record(__file__, metrics, load=load, machine_desc=machine,
+                                             details={"args": vars(a), **out}))
 
 
 if __name__ == "__main__":

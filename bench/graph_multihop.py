@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kira import benchmarks
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,7 +36,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--encoder", default="none", help="graph relevance encoder (zoo spec) or 'none' = token overlap")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", default=None, help="also write the record (kira.benchmarks schema) here, "
+                    "e.g. bench/regressions/graph_multihop.yaml")
     a = ap.parse_args()
+    load = benchmarks.machine_load()
+    try:
+        out = benchmarks.out_path(a.out, __file__)
+    except ValueError as e:
+        ap.error(str(e))
 
     from graph_lp import wordnet_subset
 
@@ -79,6 +88,11 @@ def main() -> None:
         base = res["text"][key]
         res["ratio_vs_text"] = {n: round(res[n][key] / base, 2) if base else None for n in ("graph", "text+graph")}
         store.close()
+    if out:
+        peer = "BM25 over the KB's verbalized passages, same questions, same run"
+        metrics = [benchmarks.metric(f"{key} {n}", round(res[n][key], 4), peer, round(base, 4), res["ratio_vs_text"][n])
+                   for n in ("graph", "text+graph")]
+        benchmarks.write(out, benchmarks.record(__file__, metrics, load=load, details={"args": vars(a), **res}))
     if a.json:
         print(json.dumps(res))
         return

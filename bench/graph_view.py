@@ -20,13 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
+from kira import benchmarks
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--targets", type=int, default=256)
     ap.add_argument("--nx-targets", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", default=None, help="also write the record (kira.benchmarks schema) here, "
+                    "e.g. bench/regressions/graph_view.yaml")
     a = ap.parse_args()
+    load = benchmarks.machine_load()
+    try:
+        out = benchmarks.out_path(a.out, __file__)
+    except ValueError as e:
+        ap.error(str(e))
     import networkx as nx
 
     from kira.graph.view import GraphView
@@ -74,6 +83,17 @@ def main() -> None:
            "ppr_speedup_vs_networkx": round(nx_s / (ppr_s / a.targets), 1),
            "top10_overlap_with_networkx": round(float(np.mean(overlap)), 3)}
     print(json.dumps(res) if a.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
+    if out:
+        speedup = "peer_value / value"
+        metrics = [
+            benchmarks.metric("batched personalised PageRank ms per target", round(1000 * ppr_s / a.targets, 3),
+                              "networkx.pagerank(personalization={target: 1}), default tolerance, same run",
+                              round(1000 * nx_s, 3), nx_s / (ppr_s / a.targets), ratio_of=speedup),
+            benchmarks.metric("cached view load seconds", round(load_s, 4), "rebuilding the view from records, same run",
+                              round(build_s, 4), build_s / load_s, ratio_of=speedup),
+            benchmarks.metric("top-10 overlap with networkx PageRank", res["top10_overlap_with_networkx"]),
+        ]
+        benchmarks.write(out, benchmarks.record(__file__, metrics, load=load, details=res))
 
 
 if __name__ == "__main__":

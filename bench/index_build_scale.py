@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kira import benchmarks
+
 
 def synth_corpus(path: Path, n: int, words: int = 100, vocab: int = 20000, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
@@ -65,8 +67,15 @@ def main() -> None:
     ap.add_argument("--encoder", default="tiny-bert")
     ap.add_argument("--faiss-type", default="flat")
     ap.add_argument("--shard-size", type=int, default=8192)
-    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--json-out", default=None, help="write the raw results as JSON here")
+    ap.add_argument("--out", default=None, help="write the record (kira.benchmarks schema) here, "
+                    "e.g. bench/regressions/index_build_scale.yaml")
     args = ap.parse_args()
+    load = benchmarks.machine_load()
+    try:
+        out = benchmarks.out_path(args.out, __file__)
+    except ValueError as e:
+        ap.error(str(e))
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="kira-scale-") as tmp:
@@ -83,6 +92,7 @@ def main() -> None:
                   f"lucene {st.get('lucene_s', 0):.1f}s, faiss {st.get('faiss_s', 0):.1f}s)", flush=True)
             corpus.unlink()
     base = rows[0]
+    metrics = []
     print(f"\nratios against N={base['n']} (same run, encoder {args.encoder}, faiss {args.faiss_type}):")
     for r in rows[1:]:
         size_ratio = r["n"] / base["n"]
@@ -93,8 +103,25 @@ def main() -> None:
         print(f"  N={r['n']:>8} ({size_ratio:.0f}x passages): wall time/passage ratio {tpp:.2f}, "
               f"cpu time/passage ratio {cpp:.2f}, peak RSS ratio {rss:.2f} "
               f"(+{per_psg_kb:.2f} KB per extra passage)")
-    if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=2))
+        peer = f"same figure at N={base['n']}, same run"
+        metrics += [
+            benchmarks.metric(f"wall ms per passage at N={r['n']}", round(1e3 * r["wall_s"] / r["n"], 4), peer,
+                              round(1e3 * base["wall_s"] / base["n"], 4), tpp),
+            benchmarks.metric(f"cpu ms per passage at N={r['n']}", round(1e3 * r["cpu_s"] / r["n"], 4), peer,
+                              round(1e3 * base["cpu_s"] / base["n"], 4), cpp),
+            benchmarks.metric(f"peak RSS MB at N={r['n']}", round(r["peak_rss_mb"], 1), peer,
+                              round(base["peak_rss_mb"], 1), rss),
+        ]
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(rows, indent=2))
+    if out:
+        if not metrics:  # a single size: absolute figures only
+            metrics = [benchmarks.metric(f"wall ms per passage at N={base['n']}", round(1e3 * base["wall_s"] / base["n"], 4)),
+                       benchmarks.metric(f"peak RSS MB at N={base['n']}", round(base["peak_rss_mb"], 1))]
+        details = {"encoder": args.encoder, "faiss_type": args.faiss_type, "shard_size": args.shard_size, "rows": rows}
+        notes = ("goal: linear growth (time per passage ratio about 1 or below); peak RSS of each size's child "
+                 "process from os.wait4; the build child is measured, this process's load figure is at start")
+        benchmarks.write(out, benchmarks.record(__file__, metrics, load=load, details=details, notes=notes))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from kira import benchmarks
 from kira.kb.embeddings import MODEL_CLASSES, TrainConfig, train_ids
 from kira.kb.evaluate import evaluate_link_prediction
 
@@ -85,7 +86,14 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="comma-separated; with several, means are printed too")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", dest="json_out", default=None, help="also write the rows to this file")
+    ap.add_argument("--out", default=None, help="also write the record (kira.benchmarks schema) here, "
+                    "e.g. bench/regressions/kb_pykeen.yaml")
     args = ap.parse_args()
+    load = benchmarks.machine_load()
+    try:
+        out = benchmarks.out_path(args.out, __file__)
+    except ValueError as e:
+        ap.error(str(e))
     torch.set_num_threads(args.threads)
     rows = []
     header = f"{'dataset':9} {'model':7} {'sys:seed':9} {'MRR(pykeen-ev)':>12} {'MRR(kira-ev)':>12} {'H@10(pykeen-ev)':>15} {'H@10(kira-ev)':>13} {'triples/s':>10}"
@@ -138,6 +146,36 @@ def main() -> None:
     if args.json_out:
         with open(args.json_out, "w") as fh:
             json.dump({"args": vars(args), "rows": rows}, fh, indent=2)
+    if out:
+        write_record(out, args, rows, load)
+
+
+def write_record(out, args, rows: list[dict], load) -> None:
+    """Per dataset/model/seed: kira's MRR and training throughput against PyKEEN's of the same run."""
+    metrics = []
+    by = {(r["dataset"], r["model"], r["seed"], r["system"]): r for r in rows}
+    for d, m, seed, system in by:
+        if system != "kira":
+            continue
+        k, p = by[d, m, seed, "kira"], by[d, m, seed, "pykeen"]
+        peer = f"PyKEEN {PYKEEN_MODELS[m]}, same settings, same run"
+        metrics += [
+            benchmarks.metric(f"{d} {m} MRR (seed {seed})", round(k["mrr_kira_eval"], 4), peer,
+                              round(p["mrr_kira_eval"], 4), k["mrr_kira_eval"] / p["mrr_kira_eval"], ">= 1.0"),
+            benchmarks.metric(f"{d} {m} training triples/s (seed {seed})", round(k["triples_per_s"]), peer,
+                              round(p["triples_per_s"]), k["triples_per_s"] / p["triples_per_s"], ">= 2"),
+        ]
+    if len(args.seeds.split(",")) > 1:
+        for d, m in sorted({(r["dataset"], r["model"]) for r in rows}):
+            mean = {s: sum(r["mrr_kira_eval"] for r in rows if (r["dataset"], r["model"], r["system"]) == (d, m, s))
+                    / len(args.seeds.split(",")) for s in ("kira", "pykeen")}
+            metrics.append(benchmarks.metric(
+                f"{d} {m} MRR (mean of seeds {args.seeds})", round(mean["kira"], 4),
+                f"PyKEEN {PYKEEN_MODELS[m]}, same settings, same runs", round(mean["pykeen"], 4),
+                mean["kira"] / mean["pykeen"], ">= 1.0"))
+    machine = benchmarks.machine(f"{args.threads} CPU thread(s) for both")
+    benchmarks.write(out, benchmarks.record(__file__, metrics, load=load, machine_desc=machine,
+                                            details={"args": vars(args), "rows": rows}))
 
 
 if __name__ == "__main__":

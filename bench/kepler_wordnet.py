@@ -26,6 +26,7 @@ from collections import deque
 
 import torch
 
+from kira import benchmarks
 from kira.kb.embeddings import KGEmbedder
 from kira.kb.evaluate import evaluate_embedder
 from kira.kb.kepler import Kepler
@@ -99,7 +100,14 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (1 is fastest on a busy host)")
     ap.add_argument("--json", dest="json_out", default=None)
+    ap.add_argument("--out", default=None, help="also write the record (kira.benchmarks schema) here, "
+                    "e.g. bench/regressions/kepler_wordnet.yaml")
     args = ap.parse_args()
+    load = benchmarks.machine_load()
+    try:
+        out = benchmarks.out_path(args.out, __file__)
+    except ValueError as e:
+        ap.error(str(e))
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     ents, triples = wordnet_subset(args.wordnet, args.entities)
@@ -136,6 +144,18 @@ def main() -> None:
     if args.json_out:
         with open(args.json_out, "w") as fh:
             json.dump({"args": vars(args), "rows": rows}, fh, indent=2)
+    if out:
+        metrics = [benchmarks.metric(f"KEPLER({args.encoder}) MRR {split}", round(by["KEPLER", split]["mrr"], 4),
+                                     f"TransE (dim {args.transe_dim}, {args.transe_epochs} epochs), same split, same run",
+                                     round(by["TransE", split]["mrr"], 4),
+                                     by["KEPLER", split]["mrr"] / by["TransE", split]["mrr"])
+                   for split in ("transductive", "inductive")]
+        setup = {"synsets": len(ents), "triples": len(triples),
+                 "transductive": {"train": len(tr_train), "test": len(tr_test)},
+                 "inductive": {"train": len(in_train), "test": len(in_test), "unseen_entities": len(unseen)}}
+        benchmarks.write(out, benchmarks.record(
+            __file__, metrics, load=load, machine_desc=benchmarks.machine(f"{args.threads} CPU thread(s)"),
+            details={"args": vars(args), "setup": setup, "rows": rows}))
 
 
 if __name__ == "__main__":

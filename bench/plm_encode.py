@@ -21,6 +21,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from kira import benchmarks  # noqa: E402
+
 
 def load_texts(n: int, seed: int = 0) -> list[str]:
     """Real text: WordNet synset passages ("lemma, lemma: gloss"), else synthetic sentences."""
@@ -53,7 +55,14 @@ def main() -> None:
     ap.add_argument("--model", default="minilm-l6")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", default=None,
+                    help="also write the record (kira.benchmarks schema) here, e.g. bench/regressions/plm_encode.yaml")
     args = ap.parse_args()
+    load = benchmarks.machine_load()
+    try:
+        out = benchmarks.out_path(args.out, __file__)
+    except ValueError as e:
+        ap.error(str(e))
 
     from sentence_transformers import SentenceTransformer
 
@@ -104,6 +113,16 @@ def main() -> None:
             print(f"{k:34s} {v}")
         print(f"goal: ratio >= 2.0 -> {'MET' if result['ratio'] >= 2.0 else 'NOT MET'}; "
               f"cosine_min >= 0.999 -> {'MET' if result['cosine_min'] >= 0.999 else 'NOT MET'}")
+    if out:
+        peer = "sentence-transformers encode (fp32), same model, same texts, same run"
+        metrics = [
+            benchmarks.metric("kira TextEncoder passages/s", result["kira_psg_per_s"], peer,
+                              result["sentence_transformers_psg_per_s"], result["ratio"], ">= 2.0"),
+            benchmarks.metric("cosine min (kira vs sentence-transformers embeddings)", result["cosine_min"],
+                              goal=">= 0.999"),
+        ]
+        benchmarks.write(out, benchmarks.record(__file__, metrics, load=load, details=result,
+                                                machine_desc=benchmarks.machine(f"{result['threads']} torch threads")))
 
 
 if __name__ == "__main__":

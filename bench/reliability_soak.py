@@ -26,6 +26,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from kira import benchmarks
+
 TOML = """[index]\nencoder = "tiny-bert"\nbatch_size = 16\n[reader]\nextractive = "tiny-bert"\nk = 4\n[serve]\nwatch_interval_s = 0.2\n"""
 GEO = "Danube\tflows_through\tVienna\nDanube\tflows_through\tBudapest\nVienna\tcapital_of\tAustria\n"
 
@@ -109,8 +111,13 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=4, help="SIGKILLed builds")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--docs", type=int, default=3000)
-    ap.add_argument("--out", help="write the figures as YAML here")
+    ap.add_argument("--out", help="write the record (kira.benchmarks schema) here, "
+                    "e.g. bench/regressions/reliability_soak.yaml")
     args = ap.parse_args()
+    try:
+        out_file = benchmarks.out_path(args.out, __file__)
+    except ValueError as e:
+        ap.error(str(e))
     load_avg = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="kira-soak-"))
     ws = make_workspace(root, args.docs)
@@ -176,10 +183,25 @@ def main() -> None:
            "sigkill": kills,
            "ratio_req_per_s_with_vs_without_writers": round(during["req_per_s"] / max(peer["req_per_s"], 1e-9), 3)}
     print(json.dumps(out, indent=2))
-    if args.out:
-        import yaml
+    if out_file:
+        write_record(out_file, out, args, round(load_avg, 2))
 
-        Path(args.out).write_text(yaml.safe_dump(out, sort_keys=False))
+
+def write_record(path: Path, out: dict, args, load: float) -> None:
+    """Serving with writers against the same load without writers; failures and broken builds must be zero."""
+    peer_desc = "the same clients with no writer running, same server, same run"
+    during, peer, kills = out["with_writers"], out["no_writer"], out["sigkill"]
+    metrics = [benchmarks.metric("requests/s with writers", during["req_per_s"], peer_desc, peer["req_per_s"])]
+    if during["p95_ms"] is not None and peer["p95_ms"] is not None:
+        metrics.append(benchmarks.metric("p95 ms with writers", during["p95_ms"], peer_desc, peer["p95_ms"]))
+    metrics += [
+        benchmarks.metric("failed requests with writers", during["failed"], goal="== 0"),
+        benchmarks.metric("failed writers", out["writers"]["failed"], goal="== 0"),
+        benchmarks.metric("index verify ok after SIGKILLed builds", kills["verify_ok"],
+                          "SIGKILL rounds (--kills)", args.kills, goal=">= 1.0"),
+    ]
+    details = {k: v for k, v in out.items() if k not in ("name", "command", "machine_load_1m")}
+    benchmarks.write(path, benchmarks.record(__file__, metrics, load=load, details=details))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 
+from kira import benchmarks  # noqa: E402
 from kira.schema import Passage  # noqa: E402
 
 DIM = 384
@@ -216,6 +217,30 @@ def bench_bm25(version, passages: list[Passage], queries: list[str], k: int, rep
     return out
 
 
+def write_record(out: Path, res: dict, load: float | str, argv: list[str] | None) -> None:
+    """The run as a kira.benchmarks record: every kira/peer throughput pair with its goal."""
+    metrics = []
+    for d in res["dense"]:
+        for cache in ("cold", "warm"):
+            metrics.append(benchmarks.metric(
+                f"dense k={d['k']} kira q/s ({cache} doc cache)", round(d[f"kira_qps_{cache}_cache"], 2),
+                "raw FAISS search on the same index and vectors, same run", round(d["faiss_qps"], 2),
+                d[f"ratio_{cache}"], ">= 0.9"))
+    for b in res["bm25"]:
+        kira_qps = round(b["kira_qps"], 2)
+        metrics.append(benchmarks.metric(f"bm25 k={b['k']} kira q/s", kira_qps, "pyserini batch_search (bare), same run",
+                                         round(b["pyserini_qps"], 2), b["ratio_vs_pyserini"], ">= 1.0"))
+        metrics.append(benchmarks.metric(
+            f"bm25 k={b['k']} kira q/s vs pyserini reading hits", kira_qps,
+            "pyserini batch_search + reading docid/score/raw text per hit, same run", round(b["pyserini_read_qps"], 2),
+            b["ratio_vs_pyserini_read"]))
+        if "bm25s_qps" in b:
+            metrics.append(benchmarks.metric(f"bm25 k={b['k']} kira q/s vs bm25s", kira_qps,
+                                             "bm25s, same k1/b, same run", round(b["bm25s_qps"], 2), b["ratio_vs_bm25s"]))
+    machine = benchmarks.machine(f"{res['threads']} threads (FAISS OMP, Anserini batch threads, bm25s n_threads)")
+    benchmarks.write(out, benchmarks.record(__file__, metrics, load=load, details=res, machine_desc=machine, argv=argv))
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="passages")
@@ -228,8 +253,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workdir", default="/tmp/kira-bench-retrieval")
     ap.add_argument("--json", action="store_true", help="print one JSON object (last stdout line: "
                     "Lucene's indexer logs to stdout while a first run builds the index)")
-    ap.add_argument("--out", help="also write the JSON result to this file")
+    ap.add_argument("--json-out", help="also write the raw JSON result to this file")
+    ap.add_argument("--out", help="also write the record (kira.benchmarks schema) here, "
+                    "e.g. bench/regressions/retrieval_qps.yaml")
     a = ap.parse_args(argv)
+    load = benchmarks.machine_load()
+    try:
+        out = benchmarks.out_path(a.out, __file__)
+    except ValueError as e:
+        ap.error(str(e))
     os.environ.setdefault("KIRA_THREADS", str(a.threads))
     t0 = time.perf_counter()
     passages = wordnet_passages(a.n)
@@ -242,8 +274,10 @@ def main(argv: list[str] | None = None) -> dict:
         res["bm25"].append(bench_bm25(version, passages, queries, k, a.reps, a.threads, not a.no_bm25s))
         print(f"# {json.dumps(res['bm25'][-1])}", file=sys.stderr, flush=True)
     res["total_s"] = time.perf_counter() - t0
-    if a.out:
-        Path(a.out).write_text(json.dumps(res, indent=1))
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps(res, indent=1))
+    if out:
+        write_record(out, res, load, None if argv is None else [__file__, *argv])
     if a.json:
         print(json.dumps(res))
         return res

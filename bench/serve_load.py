@@ -30,6 +30,8 @@ from pathlib import Path
 
 import httpx
 
+from kira import benchmarks
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
@@ -188,7 +190,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per level (median kept)")
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
+    ap.add_argument("--out", default=None, help="also write the record (kira.benchmarks schema) here, "
+                    "e.g. bench/regressions/serve_load.yaml")
     args = ap.parse_args()
+    load = benchmarks.machine_load()
+    try:
+        out = benchmarks.out_path(args.out, __file__)
+    except ValueError as e:
+        ap.error(str(e))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -217,6 +226,13 @@ def main() -> None:
     ratio = b / s if s else float("inf")
     print(f"\nthroughput ratio batched/one-at-a-time at {top} clients: {ratio:.2f} (goal >= 2)")
     print(json.dumps({"ratio_at_max_concurrency": round(ratio, 2), "batched": batched, "single": single}))
+    if out:
+        metrics = [benchmarks.metric(
+            f"batched q/s at {top} clients", b, "the same server one question at a time (--max-batch 1), same run",
+            s, b / s if s else None, ">= 2")]
+        details = {"args": vars(args), "kira_threads": os.environ.get("KIRA_THREADS", "all"),
+                   "batched": batched, "one_at_a_time": single}
+        benchmarks.write(out, benchmarks.record(__file__, metrics, load=load, details=details))
 
 
 if __name__ == "__main__":

@@ -136,3 +136,13 @@ def test_import_is_light():
     code = "import sys, kira.benchmarks; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+BENCH_SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if p.stem != "pydoc_corpus")
+
+
+@pytest.mark.parametrize("script", BENCH_SCRIPTS, ids=lambda p: p.name)
+def test_every_bench_script_writes_its_record_through_the_shared_writer(script):
+    src = script.read_text()
+    assert '"--out"' in src and "benchmarks.out_path(" in src and "benchmarks.write(" in src
+    assert "machine_load()" in src or "getloadavg()" in src
