@@ -6,12 +6,51 @@ of them is a bug a user meets as an inconsistency.
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, NoReturn
 
 import typer
+
+from kira.errors import KiraError
 
 WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", envvar="KIRA_WORKSPACE",
                                                   help="Workspace directory (default ./workspace).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 ReplaceOpt = Annotated[bool, typer.Option(
     "--replace", help="Replace an existing source of the same kind and name that was read from other files.")]
+
+
+def fail(message: str) -> NoReturn:
+    """A user error: one line on stderr, exit code 2."""
+    print(f"kira: error: {message}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def quiet_stdout(enabled: bool) -> Iterator[None]:
+    """Route fd 1 to stderr (Java logs to stdout) so ``--json`` output stays one clean object."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def run(body: Callable[[], Any], *, json_output: bool = False) -> Any:
+    """Run a command body: a ``KiraError`` (bad input, missing artifact, busy workspace) becomes
+    one line and exit code 2; anything else is a bug and raises with its traceback."""
+    try:
+        with quiet_stdout(json_output):
+            return body()
+    except KiraError as e:
+        fail(str(e))

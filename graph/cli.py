@@ -6,12 +6,11 @@ Heavy imports (torch, transformers, networkx) happen inside commands so ``kira -
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated
 
 import typer
 
-from kira.clikit import JsonOpt, WorkspaceOpt
+from kira.clikit import JsonOpt, WorkspaceOpt, run
 
 app = typer.Typer(help="Graph views and graph PLMs over KBs.", no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -24,15 +23,6 @@ def _ctx(workspace: str | None):
 
     return opened(workspace)
 
-
-def _run(fn):
-    from kira.errors import KiraError
-
-    try:
-        return fn()
-    except (KiraError, ValueError) as e:
-        print(f"kira: error: {e}", file=sys.stderr)
-        raise typer.Exit(2) from e
 
 
 def _print(obj, as_json: bool) -> None:
@@ -57,7 +47,7 @@ def build(kb: KbOpt, workspace: WorkspaceOpt = None,
             t = time.perf_counter()
             view = load_view(store, kb, splits=split, cache_dir=cache_dir_for(cfg))
             _print({**view.stats(), "seconds": round(time.perf_counter() - t, 3), "cache_key": view.key}, as_json)
-    _run(body)
+    run(body)
 
 
 @app.command("train-graph-bert")
@@ -89,7 +79,7 @@ def train_graph_bert(
             d = gb.save(p.model, Path(out) if out else cfg.models_dir / f"{kb}-graph-bert", node_ids=view.node_ids,
                         extra={"kb": kb, "graph_key": view.key, "relation_ids": view.relation_ids, **report})
             _print({"artifact": str(d), **report}, as_json)
-    _run(body)
+    run(body)
 
 
 @app.command("train-graphformers")
@@ -115,7 +105,7 @@ def train_graphformers(
             d = p.model.save(Path(out) if out else cfg.models_dir / f"{kb}-graphformers",
                              extra={"kb": kb, "graph_key": view.key, "relation_ids": view.relation_ids, **report})
             _print({"artifact": str(d), **report}, as_json)
-    _run(body)
+    run(body)
 
 
 @app.command("multihop-questions")
@@ -144,7 +134,7 @@ def multihop_questions(
                 rows = split_by_start_entity(rows, heldout, seed)
             n = write_jsonl(rows, out)
             _print({"questions": n, "out": out}, as_json)
-    _run(body)
+    run(body)
 
 
 @app.command()
@@ -169,7 +159,7 @@ def expand(
             for i, e in enumerate(hits, 1):
                 print(f"{i:2d}. [{e.score:.3f}] {e.text}")
                 print(f"      path: {' -> '.join(e.metadata['path'])}  kb: {e.metadata['kb']}")
-    _run(body)
+    run(body)
 
 
 @app.command("multihop-compare")
@@ -216,4 +206,4 @@ def multihop_compare(
                     qa = evaluate_qa(qs, ret, rd, k=k)
                     result[name]["qa"] = {"em": qa["extractive"]["em"], "f1": qa["extractive"]["f1"]}
             _print(result, as_json)
-    _run(body)
+    run(body)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from kira.errors import KiraError
 from kira.graph.linkpred import NodeVectorPredictor
 from kira.graph.view import GraphView
 from kira.plm.device import pick_device
@@ -376,7 +377,7 @@ def load(directory: str | os.PathLike, device: str = "auto") -> tuple[GraphBert,
     d = Path(directory)
     meta = json.loads((d / "kira.json").read_text())
     if meta.get("type") != "graph-bert":
-        raise ValueError(f"{d} is not a graph-bert artifact (type {meta.get('type')!r})")
+        raise KiraError(f"{d} is not a graph-bert artifact (type {meta.get('type')!r})")
     model = GraphBert(GraphBertConfig(**meta["config"]))
     model.load_state_dict(load_file(str(d / "model.safetensors")))
     model.to(pick_device(device))

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from kira.errors import KiraError
 from kira.graph.linkpred import NodeVectorPredictor
 from kira.graph.view import GraphView
 from kira.plm import zoo
@@ -136,13 +137,13 @@ class GraphFormers(nn.Module):
         d = Path(directory)
         meta = zoo.artifact_config(d)
         if meta.get("type") != "graphformers":
-            raise ValueError(f"{d} is not a graphformers artifact (type {meta.get('type')!r})")
+            raise KiraError(f"{d} is not a graphformers artifact (type {meta.get('type')!r})")
         cfg = GraphFormersConfig(**meta["config"])
         model = cls(cfg, bert=zoo.load_model(str(d), "encoder"), tokenizer=zoo.load_tokenizer(str(d)))
         missing = model.load_state_dict(load_file(str(d / "graph.safetensors")), strict=False)
         bad = [k for k in missing.missing_keys if not k.startswith("bert.")]
         if bad or missing.unexpected_keys:
-            raise ValueError(f"{d}: graph.safetensors does not match the model ({bad or missing.unexpected_keys})")
+            raise KiraError(f"{d}: graph.safetensors does not match the model ({bad or missing.unexpected_keys})")
         model.to(pick_device(device)).eval()
         return model, meta
 

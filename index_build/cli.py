@@ -7,15 +7,12 @@ everything else (progress bars, Java's log lines) goes to stderr.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import sys
 from typing import Annotated, Any
 
 import typer
 
-from kira.clikit import JsonOpt, ReplaceOpt
+from kira.clikit import JsonOpt, ReplaceOpt, run
 from kira.workspace import opened
 
 app = typer.Typer(help="Build, inspect, update and compact versioned indexes.", no_args_is_help=True,
@@ -27,23 +24,6 @@ SourceOpt = Annotated[list[str] | None, typer.Option("--source", "-s",
                                                      help="KIND:PATH (jsonl, csv, parquet, dir, wordnet); repeatable.")]
 
 
-@contextlib.contextmanager
-def _quiet_stdout(enabled: bool):
-    """Route fd 1 to stderr (Java logs to stdout) so --json output stays one clean object."""
-    if not enabled:
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def _emit(obj: dict[str, Any], as_json: bool, human: str) -> None:
     if as_json:
         print(json.dumps(obj, default=str))
@@ -52,15 +32,7 @@ def _emit(obj: dict[str, Any], as_json: bool, human: str) -> None:
 
 
 def _run(fn, as_json: bool):
-    """Run a command body; KiraError becomes one line on stderr and exit code 2."""
-    from kira.errors import KiraError
-
-    try:
-        with _quiet_stdout(as_json):
-            return fn()
-    except KiraError as e:
-        print(f"kira: error: {e}", file=sys.stderr)
-        raise typer.Exit(2) from None
+    return run(fn, json_output=as_json)
 
 
 def _summary(v) -> dict[str, Any]:

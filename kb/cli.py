@@ -12,26 +12,14 @@ from typing import Annotated
 
 import typer
 
-from kira.clikit import JsonOpt, ReplaceOpt, WorkspaceOpt
+from kira.clikit import JsonOpt, ReplaceOpt, WorkspaceOpt, run
+from kira.errors import KiraError
 
 app = typer.Typer(help="Plug in, remove and embed knowledge bases.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
 
 
-def _fail(msg: str) -> None:
-    print(f"kira: error: {msg}", file=sys.stderr)
-    raise typer.Exit(2)
-
-
-def _run(fn):
-    """Run a command body; KiraError/ValueError become one line on stderr and exit code 2."""
-    from kira.errors import KiraError
-
-    try:
-        return fn()
-    except (KiraError, ValueError) as e:
-        _fail(str(e))
 
 
 def _opened(workspace: str | None, write: bool = False):
@@ -46,7 +34,7 @@ def _parse_options(options: list[str]) -> dict:
     out: dict = {}
     for o in options:
         if "=" not in o:
-            raise ValueError(f"--option {o!r}: expected key=value")
+            raise KiraError(f"--option {o!r}: expected key=value")
         k, v = o.split("=", 1)
         if "," in v:
             out[k] = tuple(x for x in v.split(",") if x)
@@ -104,7 +92,7 @@ def add(
                   f"{rep.n_triples} triples {rep.splits}, {rep.n_passages} passages"
                   + (f"; index {out['index_version']}" if out.get("index_version") else ""))
 
-    _run(body)
+    run(body)
 
 
 @app.command()
@@ -124,7 +112,7 @@ def remove(
         print(f"removed {name}" + (f" and {len(removed)} artifact(s)" if removed else "")
               + (f"; index {version}" if version else ""))
 
-    _run(body)
+    run(body)
 
 
 @app.command("list")
@@ -145,7 +133,7 @@ def list_(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
             print(f"{r['name']}\t{r['kind']}\tv{r['version']}\t{r['n_entities']} entities\t"
                   f"{r['n_triples']} triples\t{r['n_passages']} passages")
 
-    _run(body)
+    run(body)
 
 
 @app.command()
@@ -173,7 +161,7 @@ def embed(
 
         with _opened(workspace) as (cfg, store):
             if kb not in store.list_kbs():
-                raise ValueError(f"no knowledge base named {kb!r}")
+                raise KiraError(f"no knowledge base named {kb!r}")
             train = list(store.iter_triples(kb, split="train"))
             test = list(store.iter_triples(kb, split="test"))
             all_triples = list(store.iter_triples(kb))
@@ -205,7 +193,7 @@ def embed(
                 print(f"test: MRR {res.mrr:.4f}  Hits@1 {res.hits_at_1:.4f}  Hits@3 {res.hits_at_3:.4f}  "
                       f"Hits@10 {res.hits_at_10:.4f}  (n={res.n}, filtered, both sides)")
 
-    _run(body)
+    run(body)
 
 
 @app.command()
@@ -230,7 +218,7 @@ def link(
         for r in rows:
             print(f"{r['mention']!r}\t{r['kb']}:{r['id']}\t{r['name']}\t{r['score']:.3f}")
 
-    _run(body)
+    run(body)
 
 
 @app.command()
@@ -250,7 +238,7 @@ def facts(
             kbs = [kb] if kb else store.list_kbs()
             ents = [e for k in kbs for e in store.get_entities(k, [entity])] or store.find_entities(entity, kb=kb, limit=1)
             if not ents:
-                raise ValueError(f"no entity {entity!r}" + (f" in {kb!r}" if kb else ""))
+                raise KiraError(f"no entity {entity!r}" + (f" in {kb!r}" if kb else ""))
             e = ents[0]
             ret = KBFactRetriever(store)
             triples = store.triples_about(e.kb, e.id)[:limit]
@@ -269,7 +257,7 @@ def facts(
         for r in rows:
             print(f"  {r['text']}\t{r['triple']}")
 
-    _run(body)
+    run(body)
 
 
 def eval_kb(
@@ -292,12 +280,12 @@ def eval_kb(
             if target is None:
                 cands = [p for p in Path(cfg.models_dir).glob(f"{kb}-*") if (p / "kira.json").exists()]
                 if not cands:
-                    raise ValueError(f"no embedding artifact for {kb!r} under {cfg.models_dir}; run `kira kb embed --kb {kb}`")
+                    raise KiraError(f"no embedding artifact for {kb!r} under {cfg.models_dir}; run `kira kb embed --kb {kb}`")
                 target = max(cands, key=lambda p: p.stat().st_mtime)
             emb = load_embedder(target)
             rows = list(store.iter_triples(kb, split=split))
             if not rows:
-                raise ValueError(f"KB {kb!r} has no {split!r} triples")
+                raise KiraError(f"KB {kb!r} has no {split!r} triples")
             res = evaluate_embedder(emb, rows, list(store.iter_triples(kb)), batch_size=batch_size,
                                     filtered=not unfiltered)
         if as_json:
@@ -306,4 +294,4 @@ def eval_kb(
         print(f"{kb} {split} ({target}): MRR {res.mrr:.4f}  Hits@1 {res.hits_at_1:.4f}  Hits@3 {res.hits_at_3:.4f}  "
               f"Hits@10 {res.hits_at_10:.4f}  MR {res.mean_rank:.1f}  n={res.n}")
 
-    _run(body)
+    run(body)

@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from kira.clikit import WorkspaceOpt
+from kira.clikit import WorkspaceOpt, run
+from kira.errors import KiraError
 
 app = typer.Typer(help="Search and train DPR retrievers.", no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -33,19 +34,6 @@ def _context(index: str | None, workspace: str | None):
     return cfg, resolve_version(index or cfg.indexes_dir)
 
 
-def _fail(msg: str) -> None:
-    print(f"kira: error: {msg}", file=sys.stderr)
-    raise typer.Exit(2)
-
-
-def _run(fn):
-    """Run a command body, turning KiraError/ValueError into a one-line error and exit code 2."""
-    from kira.errors import KiraError
-
-    try:
-        return fn()
-    except (KiraError, ValueError) as e:
-        _fail(str(e))
 
 
 @app.command()
@@ -63,7 +51,7 @@ def search(
 
     def body():
         if method not in METHODS:
-            raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+            raise KiraError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
         cfg, version = _context(index, workspace)
         if fusion:
             cfg.retriever.fusion = fusion
@@ -73,7 +61,7 @@ def search(
 
         rets = open_retrievers(version, cfg)
         if method not in rets:
-            raise ValueError(f"index version {version.name} has no dense vectors; use --method bm25")
+            raise KiraError(f"index version {version.name} has no dense vectors; use --method bm25")
         hits = rets[method].search(query, k)
         if as_json:
             print(json.dumps({"query": query, "method": method, "version": version.name,
@@ -83,7 +71,7 @@ def search(
             text = h.text if len(h.text) <= 160 else h.text[:157] + "..."
             print(f"{r:3d}. {h.score:9.4f}  {h.id}  [{h.title}]  {text}")
 
-    _run(body)
+    run(body)
 
 
 @app.command()
@@ -134,7 +122,7 @@ def train(
         print(f"saved {'shared encoder' if shared else 'question + passage encoders'} to {res.out}")
         print(f"now re-encode the index with the new passage encoder:\n  {rebuild}")
 
-    _run(body)
+    run(body)
 
 
 def eval_retrieval(
@@ -155,7 +143,7 @@ def eval_retrieval(
         wanted = [m.strip() for m in methods.split(",") if m.strip()]
         bad = [m for m in wanted if m not in METHODS]
         if bad:
-            raise ValueError(f"--methods: unknown {bad}; choose from {', '.join(METHODS)}")
+            raise KiraError(f"--methods: unknown {bad}; choose from {', '.join(METHODS)}")
         rows = load_questions(questions)[:limit]
         cfg, version = _context(index, workspace)
         from kira.retriever import open_retrievers
@@ -175,7 +163,7 @@ def eval_retrieval(
         for kk in ks:
             print(f"top{kk:<3d}" + "".join(f"{res[m][f'top{kk}']:>10.4f}" for m in names))
 
-    _run(body)
+    run(body)
 
 
 app.command("eval")(eval_retrieval)  # also `python -m kira.retriever eval …`

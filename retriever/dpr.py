@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from kira.errors import KiraError
 from kira.retriever.text import has_answer
 
 
@@ -215,7 +216,7 @@ def train_dpr(examples: Sequence[DPRExample], out: str | os.PathLike, base: str 
     is saved in ``kira.json`` so index build and search pool the same way.
     """
     if not examples:
-        raise ValueError("no training examples: no question had a positive passage")
+        raise KiraError("no training examples: no question had a positive passage")
     random.seed(seed)
     torch.manual_seed(seed)
     model = DPRModel(base, shared, device, max_length, pooling)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kira.errors import IngestError
+from kira.errors import IngestError, KiraError
 from kira.jsonl import iter_jsonl
 from kira.retriever.text import has_answer, normalize_answer
 from kira.schema import Evidence
@@ -65,7 +65,7 @@ def parse_ks(spec: str | Sequence[int]) -> list[int]:
     """``"1,5,20,100"`` → [1, 5, 20, 100] (sorted, unique, positive)."""
     vals = [int(x) for x in spec.split(",") if x.strip()] if isinstance(spec, str) else [int(x) for x in spec]
     if not vals or any(v <= 0 for v in vals):
-        raise ValueError(f"--k must be positive integers like 1,5,20,100, got {spec!r}")
+        raise KiraError(f"--k must be positive integers like 1,5,20,100, got {spec!r}")
     return sorted(set(vals))
 
 

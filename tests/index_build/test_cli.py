@@ -36,7 +36,7 @@ def test_cli_lifecycle(tmp_path):
         (0, "the quick brown fox"), (1, "a lazy cat sleeps"), (2, "penguins cannot fly"), (4, "mountains are high")]))
     out = run("add", "--index", str(ws), "--source", f"jsonl:{docs}")
     assert (out["added"], out["deleted"]) == (2, 1) and out["passages"] == 4
-    assert out["version"] == "v0003"  # one delete version, then one add version
+    assert out["version"] == "v0002"  # deletes and adds in one staged version
     assert run("verify", "--index", str(ws))["docids"] == 4
 
     out = run("delete", "--index", str(ws), "--id", "docs:d2:0")

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from kira.errors import KiraError
 from kira.retriever.dpr import Ctx, DPRExample, dpr_loss, mine_examples
 
 TOY = [
@@ -102,5 +103,5 @@ def test_shared_encoder_training_writes_one_directory(tmp_path):
     assert zoo.artifact_config(res.passage_dir)["role"] == "shared"
     assert TextEncoder(str(res.passage_dir)).pooling == "mean"
     assert len(res.losses) == 2 and all(math.isfinite(x) for x in res.losses)
-    with pytest.raises(ValueError, match="no training examples"):
+    with pytest.raises(KiraError, match="no training examples"):
         train_dpr([], tmp_path / "none", base="tiny-bert")

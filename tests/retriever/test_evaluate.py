@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kira.errors import IngestError
+from kira.errors import IngestError, KiraError
 from kira.retriever.evaluate import first_hit_rank, load_questions, parse_ks, top_k_accuracy
 from kira.schema import Evidence
 
@@ -34,7 +34,7 @@ def test_top_k_accuracy_hand_computed():
 
 def test_parse_ks():
     assert parse_ks("20,1,5,5") == [1, 5, 20]
-    with pytest.raises(ValueError):
+    with pytest.raises(KiraError):
         parse_ks("0,5")
 
 
