@@ -45,6 +45,23 @@ class Metrics:
             self.stage.labels(stage=stage).observe(max(0.0, float(seconds)))
 
 
+def _template(routes, scope) -> str | None:
+    """The path template of the route that fully matches ``scope`` (into included routers too)."""
+    from starlette.routing import Match
+
+    for r in routes:
+        match, _ = r.matches(scope)
+        if match != Match.FULL:
+            continue
+        if getattr(r, "path", None):
+            return r.path
+        inner = getattr(getattr(r, "original_router", None), "routes", None)
+        found = _template(inner, scope) if inner else None
+        if found:
+            return found
+    return None
+
+
 class MetricsMiddleware:
     """Counts every response by its route template (not the raw path, so labels stay bounded)."""
 
@@ -58,13 +75,8 @@ class MetricsMiddleware:
             return route.path
         if scope["path"].startswith("/static/"):
             return "/static"
-        from starlette.routing import Match
+        return _template(self.routes, {**scope, "type": "http"}) or "unmatched"
 
-        for r in self.routes:
-            match, _ = r.matches({**scope, "type": "http"})
-            if match == Match.FULL and getattr(r, "path", None):
-                return r.path
-        return "unmatched"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

@@ -10,6 +10,9 @@ import contextlib
 import hmac
 import unicodedata
 
+from fastapi import HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
 ALLOWED_CONTROL = {"\t", "\n", "\r"}
 
 
@@ -101,3 +104,26 @@ async def _send_json(send, status: int, body: dict) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
     await send({"type": "http.response.body", "body": data})
+
+
+# ---- auth (FastAPI dependencies) ------------------------------------------------------------
+_bearer = HTTPBearer(auto_error=False, description="Admin token (serve.admin_token / KIRA_ADMIN_TOKEN).")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
+                        description="API key, required only when serve.api_key / KIRA_API_KEY is set.")
+
+
+def require_admin(request: Request,
+                  creds: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
+    """Admin endpoints need the bearer admin token; with no token configured they are off."""
+    token = request.app.state.kira.cfg.serve.admin_token
+    if not token:
+        raise HTTPException(403, "admin API disabled: set serve.admin_token or KIRA_ADMIN_TOKEN")
+    if creds is None or not secrets_match(creds.credentials, token):
+        raise HTTPException(401, "admin endpoints need 'Authorization: Bearer <admin token>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_api_key(request: Request, key: str | None = Security(_api_key)) -> None:
+    expected = request.app.state.kira.cfg.serve.api_key
+    if expected and not secrets_match(key, expected):
+        raise HTTPException(401, "missing or wrong X-API-Key header")

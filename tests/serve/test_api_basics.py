@@ -295,3 +295,18 @@ def test_snapshot_holder_swaps_atomically_and_survives_a_bad_version():
     on_disk["v"] = "v0003"
     assert holder.reload() is new and "corrupt FAISS" in holder.last_error  # keeps serving v0002
     assert swaps == [(None, "v0001"), ("v0001", "v0002")] and holder.swaps == 2
+
+
+def test_kb_types_come_from_the_source_registry(workspace):
+    """A KB source registered as a plug-in (``kira.sources``) is accepted by the HTTP API too."""
+    from kira.kb import registry
+    from kira.kb.sources import TriplesFileSource
+
+    registry.register_source("my-triples", TriplesFileSource)
+    try:
+        cfg = load_config(workspace)
+        app = create_app(cfg, watch=False)
+        schema = app.openapi()["paths"]["/v1/admin/knowledge-bases"]["post"]["requestBody"]["content"]
+        assert "my-triples" in schema["multipart/form-data"]["schema"]["properties"]["type"]["enum"]
+    finally:
+        registry.unregister_source("my-triples")
