@@ -25,7 +25,6 @@ from kira.errors import KiraError
 SOURCES = ("text", "kb", "tables", "all")
 READERS = ("extractive", "fid")
 METHODS = ("bm25", "dense", "hybrid")
-KB_TYPES = ("tsv", "csv", "jsonl", "rdf", "wordnet", "pykeen")
 EMBED_MODELS = ("transe", "transh", "transd")
 
 
