@@ -346,13 +346,13 @@ LRU_SIZE = 4
 
 
 def store_key(store, kb: str, splits: Sequence[str] | None) -> str:
-    """Identity of a KB's content in a store: path, KB source version and record counts."""
-    src = store.get_source(kb) if hasattr(store, "get_source") else None
+    """Identity of a KB's content: its source checksum, version and record counts. Not the store's
+    path: each index version reads its own store snapshot, and an unchanged KB keeps its cache."""
+    src = store.get_source(kb)
     version = src["version"] if src else 0
-    added = str(src["added_at"]) if src else ""
-    n_t = store.execute("SELECT count(*) FROM triples WHERE kb = ?", [kb]).fetchone()[0]
-    n_e = store.execute("SELECT count(*) FROM entities WHERE kb = ?", [kb]).fetchone()[0]
-    raw = f"{store.path}|{kb}|{version}|{added}|{n_t}|{n_e}|{','.join(sorted(splits or []))}"
+    added = f"{src['added_at']}|{src['checksum']}" if src else ""
+    counts = store.kb_counts(kb)
+    raw = f"{kb}|{version}|{added}|{counts['triples']}|{counts['entities']}|{','.join(sorted(splits or []))}"
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 

@@ -267,22 +267,8 @@ def document_passages(doc: Document, source: str, words: int = 100, overlap: int
 
 # ---- storing --------------------------------------------------------------------------------------
 def _insert(store, batch: list[Passage]) -> None:
-    """Bulk insert through Arrow (DuckDB's ``executemany`` path runs ~20x slower)."""
-    if not batch:
-        return
-    con = getattr(store, "con", None)
-    if con is None:  # another KnowledgeStore implementation
+    if batch:
         store.add_passages(batch)
-        return
-    import pyarrow as pa
-
-    tbl = pa.table({"id": [p.id for p in batch], "title": [p.title for p in batch],
-                    "text": [p.text for p in batch], "source": [p.source for p in batch],
-                    "metadata": [json.dumps(p.metadata, ensure_ascii=False) for p in batch]})
-    # DuckDB's replacement scan reads the local Arrow table by name (``register`` would refuse to
-    # run while an earlier statement's result is still open on the connection)
-    _kira_ingest_batch = tbl  # noqa: F841
-    con.execute("INSERT OR REPLACE INTO passages SELECT id, title, text, source, metadata FROM _kira_ingest_batch")
 
 
 def iter_documents(kind: str, path: Path) -> Iterator[Document]:

@@ -95,10 +95,8 @@ class EntityLinker:
                     n = normalize(surface)
                     if n and (len(n) > 1 or n.isdigit()) and key not in aliases[n]:
                         aliases[n].append(key)
-            for eid, deg in self.store.execute(
-                    "SELECT e, count(*) FROM (SELECT head AS e FROM triples WHERE kb = ? "
-                    "UNION ALL SELECT tail FROM triples WHERE kb = ?) GROUP BY e", [kb, kb]).fetchall():
-                self._degree[(kb, eid)] = int(deg)
+            for eid, deg in self.store.entity_degrees(kb).items():
+                self._degree[(kb, eid)] = deg
         self._aliases = dict(aliases)
         return self._aliases
 

@@ -102,46 +102,9 @@ def collect(src, name: str) -> CollectedKB:
     return CollectedKB(entities, relations, triples)
 
 
-def _bulk_insert(store, table: str, df) -> None:
-    """Insert a DataFrame in one statement (executemany is row-by-row and far too slow for WordNet)."""
-    if len(df) == 0:
-        return
-    view = f"_kb_bulk_{table}"
-    store.con.register(view, df)
-    try:
-        store.con.execute(f"INSERT INTO {table} SELECT * FROM {view}")
-    finally:
-        store.con.unregister(view)
-
-
-def _delete_kb_rows(store, name: str) -> None:
-    for t in ("entities", "relations", "triples"):
-        store.con.execute(f"DELETE FROM {t} WHERE kb = ?", [name])
-    store.con.execute("DELETE FROM passages WHERE source = ?", [name])
-
-
 def write_kb(store, name: str, kb: CollectedKB, passages: list[Passage]) -> None:
-    """Replace the KB's rows with ``kb`` and ``passages`` (caller holds the transaction)."""
-    import json
-
-    import pandas as pd
-
-    _delete_kb_rows(store, name)
-    _bulk_insert(store, "entities", pd.DataFrame(
-        [(e.id, name, e.name, list(e.aliases), e.description) for e in kb.entities.values()],
-        columns=["id", "kb", "name", "aliases", "description"]))
-    _bulk_insert(store, "relations", pd.DataFrame(
-        [(r.id, name, r.name) for r in kb.relations.values()], columns=["id", "kb", "name"]))
-    _bulk_insert(store, "triples", pd.DataFrame(
-        [(name, t.head, t.relation, t.tail, t.split) for t in kb.triples],
-        columns=["kb", "head", "relation", "tail", "split"]))
-    if passages:
-        df = pd.DataFrame([(p.id, p.title, p.text, p.source, json.dumps(p.metadata)) for p in passages],
-                          columns=["id", "title", "text", "source", "metadata"])
-        store.con.register("_kb_new_ids", df[["id"]])
-        store.con.execute("DELETE FROM passages WHERE id IN (SELECT id FROM _kb_new_ids)")
-        store.con.unregister("_kb_new_ids")
-        _bulk_insert(store, "passages", df)
+    """Replace the KB's rows with ``kb`` and ``passages`` (one store transaction)."""
+    store.replace_kb(name, kb.entities.values(), kb.relations.values(), kb.triples, passages)
 
 
 def default_templates(source_type: str) -> dict[str, str]:

@@ -158,6 +158,10 @@ class KnowledgeStore(Protocol):
     def iter_triples(self, kb: str | None = None, split: str | None = None) -> Iterator[Triple]: ...
     def triples_about(self, kb: str, entity_id: str) -> list[Triple]: ...
     def list_kbs(self) -> list[str]: ...
+    def kb_counts(self, kb: str) -> dict[str, int]: ...
+    def entity_degrees(self, kb: str) -> dict[str, int]: ...
+    def replace_kb(self, kb: str, entities: Iterable[Entity], relations: Iterable[Relation],
+                   triples: Iterable[Triple], passages: Iterable[Passage] = ()) -> None: ...
 
 
 def _now() -> datetime:
@@ -277,28 +281,30 @@ class DuckDBStore:
 
     # ---- passages ---------------------------------------------------------------------------
     def add_passages(self, passages: Iterable[Passage], batch: int = 50_000) -> int:
-        """Insert or replace passages by id (bulk, through Arrow). Returns how many were written."""
-        import pandas as pd
+        """Insert or replace passages by id (bulk, through Arrow: DuckDB's ``executemany`` path runs
+        ~20x slower). The last of several passages with one id wins. Returns how many were written."""
+        import pyarrow as pa
 
         n = 0
-        buf: list[tuple] = []
+        buf: dict[str, Passage] = {}
 
         def flush() -> None:
             if not buf:
                 return
-            df = pd.DataFrame(buf, columns=["id", "title", "text", "source", "metadata"])
-            df = df.drop_duplicates("id", keep="last")
-            self.con.register("_new_passages", df)
-            try:
-                self.con.execute("DELETE FROM passages WHERE id IN (SELECT id FROM _new_passages)")
-                self.con.execute("INSERT INTO passages SELECT id, title, text, source, metadata::JSON FROM _new_passages")
-            finally:
-                self.con.unregister("_new_passages")
+            ps = list(buf.values())
+            tbl = pa.table({"id": [p.id for p in ps], "title": [p.title for p in ps], "text": [p.text for p in ps],
+                            "source": [p.source for p in ps],
+                            "metadata": [json.dumps(p.metadata, ensure_ascii=False) for p in ps]})
+            # DuckDB's replacement scan reads the local Arrow table by name (``register`` would
+            # refuse to run while an earlier statement's result is still open on the connection)
+            _kira_new_passages = tbl  # noqa: F841
+            self.con.execute("INSERT OR REPLACE INTO passages "
+                             "SELECT id, title, text, source, metadata::JSON FROM _kira_new_passages")
             buf.clear()
 
         with self.transaction():
             for p in passages:
-                buf.append((p.id, p.title, p.text, p.source, json.dumps(p.metadata)))
+                buf[p.id] = p
                 n += 1
                 if len(buf) >= batch:
                     flush()
@@ -424,6 +430,43 @@ class DuckDBStore:
             [kb, entity_id, entity_id],
         ).fetchall()
         return [Triple(*r) for r in rows]
+
+    def kb_counts(self, kb: str) -> dict[str, int]:
+        """Entities, relations and triples a KB holds."""
+        return {t: self.con.execute(f"SELECT count(*) FROM {t} WHERE kb = ?", [kb]).fetchall()[0][0]
+                for t in ("entities", "relations", "triples")}
+
+    def entity_degrees(self, kb: str) -> dict[str, int]:
+        """How many triples each entity of a KB takes part in (as head or tail)."""
+        rows = self.con.execute("SELECT e, count(*) FROM (SELECT head AS e FROM triples WHERE kb = ? "
+                                "UNION ALL SELECT tail FROM triples WHERE kb = ?) GROUP BY e", [kb, kb]).fetchall()
+        return {e: int(n) for e, n in rows}
+
+    def replace_kb(self, kb: str, entities: Iterable[Entity], relations: Iterable[Relation],
+                   triples: Iterable[Triple], passages: Iterable[Passage] = ()) -> None:
+        """Replace everything KB ``kb`` holds (entities, relations, triples and its passages) in one
+        transaction, in bulk (WordNet's 378k triples row by row would take minutes)."""
+        import pandas as pd
+
+        frames = {
+            "entities": pd.DataFrame([(e.id, kb, e.name, list(e.aliases), e.description) for e in entities],
+                                     columns=["id", "kb", "name", "aliases", "description"]),
+            "relations": pd.DataFrame([(r.id, kb, r.name) for r in relations], columns=["id", "kb", "name"]),
+            "triples": pd.DataFrame([(kb, t.head, t.relation, t.tail, t.split) for t in triples],
+                                    columns=["kb", "head", "relation", "tail", "split"]),
+        }
+        with self.transaction():
+            for t in frames:
+                self.con.execute(f"DELETE FROM {t} WHERE kb = ?", [kb])
+            self.con.execute("DELETE FROM passages WHERE source = ?", [kb])
+            for t, df in frames.items():
+                if len(df):
+                    self.con.register("_kira_kb_rows", df)
+                    try:
+                        self.con.execute(f"INSERT INTO {t} SELECT * FROM _kira_kb_rows")
+                    finally:
+                        self.con.unregister("_kira_kb_rows")
+            self.add_passages(passages)
 
     def list_kbs(self) -> list[str]:
         return [r[0] for r in self.con.execute("SELECT DISTINCT kb FROM entities ORDER BY kb").fetchall()]
