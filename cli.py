@@ -85,6 +85,45 @@ def ask(
     render_result(result)
 
 
+models_app = typer.Typer(help="Trained artifacts under models/: types, formats, staleness.", no_args_is_help=True)
+workspace_app = typer.Typer(help="Workspace maintenance.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(workspace_app, name="workspace")
+
+
+@models_app.command("list")
+def models_list(workspace: WorkspaceOpt = None,
+                as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Every trained artifact with its type and format; STALE when a source it learned from changed."""
+    from kira.artifacts import list_artifacts
+    from kira.clikit import run
+    from kira.workspace import opened
+
+    def body():
+        with opened(workspace) as (cfg, store):
+            return list_artifacts(cfg.models_dir, store.list_sources())
+
+    rows = run(body)
+    if as_json:
+        print(json.dumps(rows, default=str))
+        return
+    for r in rows:
+        flag = f"  STALE: {', '.join(r['stale'])} changed since training" if r.get("stale") else ""
+        print(f"{r['name']:<24} {r.get('type') or '?':<20} format {r.get('format_version', '?')}  "
+              f"{r.get('created_at') or ''}{flag}{('  ' + r['error']) if r.get('error') else ''}")
+
+
+@workspace_app.command("upgrade")
+def workspace_upgrade(workspace: WorkspaceOpt = None) -> None:
+    """Bring a workspace written by an older kira up to date: the current index version gets the
+    store snapshot readers need (when the store still holds exactly its passages), the store its
+    format record."""
+    from kira.clikit import run
+    from kira.workspace import upgrade
+
+    print(run(lambda: upgrade(workspace)))
+
+
 @app.command()
 def init(workspace: WorkspaceOpt = None) -> None:
     """Create a workspace with a commented kira.toml holding the defaults."""
@@ -96,7 +135,7 @@ def init(workspace: WorkspaceOpt = None) -> None:
     if not toml.exists():
         cfg = KiraConfig(workspace=ws)
         lines = ["# kira workspace config; every key shown with its default.", ""]
-        for section in ("index", "retriever", "reader", "serve"):
+        for section in ("index", "ingest", "retriever", "reader", "serve"):
             lines.append(f"[{section}]")
             for key, val in getattr(cfg, section).model_dump().items():
                 if val is None:

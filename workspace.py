@@ -262,3 +262,24 @@ def answering_store(cfg, version) -> DuckDBStore | None:
         "index %s has no store snapshot (built by an older kira): reading the live store read-only, "
         "so writers wait until this process ends; rebuild the index to fix this", version.name)
     return connect(cfg.store_path, read_only=True)
+
+
+def upgrade(workspace: str | os.PathLike | None) -> str:
+    """``kira workspace upgrade``: give the current index version its store snapshot when it was
+    built before snapshots existed and the store still holds exactly its passages; a clear error
+    naming ``kira index build --full`` when the store has moved on."""
+    from kira.index_build.versions import current_version
+
+    with opened(workspace, write=True) as (cfg, store):
+        try:
+            cur = current_version(cfg.indexes_dir)
+        except KiraError:
+            return f"{cfg.workspace}: no index version yet; nothing to upgrade"
+        if cur.snapshot_path.exists():
+            return f"{cfg.workspace}: up to date ({cur.name} has its store snapshot)"
+        ids = {p.id for batch in store.iter_passages() for p in batch}
+        if ids != set(cur.docids()) - {""}:
+            raise KiraError(f"{cur.name} was built from other passages than the store holds now; "
+                            "run `kira index build --full` to publish a version with its snapshot")
+        rows = store.write_snapshot(cur.snapshot_path)
+        return f"{cfg.workspace}: {cur.name} now has its store snapshot ({rows.get('passages', 0)} passages)"

@@ -145,7 +145,7 @@ def main() -> None:
                 steps = [("index", "build", "--full"), ("kb", "remove", "geo"), ("kb", "add", "geo", str(root / "geo.tsv")),
                          ("tables", "add", str(root / "cities.csv")), ("kb", "list"),
                          ("tables", "remove", "cities"), ("index", "build")]
-                procs = [subprocess.Popen([sys.executable, "-m", "kira", *steps[0]], capture_output=False,
+                procs = [subprocess.Popen([sys.executable, "-m", "kira", *steps[0]],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env(ws))]
                 for step in steps[1:]:  # the rest race the first: they must take turns, not fail
                     r = kira(ws, *step)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from kira.artifacts import write_config
 from kira.errors import KiraError
 from kira.graph.linkpred import NodeVectorPredictor
 from kira.graph.view import GraphView
@@ -366,7 +367,7 @@ def save(model: GraphBert, directory: str | os.PathLike, node_ids: Sequence[str]
     meta = {"type": "graph-bert", "config": asdict(model.cfg), **(extra or {})}
     if node_ids is not None:
         meta["node_ids"] = list(node_ids)
-    (d / "kira.json").write_text(json.dumps(meta, indent=1))
+    write_config(d, meta)
     return d
 
 

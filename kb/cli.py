@@ -182,7 +182,8 @@ def embed(
                                  p_norm=p_norm, num_negs=negs, seed=seed, device=device)
                 report = emb.fit(train, entities=[e.id for e in entities], relations=relations)
             res = evaluate_embedder(emb, test, all_triples) if test else None
-            emb.save(target, extra={"kb": kb, "test": res.to_dict() if res else None})
+            emb.save(target, extra={"kb": kb, "test": res.to_dict() if res else None},
+                     sources=[store.get_source(kb)] if store.get_source(kb) else None)
         row = {"kb": kb, "model": model, "artifact": str(target), "seconds": report["seconds"],
                "triples_per_s": report["triples_per_s"], "test": res.to_dict() if res else None}
         if as_json:

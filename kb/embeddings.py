@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kira.artifacts import write_config
 from kira.errors import KiraError, ModelNotFoundError
 from kira.plm.device import pick_device, set_threads
 from kira.schema import Triple
@@ -370,7 +371,10 @@ class KGEmbedder:
         return [(self.vocab.entities[i], float(v)) for v, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
 
     # ---- artifacts ------------------------------------------------------------------------------
-    def save(self, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    def save(self, directory: str | os.PathLike, extra: dict[str, Any] | None = None,
+             sources: list[dict[str, Any]] | None = None) -> Path:
+        """Weights, vocabularies and ``kira.json`` (with the KB sources it learned from, so
+        ``kira models list`` can say when it went stale)."""
         from safetensors.torch import save_file
 
         m = self._need()
@@ -380,7 +384,7 @@ class KGEmbedder:
         (d / "entities.json").write_text(json.dumps(self.vocab.entities))
         (d / "relations.json").write_text(json.dumps(self.vocab.relations))
         cfg = {"type": "kge", **asdict(self.cfg), **self.meta, **(extra or {})}
-        (d / "kira.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
+        write_config(d, cfg, sources)
         return d
 
     @classmethod
@@ -406,10 +410,9 @@ class KGEmbedder:
 
 def load_embedder(directory: str | os.PathLike, device: str = "auto"):
     """Load any KB embedding artifact: TransE/H/D (``type: kge``) or KEPLER (``type: kepler``)."""
-    import json as _json
+    from kira.artifacts import read_config
 
-    cfg_path = Path(directory) / "kira.json"
-    kind = _json.loads(cfg_path.read_text()).get("type") if cfg_path.exists() else None
+    kind = read_config(directory).get("type") if (Path(directory) / "kira.json").exists() else None
     if kind == "kepler":
         from kira.kb.kepler import Kepler
 

@@ -240,15 +240,17 @@ def load(spec: str | os.PathLike | None = None, family: str = "encoder"):
     return load_tokenizer(spec, family), load_model(spec, family)
 
 
-def save_artifact(directory: str | os.PathLike, model, tokenizer, kira_config: dict[str, Any]) -> Path:
-    """Save a trained model as a directory anyone can reload: HF weights + tokenizer + ``kira.json``."""
-    import json
+def save_artifact(directory: str | os.PathLike, model, tokenizer, kira_config: dict[str, Any],
+                  sources: list[dict[str, Any]] | None = None) -> Path:
+    """Save a trained model as a directory anyone can reload: HF weights + tokenizer + ``kira.json``
+    (``kira.artifacts.write_config``: type, format version, and the sources it learned from)."""
+    from kira.artifacts import write_config
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(d)
     tokenizer.save_pretrained(d)
-    (d / "kira.json").write_text(json.dumps(kira_config, indent=2, sort_keys=True))
+    write_config(d, kira_config, sources)
     return d
 
 

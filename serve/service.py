@@ -318,10 +318,11 @@ class Workspace:
             train = list(store.iter_triples(name, split="train")) or list(store.iter_triples(name))
             entities = [e.id for e in store.iter_entities(name)]
             relations = [r.id for r in store.list_relations(name)]
+            learned_from = [store.get_source(name)] if store.get_source(name) else None
         emb = KGEmbedder(model, epochs=epochs, device=self.cfg.device)
         report = emb.fit(train, entities=entities, relations=relations)
         target = Path(self.cfg.models_dir) / f"{name}-{model}"
-        emb.save(target, extra={"kb": name})
+        emb.save(target, extra={"kb": name}, sources=learned_from)
         return _jsonable({"artifact": target.name, "seconds": report.get("seconds"),
                           "triples_per_s": report.get("triples_per_s")})
 

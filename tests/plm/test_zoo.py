@@ -21,7 +21,8 @@ def test_local_directory_round_trip(tmp_path):
         a = model(**ids).last_hidden_state
         b = model2(**ids).last_hidden_state
     assert torch.allclose(a, b)
-    assert zoo.artifact_config(d) == {"type": "test"}
+    saved = zoo.artifact_config(d)
+    assert saved["type"] == "test" and saved["format_version"] == 1 and saved["kira_version"]
 
 
 def test_missing_model_error_names_spec_and_cache(monkeypatch):

@@ -1,0 +1,108 @@
+"""Trained artifacts: one ``kira.json`` format, one resolver from type to loader, staleness.
+
+Every model kira trains is a directory holding its weights and a ``kira.json`` with its ``type``
+(``extractive-reader``, ``fid-reader``, ``table-qa``, ``kge``, …), the artifact ``format_version``,
+the kira version and time that wrote it, and — when the trainer knows them — the ``sources`` (name,
+version, checksum) it learned from. :func:`loader_for` maps a type to its loader through the
+``kira.artifacts`` entry-point group (``pyproject.toml``), the way ``kira.sources`` maps KB source
+types, so a plug-in package can add artifact types and nothing dispatches on ``type`` by hand.
+:func:`stale_sources` says which of an artifact's sources changed since it was trained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from kira.errors import KiraError
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "kira.json"
+GROUP = "kira.artifacts"
+
+
+def source_records(sources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What an artifact keeps of the store's sources it learned from (``store.list_sources()`` rows)."""
+    return [{"name": s["name"], "version": s.get("version"), "checksum": s.get("checksum")} for s in sources]
+
+
+def write_config(directory: str | os.PathLike, config: dict[str, Any],
+                 sources: Iterable[dict[str, Any]] | None = None) -> Path:
+    """Write ``kira.json``: ``config`` (it must say its ``type``) stamped with the format version,
+    the kira version, the time and, when given, the sources the artifact learned from."""
+    from kira import __version__
+
+    if not config.get("type"):
+        raise KiraError(f"{directory}: an artifact's kira.json needs a 'type'")
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    out = {**config, "format_version": FORMAT_VERSION, "kira_version": __version__,
+           "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    if sources is not None:
+        out["sources"] = source_records(sources)
+    (d / CONFIG_FILE).write_text(json.dumps(out, indent=2, sort_keys=True, default=str))
+    return d / CONFIG_FILE
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """An artifact's ``kira.json``; a clear error when it is missing or written by a newer format."""
+    p = Path(directory) / CONFIG_FILE
+    if not p.exists():
+        raise KiraError(f"{directory}: not a kira artifact (no {CONFIG_FILE})")
+    cfg = json.loads(p.read_text())
+    if int(cfg.get("format_version", 0)) > FORMAT_VERSION:
+        raise KiraError(f"{directory}: artifact format {cfg['format_version']} is newer than this kira "
+                        f"understands ({FORMAT_VERSION}); upgrade kira")
+    return cfg
+
+
+def artifact_types() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=GROUP))
+
+
+def loader_for(artifact_type: str) -> Callable[..., Any]:
+    """The loader registered for an artifact type (``kira.artifacts`` entry points)."""
+    eps = {ep.name: ep for ep in entry_points(group=GROUP)}
+    if artifact_type not in eps:
+        raise KiraError(f"no loader for artifact type {artifact_type!r} (known: {', '.join(sorted(eps))})")
+    return eps[artifact_type].load()
+
+
+def load(directory: str | os.PathLike, **kwargs: Any) -> Any:
+    """Load any artifact directory with the loader its ``type`` names."""
+    return loader_for(read_config(directory)["type"])(str(directory), **kwargs)
+
+
+def stale_sources(config: dict[str, Any], current: Iterable[dict[str, Any]]) -> list[str]:
+    """Names of the sources an artifact learned from that changed (new version or checksum) or
+    are gone; [] when it recorded none."""
+    now = {s["name"]: s for s in current}
+    out = []
+    for s in config.get("sources") or []:
+        cur = now.get(s["name"])
+        if cur is None or (cur.get("version"), cur.get("checksum")) != (s.get("version"), s.get("checksum")):
+            out.append(s["name"])
+    return out
+
+
+def list_artifacts(models_dir: str | os.PathLike, current_sources: Iterable[dict[str, Any]] = ()) -> list[dict]:
+    """Every artifact under ``models_dir`` with its type, format, age and staleness."""
+    current = list(current_sources)
+    rows = []
+    for d in sorted(Path(models_dir).glob("*")) if Path(models_dir).is_dir() else []:
+        if not (d / CONFIG_FILE).exists():
+            continue
+        try:
+            cfg = read_config(d)
+        except (KiraError, ValueError) as e:
+            rows.append({"name": d.name, "type": None, "error": str(e)})
+            continue
+        rows.append({"name": d.name, "type": cfg.get("type"), "format_version": cfg.get("format_version", 0),
+                     "created_at": cfg.get("created_at"), "stale": stale_sources(cfg, current),
+                     "sources": [s["name"] for s in cfg.get("sources") or []]})
+    return rows
