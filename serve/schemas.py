@@ -43,9 +43,11 @@ class AskResponse(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per stage.")
     index_version: str
     batch_size: int = 1
+    schema_version: int = Field(service.API_SCHEMA_VERSION, description="Version of this response's shape.")
 
 
 class SearchResponse(BaseModel):
+    schema_version: int = service.API_SCHEMA_VERSION
     query: str
     method: str
     index_version: str

@@ -22,6 +22,7 @@ from typing import Any
 from kira.config import KiraConfig
 from kira.errors import KiraError
 
+API_SCHEMA_VERSION = 1  # of /v1/ask and /v1/search bodies; bumped on any incompatible change
 SOURCES = ("text", "kb", "tables", "all")
 READERS = ("extractive", "fid")
 METHODS = ("bm25", "dense", "hybrid")
@@ -109,6 +110,7 @@ def answer_dict(result: Any, version: str) -> dict[str, Any]:
         "timings": {str(k): float(v) for k, v in (d.get("timings") or {}).items()
                     if k != "batch" and isinstance(v, int | float) and math.isfinite(v)},
         "index_version": version,
+        "schema_version": API_SCHEMA_VERSION,
     })
 
 

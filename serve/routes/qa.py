@@ -5,6 +5,7 @@ import asyncio
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import JSONResponse
 
+from kira.serve import service
 from kira.serve.routes import StateDep
 from kira.serve.schemas import AskResponse, Problem, RequestModels, SearchResponse
 from kira.serve.security import require_api_key
@@ -47,7 +48,8 @@ def router(models: RequestModels) -> APIRouter:
             raise HTTPException(504, f"no results within {st.cfg.serve.request_timeout_s:g}s") from None
         elapsed = time.perf_counter() - t0
         st.metrics.observe_stages({"search": elapsed})
-        return JSONResponse({"query": req.query, "method": req.method, "index_version": snap.version,
+        return JSONResponse({"schema_version": service.API_SCHEMA_VERSION, "query": req.query,
+                             "method": req.method, "index_version": snap.version,
                              "hits": hits, "timings": {"search": elapsed}})
 
     return router

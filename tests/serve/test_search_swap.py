@@ -32,6 +32,7 @@ def test_search_returns_evidence_with_provenance(served_ws):
             assert r.status_code == 200, r.text
             body = r.json()
             assert body["index_version"] == ready["index_version"] and 1 <= len(body["hits"]) <= 3
+            assert body["schema_version"] == 1
             assert all(h["id"].startswith("tiny:") and h["source"] == "tiny" for h in body["hits"])
         bm25 = httpx.post(srv.url + "/v1/search", json={"query": "Danube river Vienna", "k": 1, "method": "bm25"})
         assert bm25.json()["hits"][0]["title"] == "Danube"
