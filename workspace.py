@@ -159,10 +159,10 @@ def connect(path: str | os.PathLike, read_only: bool) -> DuckDBStore:
     """Open a store file; DuckDB's own lock conflict becomes one line naming the other process."""
     import duckdb
 
-    from kira.kb.store import DuckDBStore
+    from kira.kb.store import open_store as open_store_file
 
     try:
-        return DuckDBStore(path, read_only=read_only)
+        return open_store_file(path, read_only=read_only)
     except duckdb.IOException as e:
         msg = str(e).split("\n")[0]
         if "lock" in msg.lower():

@@ -221,10 +221,10 @@ def sync(cfg: KiraConfig, store, *, encoder_spec: str | None = None) -> IndexVer
     enc = cur.manifest.get("encoder") or {}
     if not cur.snapshot_path.exists() or (enc and enc.get("spec") != spec):
         return None
-    from kira.kb.store import DuckDBStore
+    from kira.kb.store import open_store
 
     t0 = time.perf_counter()
-    with DuckDBStore(cur.snapshot_path, read_only=True) as snap:
+    with open_store(cur.snapshot_path, read_only=True) as snap:
         old = {p.id: fingerprint(p) for batch in snap.iter_passages() for p in batch}
     changed: list[Passage] = []
     seen: set[str] = set()

@@ -555,4 +555,6 @@ class DuckDBStore:
 
 
 def open_store(path: str | Path, read_only: bool = False) -> DuckDBStore:
+    """The one place outside tests that constructs the store type (``kira.workspace`` decides who
+    may open which file how)."""
     return DuckDBStore(path, read_only=read_only)
