@@ -39,10 +39,32 @@ def run(
     from kira.jvm import import_pyserini
 
     import_pyserini()
+    for line in stale_model_lines(cfg):
+        typer.echo(line, err=True)
     typer.echo(f"kira serving {cfg.workspace} on http://{cfg.serve.host}:{cfg.serve.port} "
                f"(docs at /docs, page at /)", err=True)
     uvicorn.run(create_app(cfg), host=cfg.serve.host, port=cfg.serve.port, log_level=log_level,
                 timeout_keep_alive=30)
+
+
+def stale_model_lines(cfg) -> list[str]:
+    """One warning line per trained artifact whose sources changed since it was trained (as the
+    current index version's snapshot sees them)."""
+    from kira.artifacts import list_artifacts
+    from kira.errors import KiraError
+    from kira.index_build.versions import current_version
+    from kira.workspace import open_snapshot
+
+    try:
+        snap = open_snapshot(current_version(cfg.indexes_dir))
+    except KiraError:
+        return []
+    if snap is None:
+        return []
+    with snap:
+        rows = list_artifacts(cfg.models_dir, snap.list_sources())
+    return [f"kira: warning: model {r['name']} is stale: {', '.join(r['stale'])} changed since it was trained"
+            for r in rows if r.get("stale")]
 
 
 @app.command("openapi")
