@@ -85,7 +85,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from kira.config import load_config
-    from kira.index_build.build import build_index
+    from kira.index_build.incremental import update_index
     from kira.index_build.versions import current_version
     from kira.kb.plugin import add_kb
     from kira.pipeline import QAPipeline, render_result
@@ -121,7 +121,7 @@ def main() -> None:
         current = None
     if current is None or changed:
         t0 = _step(f"building the index ({store.count_passages()} passages: BM25 + dense {cfg.index.encoder})")
-        version = build_index(cfg, store)
+        version = update_index(cfg, store)  # first run: a full build; later: only what changed
         print(f"   published {version.path}")
         _done(t0, "index build")
 
