@@ -20,8 +20,9 @@ import time
 import torch
 
 from kira import benchmarks
-from kira.kb.embeddings import MODEL_CLASSES, TrainConfig, train_ids
 from kira.kb.evaluate import evaluate_link_prediction
+from kira.kb.kge_models import MODEL_CLASSES
+from kira.kb.kge_train import TrainConfig, train_ids
 
 PYKEEN_MODELS = {"transe": "TransE", "transh": "TransH", "transd": "TransD"}
 

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from kira.kb.embeddings import MODEL_CLASSES, KGEmbedder, corrupt
+from kira.kb.embeddings import KGEmbedder
 from kira.kb.evaluate import evaluate_embedder
+from kira.kb.kge_models import MODEL_CLASSES
+from kira.kb.kge_train import corrupt
 from kira.schema import KBEmbedder, Triple
 
 
