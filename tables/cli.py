@@ -171,6 +171,8 @@ def train_parser_cmd(
         random_tables: Annotated[int, typer.Option(help="Random-schema tables (train + validation).")] = 300,
         per_table_random: int = 30, val_per_table: int = 40,
         layers: Annotated[int | None, typer.Option(help="Keep only the first N encoder layers.")] = None,
+        frozen_layers: Annotated[int, typer.Option(
+            help="Keep the first N encoder layers pretrained; their states are computed once (CPU budget).")] = 4,
         tapas: Annotated[str | None, typer.Option(help="TAPAS artifact to calibrate against (default: the "
                                                        "workspace's table-qa model when present).")] = None,
         seed: int = 0, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
@@ -187,7 +189,7 @@ def train_parser_cmd(
                                batch_size=batch_size, per_table_real=per_table_real, n_random=random_tables,
                                per_table_random=per_table_random, val_per_table=val_per_table,
                                max_seconds=max_seconds, layers=layers, seed=seed, tapas_model=tapas,
-                               log=None if as_json else print)
+                               frozen_layers=frozen_layers, log=None if as_json else print)
     print(json.dumps(summary, default=str) if as_json else json.dumps(summary, indent=2, default=str))
 
 

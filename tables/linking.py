@@ -61,11 +61,17 @@ def norm(text: str) -> str:
 
 
 def stem(w: str) -> str:
-    """A light stem so 'snowy'/'snow', 'cities'/'city', 'rained'/'rain' meet."""
-    for suf, rep in (("ies", "y"), ("ied", "y"), ("ing", ""), ("es", ""), ("ed", ""), ("ly", ""), ("y", ""),
-                     ("s", "")):
-        if len(w) > len(suf) + 2 and w.endswith(suf):
-            return w[: -len(suf)] + rep
+    """A light stem so 'snowy'/'snow', 'drizzly'/'drizzle', 'cities'/'city', 'sunny'/'sun' meet."""
+    if len(w) <= 3:
+        return w
+    for suf, rep in (("ies", "y"), ("ied", "y"), ("ing", ""), ("es", ""), ("ed", ""), ("s", "")):
+        if len(w) > len(suf) + 2 and w.endswith(suf) and not w.endswith("ss"):
+            w = w[: -len(suf)] + rep
+            break
+    if len(w) > 3 and w[-1] in "ye":
+        w = w[:-1]
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiou":
+        w = w[:-1]
     return w
 
 

@@ -368,6 +368,52 @@ class TableParser:
                          batch["feats"].to(hidden.dtype), batch["col_feats"].to(hidden.dtype))
         return out, batch
 
+    # ---- split forward: frozen lower layers computed once, upper layers trained ------------------------------
+    def _mask(self, att: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        mask, _ = self.encoder._create_attention_masks(attention_mask=att, encoder_attention_mask=None,
+                                                       embedding_output=x, encoder_hidden_states=None, cache=None)
+        return mask
+
+    def _layers(self, x: torch.Tensor, att: torch.Tensor, layers) -> torch.Tensor:
+        mask = self._mask(att, x)
+        for layer in layers:
+            x = layer(x, attention_mask=mask)
+            x = x[0] if isinstance(x, tuple) else x
+        return x
+
+    @torch.inference_mode()
+    def lower_states(self, items: Sequence[Encoded], frozen_layers: int, batch_size: int = 64,
+                     bf16: bool = True) -> None:
+        """Cache each item's hidden states after the embeddings and the first ``frozen_layers`` layers."""
+        from kira.plm.device import autocast
+
+        self.encoder.eval()
+        by_len = sorted(range(len(items)), key=lambda i: len(items[i].ids))
+        for s in range(0, len(by_len), batch_size):
+            idx = by_len[s:s + batch_size]
+            chunk = [items[i] for i in idx]
+            batch = collate(chunk, self.tokenizer.pad_token_id or 0)
+            with autocast(self.device, bf16):
+                ids = batch["input_ids"].to(self.device)
+                x = self.encoder.embeddings(input_ids=ids, token_type_ids=batch["token_type_ids"].to(self.device))
+                x = self._layers(x, batch["attention_mask"].to(self.device), self.encoder.encoder.layer[:frozen_layers])
+            for b, e in enumerate(chunk):
+                e.labels["_states"] = x[b, :len(e.ids)].to(torch.bfloat16).cpu().clone()
+
+    def forward_cached(self, items: Sequence[Encoded], frozen_layers: int):
+        """Training forward from cached lower states through the upper layers and the heads."""
+        batch = collate(items, self.tokenizer.pad_token_id or 0)
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        L, H = batch["input_ids"].shape[1], self.encoder.config.hidden_size
+        x = torch.zeros((len(items), L, H), device=self.device)
+        for b, e in enumerate(items):
+            st = e.labels["_states"]
+            x[b, :st.shape[0]] = st.float().to(self.device)
+        hidden = self._layers(x, batch["attention_mask"], self.encoder.encoder.layer[frozen_layers:])
+        out = self.heads(hidden, batch["col_pool"].to(hidden.dtype), batch["ment_pool"].to(hidden.dtype),
+                         batch["feats"].to(hidden.dtype), batch["col_feats"].to(hidden.dtype))
+        return out, batch
+
     # ---- inference -----------------------------------------------------------------------------------------
     def schema_for(self, table: Any) -> TableSchema:
         if isinstance(table, TableSchema):
@@ -383,14 +429,16 @@ class TableParser:
         probabilities."""
         self.encoder.eval()
         self.heads.eval()
-        out = []
         encs = [encode(self.tokenizer, q, s, max_length=self.max_length) for q, s in zip(questions, schemas,
                                                                                           strict=True)]
-        for s in range(0, len(encs), batch_size):
-            chunk = encs[s:s + batch_size]
+        out: list[Any] = [None] * len(encs)
+        by_len = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))  # less padding per batch
+        for s in range(0, len(by_len), batch_size):
+            idx = by_len[s:s + batch_size]
+            chunk = [encs[i] for i in idx]
             res, batch = self.forward(chunk)
-            for b, e in enumerate(chunk):
-                out.append(self._decode(e, res, batch, b))
+            for b, (i, e) in enumerate(zip(idx, chunk, strict=True)):
+                out[i] = self._decode(e, res, batch, b)
         return out
 
     def _decode(self, e: Encoded, res, batch, b: int) -> list[tuple[Query, float, list[float]]]:

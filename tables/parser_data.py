@@ -382,6 +382,11 @@ class _Renderer:
             ww = rng.choice(w)
             return rng.choice([f"{ww} {shown}", f"{ww} {shown}", f"with {cp} {ww} {shown}"])
         # number
+        if "year" in words(self.schema.headers[c.column]) or "season" in words(self.schema.headers[c.column]):
+            w = {"=": ["in", "during"], "<": ["before", "earlier than"], ">": ["after", "later than"],
+                 ">=": ["since", "in or after"], "<=": ["in or before", "up to"]}[c.op]
+            if rng.random() < 0.7:
+                return f"{rng.choice(w)} {shown}"
         opw = rng.choice(OPWORDS[c.op])
         if "{x}" in opw:
             val = opw.format(x=shown)
@@ -465,6 +470,10 @@ def _conditions(df: pd.DataFrame, schema: TableSchema, row: int, n: int, exclude
                     conds.append(Condition(col.index, "=", float(x), "number"))
                 continue
             s = schema.frame[col.num_ident].dropna()
+            discrete = bool((s == s.round()).all()) and s.nunique() <= 60
+            if discrete and rng.random() < 0.5:  # 'in 1931', 'with 4 cylinders'
+                conds.append(Condition(col.index, "=", float(x), "number"))
+                continue
             if rng.random() < 0.6:  # a round threshold inside the column's range
                 q = float(s.quantile(rng.uniform(0.1, 0.9)))
                 mag = 10 ** max(0, len(str(int(abs(q)))) - 2)

@@ -245,3 +245,50 @@ def test_eval_tables_cli_side_by_side_with_add_packaged(tiny_parser, tmp_path):
     res = json.loads(out.stdout)
     assert res["n"] == 2 and set(res["by_aggregation"]) == {"COUNT", "NONE"}
     assert res["parser_accuracy"] is not None and res["tapas_accuracy"] is None and "baseline_accuracy" in res
+
+
+def test_default_parser_trains_once_with_a_step_budget_then_is_cached(tmp_path):
+    from kira.config import load_config
+    from kira.tables.defaults import ensure_default_table_parser
+
+    cfg = load_config(tmp_path / "ws")
+    info = ensure_default_table_parser(cfg, base="tiny-bert", log=None, steps=2, batch_size=4, per_table_real=3,
+                                       random_tables=5, per_table_random=3, val_per_table=3)
+    s = info["summary"]
+    assert info["trained"] and s["training"]["steps"] == 2 and not s["training"]["stopped_by_wall_clock"]
+    assert not set(heldout_tables()) & set(s["train_tables"] + s["validation_tables"])
+    assert s["validation"]["n"] > 0 and 0.0 <= s["validation"]["accuracy"] <= 1.0
+    d = cfg.models_dir / "table-parser"
+    assert json.loads((d / "kira.json").read_text())["type"] == "table-parser"
+    assert not (cfg.models_dir / "table-parser.partial").exists()
+    assert ensure_default_table_parser(cfg, base="tiny-bert", log=None) == {"path": str(d), "trained": False}
+    assert TableParser.load(d, device="cpu").answer("How many rows?", WEATHER).aggregation
+
+
+def test_wall_clock_cap_stops_a_far_too_slow_run_with_a_warning():
+    import random
+
+    from kira.tables.parser_train import encode_examples, train_parser
+
+    p = TableParser.create("tiny-bert", device="cpu")
+    items, _ = encode_examples(p, questions_for_table("w", WEATHER, 8, random.Random(1)), {"w": TableSchema(WEATHER)})
+    with pytest.warns(UserWarning, match="wall-clock cap"):
+        stats = train_parser(p, items, steps=50, batch_size=2, max_seconds=0.0, log=None)
+    assert stats["stopped_by_wall_clock"] and stats["steps"] < 50
+
+
+def test_training_from_cached_frozen_layers_matches_the_full_forward():
+    import random
+
+    from kira.tables.parser_train import encode_examples, train_parser
+
+    p = TableParser.create("tiny-bert", device="cpu")
+    items, _ = encode_examples(p, questions_for_table("w", WEATHER, 6, random.Random(2)), {"w": TableSchema(WEATHER)})
+    p.lower_states(items[:3], 1, bf16=False)
+    with torch.no_grad():
+        full, _ = p.forward(items[:3])
+        cached, _ = p.forward_cached(items[:3], 1)
+    assert torch.allclose(full["agg"], cached["agg"], atol=1e-3)
+    stats = train_parser(p, items, steps=2, batch_size=3, frozen_layers=1, log=None)
+    assert stats["steps"] == 2 and stats["frozen_layers"] == 1
+    assert all("_states" not in e.labels for e in items)
