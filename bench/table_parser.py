@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--model", default=None, help="evaluate this parser artifact instead of training one")
     ap.add_argument("--tapas", default=None, help="TAPAS artifact for the side-by-side (and its calibration)")
     ap.add_argument("--questions", default=None, help="JSONL {table, question, answers[, aggregation]}")
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=900)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-seconds", type=float, default=None)
     ap.add_argument("--random-tables", type=int, default=300)

@@ -163,7 +163,7 @@ def train(questions: Annotated[str | None, typer.Option(help="JSONL from `kira t
 def train_parser_cmd(
         base: Annotated[str, typer.Option(help="Encoder to start from (a BERT spec).")] = "minilm-l6",
         out: Annotated[str | None, typer.Option(help="Artifact dir (default <workspace>/models/table-parser).")] = None,
-        steps: Annotated[int, typer.Option(help="Optimizer steps (the training budget).")] = 600,
+        steps: Annotated[int, typer.Option(help="Optimizer steps (the training budget).")] = 900,
         batch_size: int = 32,
         max_seconds: Annotated[float | None, typer.Option(
             help="Wall-clock cap: stops (with a warning) only a run far slower than planned.")] = None,

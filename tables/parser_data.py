@@ -307,6 +307,48 @@ DATE_ARG = ["On which {k} was the {o} {sup}{cl}?", "When was the {o} {sup}{cl}?"
 PERSON_ARG = ["Who had the {sup} {o}{cl}?", "Who has the {sup} {o}{cl}?"]
 
 
+# Adjectives people use instead of a column's name: header word -> (superlatives of MAX, of MIN, "how X").
+ADJECTIVES = {
+    "temperature": (["hottest", "warmest"], ["coldest", "coolest"], "hot"),
+    "wind": (["windiest"], ["calmest", "least windy"], "windy"),
+    "precipitation": (["wettest", "rainiest"], ["driest"], "wet"),
+    "rainfall": (["wettest", "rainiest"], ["driest"], "rainy"),
+    "latitude": (["northernmost", "farthest north", "furthest north", "most northern"],
+                 ["southernmost", "farthest south", "furthest south", "most southern"], None),
+    "longitude": (["easternmost", "farthest east", "furthest east"], ["westernmost", "farthest west", "furthest west"],
+                  None),
+    "age": (["oldest"], ["youngest"], "old"),
+    "price": (["most expensive", "priciest"], ["cheapest", "least expensive"], "expensive"),
+    "weight": (["heaviest"], ["lightest"], "heavy"),
+    "height": (["tallest"], ["shortest"], "tall"),
+    "speed": (["fastest"], ["slowest"], "fast"),
+    "population": (["most populous", "biggest"], ["least populous", "smallest"], "populous"),
+    "distance": (["farthest", "longest"], ["closest", "shortest"], "far"),
+    "duration": (["longest"], ["shortest"], "long"),
+    "elevation": (["highest"], ["lowest"], "high"),
+    "salary": (["best paid", "highest paid"], ["worst paid", "lowest paid"], "well paid"),
+}
+_ADJ_KEYS = {"temp": "temperature", "tempc": "temperature", "precip": "precipitation", "rain": "rainfall",
+             "lat": "latitude", "lon": "longitude", "lng": "longitude", "pop": "population", "ht": "height",
+             "wt": "weight", "cost": "price", "runtime": "duration", "minutes": "duration", "altitude": "elevation",
+             "mph": "speed", "wage": "salary", "pay": "salary", "miles": "distance", "dist": "distance"}
+
+
+def adjectives_for(header: str) -> tuple[list[str], list[str], str | None] | None:
+    for w in words(header):
+        key = _ADJ_KEYS.get(w, w)
+        if key in ADJECTIVES:
+            return ADJECTIVES[key]
+    return None
+
+
+ADJ_ARG = ["Which {k} was the {adj}{cl}?", "What is the {adj} {k}{cl}?", "Name the {adj} {k}{cl}.",
+           "Which {k} is {adj}{cl}?", "What was the {adj} {k}{cl}?", "Which {k} had the {adj} {rows}{cl}?"]
+HOW_NONE = ["How {base} was it{cl}?", "How {base} was {v}?", "How {base} is {v}?"]
+HOW_MAX = ["How {base} did it get{cl}?", "How {base} was the {adj} one{cl}?"]
+HOW_AVG = ["How {base} was it on average{cl}?", "On average, how {base} is it{cl}?", "How {base} on average{cl}?"]
+
+
 def _typed(v: Any, rng: random.Random) -> str:
     t = cell_text(v)
     r = rng.random()
@@ -549,7 +591,8 @@ def questions_for_table(name: str, df: pd.DataFrame, n: int, rng: random.Random,
             cands = [c.index for c in cols if c.index != order and c.kind != "bool"]
             if not cands:
                 continue
-            sel = rng.choice(cands)
+            named = [i for i in cands if i in {t.index for t in texts + dates}]
+            sel = rng.choice(named if named and rng.random() < 0.8 else cands)
         elif agg == "COUNT_DISTINCT":
             if not texts:
                 continue
@@ -620,6 +663,21 @@ def _render(r: _Renderer, q: Query, rng: random.Random, override: str | None = N
             templates = PERSON_ARG
     if agg == "COUNT" and not q.conditions:
         templates = [t for t in templates if "{cl_nf}" not in t]
+    # adjectives instead of the column's name ("the windiest day", "farthest north", "how old is …")
+    adj_col = q.order if agg in ("ARGMAX", "ARGMIN") else q.select
+    adj = adjectives_for(schema.headers[adj_col]) if adj_col is not None and override is None else None
+    if adj and rng.random() < 0.35:
+        hi, lo, base = adj
+        slots["adj"] = rng.choice(hi if agg in ("ARGMAX", "MAX") else lo)
+        slots["base"] = base or ""
+        if agg in ("ARGMAX", "ARGMIN"):
+            templates = ADJ_ARG
+        elif agg == "MAX" and base:
+            templates = HOW_MAX
+        elif agg == "AVG" and base:
+            templates = HOW_AVG
+        elif agg == "NONE" and base:
+            templates = [t for t in HOW_NONE if "{v}" not in t] if "v" not in slots else HOW_NONE
     tpl = rng.choice(templates)
     text = tpl.format(**slots)
     if lead:

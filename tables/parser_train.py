@@ -218,7 +218,7 @@ def fit_calibration(conf: Sequence[float], right: Sequence[bool]) -> dict[str, l
     return {"x": [round(float(x), 6) for x in xs], "y": [round(float(y), 4) for y in ys]}
 
 
-def run_training(store, out_dir, base: str = "minilm-l6", steps: int = 600, batch_size: int = 32,
+def run_training(store, out_dir, base: str = "minilm-l6", steps: int = 900, batch_size: int = 32,
                  per_table_real: int = 300, n_random: int = 300, per_table_random: int = 30,
                  val_per_table: int = 40, max_seconds: float | None = None, layers: int | None = None,
                  seed: int = 0, tapas_model: str | None = None, lr: float = 5e-5, head_lr: float = 1e-3,
