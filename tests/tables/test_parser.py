@@ -292,3 +292,24 @@ def test_training_from_cached_frozen_layers_matches_the_full_forward():
     stats = train_parser(p, items, steps=2, batch_size=3, frozen_layers=1, log=None)
     assert stats["steps"] == 2 and stats["frozen_layers"] == 1
     assert all("_states" not in e.labels for e in items)
+
+
+def test_tables_ask_cli_picks_the_table_and_shows_its_sql(tiny_parser, tmp_path):
+    from typer.testing import CliRunner
+
+    from kira.cli import app
+    from kira.config import load_config
+    from kira.kb.store import DuckDBStore
+    from kira.tables.ingest import add_table
+
+    d = tiny_parser.save(tmp_path / "parser")
+    ws = tmp_path / "ws"
+    cfg = load_config(ws)
+    with DuckDBStore(cfg.store_path) as store:
+        add_table(store, WEATHER, name="weather")
+        add_table(store, pd.DataFrame({"name": ["ford torino"], "horsepower": [140]}), name="cars")
+    out = CliRunner().invoke(app, ["tables", "ask", "How many snowy days were there?", "--workspace", str(ws),
+                                   "--parser", str(d), "--json"])
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.stdout)
+    assert res["table"] == "weather" and "values" in res and "sql" in res and "abstained" in res
