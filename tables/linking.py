@@ -43,6 +43,11 @@ _DATE_PATTERNS = [
     (re.compile(rf"\b{_MON}\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", re.I), ("M", "d", "y")),
     (re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MON},?\s+(\d{{4}})\b", re.I), ("d", "M", "y")),
 ]
+# everyday words for common cell values ('women' ~ 'Female'); soft links, below exact ones
+SYNONYMS = {"women": ["female", "f"], "woman": ["female", "f"], "ladies": ["female"], "girls": ["female"],
+            "men": ["male", "m"], "man": ["male", "m"], "guys": ["male"], "boys": ["male"],
+            "female": ["f", "woman", "women"], "male": ["m", "man", "men"], "usa": ["us", "united states"],
+            "us": ["usa", "united states"], "uk": ["united kingdom", "great britain"]}
 _NEG = {"non", "not", "no", "without", "never", "nonsmoking", "n't"}
 
 
@@ -101,6 +106,7 @@ class Mention:
     value: Any  # the cell's value / float / int year / date / bool
     columns: dict[int, tuple[Any, float]] = field(default_factory=dict)  # col -> (cell value, link score)
     score: float = 1.0
+    month: int | None = None  # a year written with its month ('March 2014')
 
 
 class TableSchema:
@@ -267,8 +273,14 @@ def link(question: str, schema: TableSchema, max_n: int = 6) -> list[Mention]:
         x = parse_number(t.replace("%", "")) if t.endswith("%") else parse_number(t)
         if x is None:
             continue
+        if s > 0 and question[s - 1] in "-−" and (s == 1 or not question[s - 2].isalnum()):
+            x, s, t = -x, s - 1, question[s - 1] + t  # '-122.4' (a minus sign, not a hyphen)
         if _YEAR.match(t):
-            out.append(Mention(s, e, t, "year", int(t)))
+            y = Mention(s, e, t, "year", int(t))
+            mon = re.search(rf"\b{_MON}\s+(?:of\s+)?$", question[:s], re.I)
+            if mon:  # 'March 2014': the year's condition becomes the month's
+                y.month = _MONTHS.get(mon.group(1).lower()[:3])
+            out.append(y)
         out.append(Mention(s, e, t, "number", x))
     out += _cell_mentions(question, toks, schema, max_n, taken)
     out += _bool_mentions(toks, schema)
@@ -325,7 +337,11 @@ def _soft_hits(key: str, schema: TableSchema, ws: list[str]) -> dict[int, tuple[
                 hits[col] = (v, score)
 
     content = [w for w in ws if w not in STOPWORDS]
-    if len(ws) == 1:
+    if len(ws) == 1 and ws[0] in SYNONYMS:
+        for k in SYNONYMS[ws[0]]:
+            if k in index:
+                add(k, 0.85)
+    if len(ws) == 1 and not hits:
         w = ws[0]
         st = stem(w)
         for k in tok.get(st, ()):  # 'snowy' ~ 'snow'
@@ -359,6 +375,7 @@ def _bool_mentions(toks, schema: TableSchema) -> list[Mention]:
         if col.kind != "bool":
             continue
         hw = {stem(w) for w in words(col.name) if w not in STOPWORDS}
+        hw |= {w[:-2] for w in hw if w.endswith("er") and len(w) > 4}  # smoker ~ smoking
         if not hw:
             continue
         for i, (t, s, e) in enumerate(toks):
@@ -367,7 +384,7 @@ def _bool_mentions(toks, schema: TableSchema) -> list[Mention]:
             if lw.startswith("non") and stem(lw[3:].lstrip("-")) in hw:
                 neg, ok = True, True
             else:
-                ok = stem(lw) in hw or stem(lw.rstrip("ing")) in hw
+                ok = stem(lw) in hw or (lw.endswith("ing") and lw[:-3] in hw)
             if not ok:
                 continue
             prev = [toks[j][0].lower() for j in range(max(0, i - 2), i)]

@@ -516,6 +516,10 @@ class TableParser:
                 op, pop = OPS[oi], float(op_p[oi])
                 value = mention.value
             kind = mention.kind
+            if kind == "year" and mention.month:
+                from datetime import date as _date
+
+                kind, value = "month", _date(int(mention.value), mention.month, 1)
             conds.append(Condition(c, op, value, kind))
             probs.append(score * pop)
             conf *= score * pop

@@ -102,6 +102,16 @@ def _condition_sql(schema: TableSchema, c: Condition) -> tuple[str, Any]:
         if col.date_ident is None:
             raise QueryError(f"{col.name!r} holds no dates")
         return f"year({_q(col.date_ident)}) {c.op} ?", int(c.value)
+    if c.kind == "month":  # value: the month's first day
+        if col.date_ident is None or not isinstance(c.value, date):
+            raise QueryError(f"{col.name!r} holds no dates")
+        first = date(c.value.year, c.value.month, 1)
+        nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+        d = f"CAST({_q(col.date_ident)} AS DATE)"
+        if c.op == "=":
+            return f"({d} >= ? AND {d} < ?)", [first, nxt]
+        return {"<": (f"{d} < ?", first), "<=": (f"{d} < ?", nxt), ">": (f"{d} >= ?", nxt),
+                ">=": (f"{d} >= ?", first)}[c.op]
     if c.kind == "date":
         if col.date_ident is None or not isinstance(c.value, date):
             raise QueryError(f"{col.name!r} holds no dates")
@@ -119,7 +129,7 @@ def build_sql(schema: TableSchema, q: Query) -> tuple[str, list[Any]]:
     for c in q.conditions:
         sql, p = _condition_sql(schema, c)
         where.append(sql)
-        params.append(p)
+        params += p if isinstance(p, list) else [p]
     agg = q.aggregation
     sel = _col(schema, q.select) if agg in NEEDS_SELECT else None
     order = _col(schema, q.order) if agg in NEEDS_ORDER else None

@@ -313,3 +313,16 @@ def test_tables_ask_cli_picks_the_table_and_shows_its_sql(tiny_parser, tmp_path)
     assert out.exit_code == 0, out.output
     res = json.loads(out.stdout)
     assert res["table"] == "weather" and "values" in res and "sql" in res and "abstained" in res
+
+
+def test_linking_months_negative_numbers_and_everyday_words(weather):
+    ms = link("rain in March 2014 west of -100 for non-smoking women", weather)
+    year = [m for m in ms if m.kind == "year"]
+    assert year and year[0].value == 2014 and year[0].month == 3
+    assert any(m.kind == "number" and m.value == -100 for m in ms)
+    assert [m.value for m in ms if m.kind == "bool"] == [False]
+    people = TableSchema(pd.DataFrame({"sex": ["Female", "Male"], "age": [30, 40]}))
+    assert [m.columns[0][0] for m in link("average age of women", people) if m.kind == "cell"] == ["Female"]
+    ex = execute(weather, Query("COUNT", None, conditions=[Condition(0, "=", date(2014, 3, 1), "month")]))
+    assert ex.values == ["2"] and len(ex.params) == 2
+    assert execute(weather, Query("COUNT", None, conditions=[Condition(0, "<", date(2014, 3, 1), "month")])).values == ["3"]
