@@ -139,8 +139,12 @@ def train(questions: Annotated[str | None, typer.Option(help="JSONL from `kira t
             for q in qs:
                 q.coordinates = [tuple(c) for c in (q.coordinates or [])]
                 q.split = q.split or "train"
-        else:
-            qs = generate_from_store(store, heldout_fraction=heldout_fraction, seed=seed, n_views=views,
+        else:  # never the evaluation-only tables of bench/data/tables-heldout.txt
+            from kira.tables.parser_data import heldout_tables
+
+            banned = set(heldout_tables())
+            names = [t["name"] for t in store.list_tables() if t["name"] not in banned]
+            qs = generate_from_store(store, names, heldout_fraction=heldout_fraction, seed=seed, n_views=views,
                                      max_rows=max_rows, max_columns=max_columns)
         train_q = [q for q in qs if q.split != "test"]
         test_rows = [json.loads(q.to_json()) for q in qs if q.split == "test"]
@@ -156,23 +160,131 @@ def train(questions: Annotated[str | None, typer.Option(help="JSONL from `kira t
     print(json.dumps(summary, default=str) if as_json else json.dumps(summary, indent=2, default=str))
 
 
-def eval_tables(questions: Annotated[str, typer.Option("--questions", help="JSONL rows {table, question, answers}.")],
-                model: Annotated[str | None, typer.Option(help="Table-QA artifact or TAPAS checkpoint.")] = None,
-                split: Annotated[str | None, typer.Option(help="Only rows with this split (e.g. test).")] = None,
-                workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
-    """Denotation accuracy by aggregation type, with the single-cell lookup baseline of the same run."""
-    from kira.tables.evaluate import evaluate, read_questions
+@app.command("train-parser")
+def train_parser_cmd(
+        base: Annotated[str, typer.Option(help="Encoder to start from (a BERT spec).")] = "minilm-l6",
+        out: Annotated[str | None, typer.Option(help="Artifact dir (default <workspace>/models/table-parser).")] = None,
+        steps: Annotated[int, typer.Option(help="Optimizer steps (the training budget).")] = 900,
+        batch_size: int = 32,
+        max_seconds: Annotated[float | None, typer.Option(
+            help="Wall-clock cap: stops (with a warning) only a run far slower than planned.")] = None,
+        per_table_real: Annotated[int, typer.Option(help="Questions per real training table.")] = 300,
+        random_tables: Annotated[int, typer.Option(help="Random-schema tables (train + validation).")] = 300,
+        per_table_random: int = 30, val_per_table: int = 40,
+        layers: Annotated[int | None, typer.Option(help="Keep only the first N encoder layers.")] = None,
+        frozen_layers: Annotated[int, typer.Option(
+            help="Keep the first N encoder layers pretrained; their states are computed once (CPU budget).")] = 4,
+        tapas: Annotated[str | None, typer.Option(help="TAPAS artifact to calibrate against (default: the "
+                                                       "workspace's table-qa model when present).")] = None,
+        seed: int = 0, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Train the table semantic parser on SQL-supervised questions over the store's tables (never those in
+    bench/data/tables-heldout.txt) and random-schema tables; validate and calibrate on held-out tables."""
+    from pathlib import Path
+
+    from kira.tables.parser_train import run_training
 
     cfg, store = _store(workspace)
+    tapas = tapas or (_default_model(cfg) if (Path(_default_model(cfg)) / "kira.json").exists() else None)
+    with store:
+        summary = run_training(store, out or str(cfg.models_dir / "table-parser"), base=base, steps=steps,
+                               batch_size=batch_size, per_table_real=per_table_real, n_random=random_tables,
+                               per_table_random=per_table_random, val_per_table=val_per_table,
+                               max_seconds=max_seconds, layers=layers, seed=seed, tapas_model=tapas,
+                               frozen_layers=frozen_layers, log=None if as_json else print)
+    print(json.dumps(summary, default=str) if as_json else json.dumps(summary, indent=2, default=str))
+
+
+@app.command("ask")
+def ask_table(question: str, table: Annotated[str | None, typer.Option(help="Table name (default: the best match).")] = None,
+              parser: Annotated[str | None, typer.Option(help="Parser artifact (default <workspace>/models/table-parser).")] = None,
+              workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Answer one question from a store table with the semantic parser (shows the SQL and the cells read)."""
+    from kira.errors import KiraError
+    from kira.tables.parser import TableParser, pick_table, table_frame
+
+    cfg, store = _store(workspace)
+    spec = parser or str(cfg.models_dir / "table-parser")
+    from pathlib import Path
+
+    if not (Path(spec) / "kira.json").exists():
+        raise KiraError(f"no table parser at {spec}: train one with `kira tables train-parser` or pass --parser")
+    with store:
+        names = [t["name"] for t in store.list_tables()]
+        if not names:
+            raise KiraError("the store holds no tables")
+        frames = {n: table_frame(store, n) for n in ([table] if table else names)}
+        ranked = pick_table(question, frames) if not table else [(table, 1.0)]
+        ans = TableParser.load(spec).answer(question, frames[ranked[0][0]])
+    out = {"table": ranked[0][0], "table_score": ranked[0][1], "values": ans.values, "aggregation": ans.aggregation,
+           "sql": ans.sql, "params": [str(p) for p in ans.params], "cells": ans.cells[:20],
+           "confidence": round(ans.confidence, 4), "abstained": ans.abstained, "reason": ans.reason}
+    print(json.dumps(out, default=str) if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+
+
+def _ingest_named_packaged(store, names: set[str]) -> list[str]:
+    """Add the packaged (vega_datasets / plotly) tables among ``names`` that the store lacks."""
+    from kira.tables.defaults import packaged_table_paths
+    from kira.tables.ingest import add_table, snake_case, table_name_for
+
+    have = {t["name"] for t in store.list_tables()}
+    added = []
+    for name, path in packaged_table_paths():
+        n = snake_case(name or table_name_for(path))
+        if n in names and n not in have:
+            added.append(add_table(store, path, name=name))
+    return added
+
+
+def eval_tables(questions: Annotated[str, typer.Option("--questions", help="JSONL rows {table, question, answers}.")],
+                model: Annotated[str | None, typer.Option(help="Table-QA artifact or TAPAS checkpoint.")] = None,
+                parser: Annotated[str | None, typer.Option(
+                    help="Table-parser artifact (default <workspace>/models/table-parser when present).")] = None,
+                split: Annotated[str | None, typer.Option(help="Only rows with this split (e.g. test).")] = None,
+                add_packaged: Annotated[bool, typer.Option(
+                    "--add-packaged", help="First ingest the packaged tables (vega_datasets, plotly) the questions "
+                                           "name into the workspace.")] = False,
+                workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Denotation accuracy by aggregation: the chosen answer, parser and TAPAS side by side, and the
+    single-cell lookup baseline, all in the same run."""
+    from pathlib import Path
+
+    from kira.config import load_config
+    from kira.errors import KiraError
+    from kira.tables.evaluate import read_questions
+    from kira.tables.hybrid import evaluate_tables
+
+    cfg = load_config(workspace)
     rows = read_questions(questions)
     if split:
         rows = [r for r in rows if r.get("split") == split]
+    if add_packaged:
+        _, store = _store(workspace, write=True)
+        with store:
+            _ingest_named_packaged(store, {r["table"] for r in rows})
+    parser_spec = parser or (str(cfg.models_dir / "table-parser")
+                             if (cfg.models_dir / "table-parser" / "kira.json").exists() else None)
+    have_tapas = model is not None or (Path(_default_model(cfg)) / "kira.json").exists()
+    if parser_spec is None and not have_tapas:
+        _load_model(cfg, model)  # raises the "train one" message
+        raise KiraError("no table model")
+    tapas = _load_model(cfg, model) if have_tapas else None
+    from kira.tables.parser import TableParser
+
+    tp = TableParser.load(parser_spec) if parser_spec else None
+    _, store = _store(workspace)
     with store:
-        result = evaluate(_load_model(cfg, model), store, rows)
+        result = evaluate_tables(store, rows, parser=tp, tapas=tapas)
     if as_json:
         print(json.dumps(result, default=str))
         return
-    print(f"questions {result['n']}: accuracy {result['accuracy']:.3f} "
-          f"(lookup baseline {result['baseline_accuracy']:.3f})")
-    for k, v in result["by_aggregation"].items():
-        print(f"  {k:8s} n={v['n']:4d} accuracy {v['accuracy']:.3f} baseline {v['baseline']:.3f}")
+
+    def fmt(x):
+        return "  -  " if x is None else f"{x:.3f}"
+    print(f"questions {result['n']}: accuracy {result['accuracy']:.3f} (parser {fmt(result['parser_accuracy'])}, "
+          f"TAPAS {fmt(result['tapas_accuracy'])}, lookup baseline {result['baseline_accuracy']:.3f}); "
+          f"chosen reader {result['chosen_reader']}")
+    key = "by_aggregation" if "by_aggregation" in result else "by_predicted_operator"
+    print(f"  {key} (chosen / parser / TAPAS / baseline):")
+    for k, v in result[key].items():
+        print(f"  {k:8s} n={v['n']:4d} {fmt(v.get('chosen'))} {fmt(v.get('parser'))} {fmt(v.get('tapas'))} "
+              f"{fmt(v.get('baseline'))}")

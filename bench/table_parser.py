@@ -1,0 +1,97 @@
+"""Table semantic parser benchmark: train the MiniLM sketch parser on SQL-supervised questions (packaged
+tables minus bench/data/tables-heldout.txt, plus random-schema tables), report its accuracy on synthetic
+HELD-OUT-BY-TABLE validation, then -- with ``--questions`` -- evaluate on a question file (e.g. the blind
+natural dev set over the held-out tables) side by side: the chosen answer, the parser, TAPAS and the
+single-cell lookup baseline, all in the same run.
+
+The dev set is for evaluation only: nothing here reads it before training, nor tunes on it.
+
+    HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error .venv/bin/python bench/table_parser.py \
+        --questions bench/data/tables-natural-dev.jsonl --tapas WORKSPACE/models/table-qa \
+        --record bench/regressions/table_parser.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workspace", default=None, help="keep the stores/model here (default: a temp dir)")
+    ap.add_argument("--model", default=None, help="evaluate this parser artifact instead of training one")
+    ap.add_argument("--tapas", default=None, help="TAPAS artifact for the side-by-side (and its calibration)")
+    ap.add_argument("--questions", default=None, help="JSONL {table, question, answers[, aggregation]}")
+    ap.add_argument("--steps", type=int, default=900)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-seconds", type=float, default=None)
+    ap.add_argument("--random-tables", type=int, default=300)
+    ap.add_argument("--per-table-real", type=int, default=300)
+    ap.add_argument("--per-table-random", type=int, default=30)
+    ap.add_argument("--frozen-layers", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--record", default=None, help="write figures to this YAML")
+    args = ap.parse_args(argv)
+
+    from kira.kb.store import DuckDBStore
+    from kira.tables.defaults import _training_store_tables
+    from kira.tables.evaluate import read_questions
+    from kira.tables.hybrid import evaluate_tables
+    from kira.tables.parser import TableParser
+    from kira.tables.parser_train import run_training
+
+    ws = Path(args.workspace or tempfile.mkdtemp(prefix="kira-table-parser-"))
+    report: dict = {"command": "HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error .venv/bin/python bench/table_parser.py "
+                               + " ".join(argv if argv is not None else sys.argv[1:])}
+    model = args.model
+    if model is None:
+        with DuckDBStore(ws / "train" / "store.duckdb") as store:
+            _training_store_tables(store, None)
+            summary = run_training(store, ws / "table-parser", steps=args.steps, batch_size=args.batch_size,
+                                   per_table_real=args.per_table_real, n_random=args.random_tables,
+                                   per_table_random=args.per_table_random, max_seconds=args.max_seconds,
+                                   seed=args.seed, tapas_model=args.tapas, frozen_layers=args.frozen_layers, log=lambda s: print(s, flush=True))
+        model = summary["model"]
+        report["training"] = summary["training"]
+        report["train_questions"] = summary["train_questions"]
+        report["train_tables"] = summary["train_tables"]
+        report["random_train_tables"] = summary["random_train_tables"]
+        report["excluded_heldout"] = summary["excluded_heldout"]
+        report["synthetic_validation"] = {"tables": summary["validation_tables"],
+                                          "random_tables": summary["random_validation_tables"],
+                                          **summary["validation"]}
+    parser = TableParser.load(model)
+    if args.questions:
+        from kira.tables.cli import _ingest_named_packaged
+
+        rows = read_questions(args.questions)
+        tapas = None
+        if args.tapas:
+            from kira.tables.tapas import TableQAModel
+
+            tapas = TableQAModel.load(args.tapas)
+        with DuckDBStore(ws / "eval" / "store.duckdb") as store:
+            _ingest_named_packaged(store, {r["table"] for r in rows})
+            result = evaluate_tables(store, rows, parser=parser, tapas=tapas)
+        result.pop("failures", None)
+        report["questions"] = args.questions
+        report["evaluation"] = result
+    report["model"] = str(model)
+    print(json.dumps(report, indent=2, default=str))
+    if args.record:
+        import yaml
+
+        Path(args.record).write_text(yaml.safe_dump(json.loads(json.dumps(report, default=str)), sort_keys=False))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,709 @@
+"""Training questions with SQL-sketch supervision for the table semantic parser.
+
+WHY: no table-QA data set is available offline, and a parser that saw only a few schemas would learn
+those schemas instead of reading headers. So questions come from two kinds of tables:
+
+* the packaged real tables (vega_datasets, plotly) MINUS the held-out list
+  (``bench/data/tables-heldout.txt``, which is for evaluation only), and
+* random tables with randomised schemas and values: typed columns of names, places, categories,
+  counts, measures, years, dates and yes/no flags, with headers drawn from many spellings (snake
+  case, camel case, abbreviations, made-up words), so a header must be read, not remembered.
+
+Each question is rendered from a sketch (aggregation, SELECT, ORDER BY, 0-3 WHERE conditions) with
+many phrasings per operator and condition, column names paraphrased (split, lower-cased,
+abbreviations expanded or kept) and values written as people type them (lower case, dates as
+"July 4, 2012", numbers with thousands commas). A share of questions asks for an attribute the
+table lacks; their target is "no column" (abstain).
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kira.tables.linking import TableSchema, words
+from kira.tables.sqlquery import Condition, Query
+from kira.tables.values import cell_text
+
+HELDOUT_FILE = Path(__file__).resolve().parent.parent / "bench" / "data" / "tables-heldout.txt"
+
+
+def heldout_tables(path: str | Path | None = None) -> list[str]:
+    """kira table names that no table model may train on (one per line, '#' comments)."""
+    p = Path(path) if path else HELDOUT_FILE
+    if not p.exists():
+        return []
+    out = []
+    for line in p.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            out.append(line)
+    return out
+
+
+@dataclass
+class ParserExample:
+    table: str
+    question: str
+    query: Query
+    split: str = "train"
+    template: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- header paraphrases ---------------------------------------------------------------------------
+ABBREV = {"temp": ["temperature"], "max": ["maximum", "highest", "high"], "min": ["minimum", "lowest", "low"],
+          "avg": ["average"], "pct": ["percent", "percentage"], "num": ["number"], "no": ["number"],
+          "pop": ["population"], "lat": ["latitude"], "lon": ["longitude"], "lng": ["longitude"],
+          "qty": ["quantity"], "amt": ["amount"], "dept": ["department"], "yr": ["year"], "exp": ["expectancy"],
+          "percap": ["per capita"], "gdp": ["gdp"], "dob": ["date of birth"], "id": ["id"], "precip": ["precipitation"],
+          "dist": ["distance"], "cnt": ["count"], "desc": ["description"], "addr": ["address"], "ht": ["height"],
+          "wt": ["weight"], "mpg": ["miles per gallon"], "hp": ["horsepower"], "lbs": ["pounds"], "cat": ["category"]}
+
+
+def column_phrase(header: str, rng: random.Random) -> str:
+    ws = words(header) or [header.lower()]
+    if rng.random() < 0.5:
+        ws = [rng.choice(ABBREV[w]) if w in ABBREV and rng.random() < 0.7 else w for w in ws]
+    if len(ws) == 2 and ws[-1] in ("max", "min", "maximum", "minimum", "high", "low", "highest", "lowest") \
+            and rng.random() < 0.5:
+        ws = [ws[1], ws[0]]
+    return " ".join(ws)
+
+
+# ---- random tables ----------------------------------------------------------------------------------
+FIRST = ["james", "mary", "john", "patricia", "robert", "jennifer", "michael", "linda", "william", "elizabeth", "david", "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah", "carlos", "maria", "ahmed", "fatima", "wei", "li", "yuki", "hiro", "olga", "ivan", "pierre", "amelie", "lars", "ingrid", "kwame", "amara", "raj", "priya", "diego", "lucia", "noah", "emma", "liam", "olivia", "mateo", "sofia"]
+LAST = ["smith", "johnson", "brown", "garcia", "miller", "davis", "rodriguez", "martinez", "lopez", "wilson", "anderson", "taylor", "thomas", "moore", "jackson", "martin", "lee", "thompson", "white", "harris", "clark", "lewis", "walker", "hall", "young", "king", "wright", "scott", "green", "baker", "adams", "nelson", "nakamura", "chen", "wang", "kumar", "singh", "novak", "petrov", "dubois", "muller", "rossi", "silva", "kowalski"]
+PLACES = ["springfield", "riverton", "lakeside", "fairview", "georgetown", "kingston", "oakland", "madison", "clinton", "franklin", "salem", "bristol", "dover", "hudson", "marion", "milton", "newport", "oxford", "auburn", "dayton", "ashland", "burlington", "chester", "denton", "easton", "fulton", "greenville", "hamilton", "jackson", "lincoln", "monroe", "norwood", "plymouth", "quincy", "richmond", "shelby", "trenton", "union", "vernon", "warren", "york", "zurich", "lyon", "porto", "malmo", "krakow", "osaka", "busan", "perth", "quito", "lima"]
+COUNTRIES = ["france", "germany", "spain", "italy", "japan", "china", "india", "brazil", "canada", "mexico", "kenya", "egypt", "chile", "peru", "norway", "sweden", "poland", "greece", "turkey", "vietnam", "thailand", "nigeria", "ghana", "morocco", "portugal", "ireland", "austria"]
+ADJ = ["red", "blue", "green", "silver", "golden", "dark", "bright", "quiet", "rapid", "grand", "little", "royal", "northern", "southern", "eastern", "western", "iron", "stone", "crystal", "wild", "happy", "lucky", "ancient", "modern"]
+NOUN = ["river", "falcon", "harbor", "garden", "tower", "valley", "meadow", "summit", "forest", "bridge", "lantern", "anchor", "comet", "island", "canyon", "orchard", "beacon", "castle", "prairie", "glacier", "thunder", "willow", "maple", "cedar", "phoenix"]
+CATS = {
+    "color": ["red", "blue", "green", "yellow", "black", "white", "orange", "purple"],
+    "status": ["active", "inactive", "pending", "closed", "open", "suspended"],
+    "category": ["electronics", "clothing", "books", "toys", "garden", "sports", "grocery", "furniture"],
+    "region": ["north", "south", "east", "west", "central", "northeast", "southwest"],
+    "department": ["sales", "marketing", "engineering", "finance", "support", "legal", "research", "operations"],
+    "genre": ["drama", "comedy", "horror", "action", "romance", "documentary", "thriller", "animation"],
+    "type": ["standard", "premium", "basic", "deluxe", "economy", "compact"],
+    "size": ["small", "medium", "large"],
+    "level": ["beginner", "intermediate", "advanced", "expert"],
+    "condition": ["sunny", "rainy", "cloudy", "foggy", "windy", "stormy"],
+    "gender": ["male", "female"],
+    "continent": ["africa", "asia", "europe", "americas", "oceania"],
+    "position": ["goalkeeper", "defender", "midfielder", "forward"],
+    "grade": ["a", "b", "c", "d", "f"],
+    "shift": ["morning", "evening", "night"],
+    "method": ["cash", "card", "transfer", "cheque"],
+    "species": ["setosa", "versicolor", "virginica", "sapiens", "canis", "felis"],
+    "brand": ["acme", "globex", "initech", "umbrella", "stark", "wayne", "hooli", "vandelay"],
+    "day": ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"],
+    "month": ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"],
+}
+# concept: (header spellings, question phrases, value kind, value args)
+NUMERIC = {
+    "price": (["price", "Price", "unit_price", "cost", "PriceUSD"], ["price", "cost"], "float", (1, 500)),
+    "quantity": (["quantity", "qty", "units", "Quantity"], ["quantity", "number of units", "units"], "int", (1, 200)),
+    "age": (["age", "Age", "age_years"], ["age"], "int", (1, 95)),
+    "population": (["population", "pop", "Population"], ["population", "number of inhabitants"], "int", (1000, 9000000)),
+    "score": (["score", "Score", "points", "pts"], ["score", "points"], "int", (0, 100)),
+    "rating": (["rating", "Rating", "stars", "avg_rating"], ["rating", "stars"], "float1", (1, 10)),
+    "height": (["height", "height_cm", "Height", "ht"], ["height"], "int", (140, 210)),
+    "weight": (["weight", "weight_kg", "Weight", "wt"], ["weight"], "float1", (40, 140)),
+    "revenue": (["revenue", "Revenue", "sales", "total_sales", "income"], ["revenue", "sales", "income"], "int", (1000, 900000)),
+    "distance": (["distance", "distance_km", "dist", "miles"], ["distance"], "float1", (1, 900)),
+    "duration": (["duration", "minutes", "runtime", "duration_min"], ["duration", "runtime", "length"], "int", (5, 240)),
+    "temperature": (["temperature", "temp", "temp_max", "high_temp", "tempC"], ["temperature", "temp"], "float1", (-20, 40)),
+    "speed": (["speed", "top_speed", "mph", "Speed"], ["speed"], "int", (10, 300)),
+    "votes": (["votes", "Votes", "vote_count", "ballots"], ["votes"], "int", (10, 90000)),
+    "salary": (["salary", "Salary", "annual_salary", "wage", "pay"], ["salary", "pay", "wage"], "int", (20000, 250000)),
+    "goals": (["goals", "Goals", "goals_scored", "G"], ["goals"], "int", (0, 40)),
+    "rainfall": (["rainfall", "precipitation", "rain_mm", "precip"], ["rainfall", "rain", "precipitation"], "float1", (0, 60)),
+    "area": (["area", "area_km2", "Area", "surface"], ["area", "size"], "int", (10, 90000)),
+    "count": (["count", "n", "total", "Count", "num_items"], ["count", "total"], "int", (0, 5000)),
+    "percent": (["percent", "pct", "share", "percentage"], ["percentage", "share", "percent"], "float1", (0, 100)),
+    "elevation": (["elevation", "altitude", "elev_m"], ["elevation", "altitude"], "int", (0, 4500)),
+    "budget": (["budget", "Budget", "budget_usd", "spend"], ["budget", "spending"], "int", (1000, 5000000)),
+    "latitude": (["latitude", "lat", "Latitude"], ["latitude"], "float4", (-60, 70)),
+    "longitude": (["longitude", "lon", "lng"], ["longitude"], "float4", (-170, 170)),
+    "wins": (["wins", "W", "Wins", "games_won"], ["wins", "victories"], "int", (0, 82)),
+    "mileage": (["mileage", "mpg", "miles_per_gallon"], ["mileage", "miles per gallon", "fuel economy"], "float1", (8, 50)),
+    "tip": (["tip", "tips", "gratuity"], ["tip", "gratuity"], "float2", (0, 20)),
+    "yield": (["yield", "harvest", "crop_yield"], ["yield", "harvest"], "float1", (10, 80)),
+    "year": (["year", "Year", "yr", "season"], ["year"], "year", (1950, 2023)),
+}
+KEYS = {
+    "person": (["name", "Name", "full_name", "player", "employee", "person"], ["name", "player", "employee", "person"]),
+    "city": (["city", "City", "town", "location"], ["city", "town"]),
+    "country": (["country", "Country", "nation"], ["country", "nation"]),
+    "product": (["product", "item", "product_name", "Item"], ["product", "item"]),
+    "team": (["team", "club", "Team", "squad"], ["team", "club"]),
+    "title": (["title", "Title", "film", "movie", "album"], ["title", "film", "movie"]),
+    "code": (["code", "id", "symbol", "ticker", "iata"], ["code", "symbol"]),
+    "station": (["station", "site", "Site", "venue"], ["station", "site", "venue"]),
+}
+DATES = {
+    "date": (["date", "Date", "day", "obs_date"], ["date", "day"]),
+    "start": (["start_date", "startDate", "opened", "launch_date"], ["start date", "opening date", "launch date"]),
+    "birth": (["birth_date", "dob", "born"], ["birth date", "date of birth"]),
+    "release": (["release_date", "released", "releaseDate"], ["release date"]),
+}
+BOOLS = {
+    "member": (["member", "is_member", "Member"], ["member"]),
+    "smoker": (["smoker", "Smoker"], ["smoker"]),
+    "vegetarian": (["vegetarian"], ["vegetarian"]),
+    "active": (["active", "is_active"], ["active"]),
+    "verified": (["verified"], ["verified"]),
+    "student": (["student"], ["student"]),
+}
+ENTITY = {"person": ["people", "employees", "players", "persons"], "city": ["cities", "towns", "places"],
+          "country": ["countries", "nations"], "product": ["products", "items"], "team": ["teams", "clubs"],
+          "title": ["films", "titles", "movies"], "code": ["entries", "stocks", "codes"],
+          "station": ["stations", "sites"]}
+
+
+def _pseudo(rng: random.Random) -> str:
+    c, v = "bcdfghjklmnprstvz", "aeiou"
+    return "".join(rng.choice(c) + rng.choice(v) for _ in range(rng.randint(2, 3))) + rng.choice(["", "x", "n", "r"])
+
+
+def _key_values(kind: str, n: int, rng: random.Random) -> list[str]:
+    out: set[str] = set()
+    while len(out) < n:
+        if kind == "person":
+            v = f"{rng.choice(FIRST).title()} {rng.choice(LAST).title()}"
+        elif kind == "city":
+            v = rng.choice(PLACES).title() + rng.choice(["", "", " City", " Falls", " Heights", " Park"])
+        elif kind == "country":
+            v = rng.choice(COUNTRIES).title() if len(out) < len(COUNTRIES) - 2 else _pseudo(rng).title()
+        elif kind == "code":
+            v = "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.randint(2, 4)))
+        else:
+            v = f"{rng.choice(ADJ).title()} {rng.choice(NOUN).title()}" + (f" {rng.randint(2, 9)}" if rng.random() < 0.15 else "")
+        out.add(v)
+    return sorted(out, key=lambda _: rng.random())
+
+
+def _num(kind: str, lo: float, hi: float, rng: random.Random):
+    if kind in ("int", "year"):
+        return rng.randint(int(lo), int(hi))
+    digits = {"float": 2, "float1": 1, "float2": 2, "float4": 4}[kind]
+    return round(rng.uniform(lo, hi), digits)
+
+
+def random_table(rng: random.Random) -> tuple[str, pd.DataFrame, dict[str, Any]]:
+    """A table with a random schema: a key column, categories, numbers, maybe dates and flags."""
+    n_rows = rng.choice([6, 10, 15, 25, 40, 60, 120])
+    key = rng.choice(list(KEYS))
+    cols: dict[str, list] = {}
+    phrases: dict[str, list[str]] = {}
+
+    def header(spellings: list[str]) -> str:
+        h = rng.choice(spellings) if rng.random() > 0.12 else _pseudo(rng)
+        while h in cols:
+            h = h + "_2"
+        return h
+
+    keyed = rng.random() < 0.8
+    if keyed:
+        h = header(KEYS[key][0])
+        cols[h] = _key_values(key, n_rows, rng)
+        phrases[h] = KEYS[key][1] if h in KEYS[key][0] else [h]
+    for cat in rng.sample(list(CATS), rng.randint(1, 3)):
+        h = header([cat, cat.title(), cat + "_name" if rng.random() < 0.2 else cat])
+        vals = CATS[cat][: rng.randint(2, len(CATS[cat]))]
+        vals = [v.title() if rng.random() < 0.6 else v for v in vals]
+        cols[h] = [rng.choice(vals) for _ in range(n_rows)]
+        phrases[h] = [cat] if h.lower().startswith(cat) else [h]
+    for concept in rng.sample(list(NUMERIC), rng.randint(1, 4)):
+        spell, ph, kind, (lo, hi) = NUMERIC[concept]
+        h = header(spell)
+        cols[h] = [_num(kind, lo, hi, rng) for _ in range(n_rows)]
+        if rng.random() < 0.08:
+            cols[h][rng.randrange(n_rows)] = None
+        phrases[h] = ph if h in spell else [h]
+    if rng.random() < 0.45:
+        concept = rng.choice(list(DATES))
+        spell, ph = DATES[concept]
+        h = header(spell)
+        start = date(rng.randint(1990, 2020), 1, 1)
+        step = rng.choice([1, 7, 30, 45])
+        days = sorted(rng.sample(range(0, step * n_rows * 2), n_rows)) if rng.random() < 0.5 else \
+            [i * step for i in range(n_rows)]
+        cols[h] = [pd.Timestamp(start + timedelta(days=d)) for d in days]
+        phrases[h] = ph if h in spell else [h]
+    if rng.random() < 0.25:
+        concept = rng.choice(list(BOOLS))
+        spell, ph = BOOLS[concept]
+        h = header(spell)
+        cols[h] = [rng.random() < 0.5 for _ in range(n_rows)]
+        phrases[h] = ph if h in spell else [h]
+    order = list(cols)
+    first = order[:1] if keyed else []
+    rest = order[len(first):]
+    rng.shuffle(rest)
+    df = pd.DataFrame({h: cols[h] for h in first + rest})
+    name = f"rand_{rng.randrange(10**9)}"
+    nouns = ENTITY[key] if keyed else ["rows", "entries", "records"]
+    return name, df, {"phrases": phrases, "nouns": nouns}
+
+
+# ---- question rendering -------------------------------------------------------------------------------
+OPWORDS = {
+    ">": ["more than", "greater than", "above", "over", "higher than", "larger than", "exceeding", "bigger than"],
+    "<": ["less than", "below", "under", "lower than", "smaller than", "fewer than"],
+    ">=": ["at least", "{x} or more", "no less than"],
+    "<=": ["at most", "{x} or less", "no more than", "not more than"],
+    "=": ["equal to", "of", "exactly", "="],
+}
+SUP = {"MAX": ["highest", "largest", "maximum", "biggest", "greatest", "top", "max", "most", "peak"],
+       "MIN": ["lowest", "smallest", "minimum", "least", "min", "fewest"]}
+SUP_DATE = {"MAX": ["latest", "most recent", "last"], "MIN": ["earliest", "first", "oldest"]}
+TEMPLATES = {
+    "NONE": ["What is the {c}{cl}?", "What was the {c}{cl}?", "What's the {c}{cl}?", "Tell me the {c}{cl}.",
+             "Give me the {c}{cl}.", "What {c}{cl}?", "{c}{cl}?", "Which {c}{cl}?", "Show the {c}{cl}.",
+             "Find the {c}{cl}.", "What is the {c} value{cl}?", "Look up the {c}{cl}."],
+    "NONE1": ["What is {v}'s {c}?", "What {c} does {v} have?", "What {c} did {v} have?", "What is the {c} of {v}?",
+              "What was the {c} for {v}?", "{v}: what is the {c}?", "What's the {c} for {v}?", "For {v}, what is the {c}?",
+              "How much {c} does {v} have?"],
+    "COUNT": ["How many {rows}{cl}?", "How many {rows} are there{cl}?", "What is the number of {rows}{cl}?",
+              "Count the {rows}{cl}.", "Number of {rows}{cl}?", "How many {rows} were there{cl}?",
+              "In how many {rows}{cl_nf}?", "What's the count of {rows}{cl}?", "How many {rows} are listed{cl}?",
+              "Tell me how many {rows} there are{cl}.", "What is the total number of {rows}{cl}?",
+              "How many times{cl_nf}?"],
+    "COUNT_DISTINCT": ["How many different {cs} are there{cl}?", "How many distinct {c} values are there{cl}?",
+                       "How many unique {cs}{cl}?", "Number of different {cs}{cl}?",
+                       "How many different {cs} appear{cl}?", "Count the distinct {cs}{cl}."],
+    "SUM": ["What is the total {c}{cl}?", "What's the total {c}{cl}?", "What is the sum of {c}{cl}?",
+            "What is the sum of the {c} values{cl}?", "How much {c} in total{cl}?", "What is the combined {c}{cl}?",
+            "Add up the {c}{cl}.", "Total {c}{cl}?", "What do the {c} values add up to{cl}?",
+            "What was the overall {c}{cl}?", "Sum of {c}{cl}?", "What is the {c} summed{cl}?",
+            "What was the total amount of {c}{cl}?", "Combined, how much {c}{cl}?"],
+    "AVG": ["What is the average {c}{cl}?", "What's the mean {c}{cl}?", "On average, what is the {c}{cl}?",
+            "What is the typical {c}{cl}?", "What was the avg {c}{cl}?", "Average {c}{cl}?",
+            "What is the {c} on average{cl}?", "Mean {c}{cl}?", "What was the average {c}{cl}?",
+            "On average, how much {c}{cl}?", "What is the mean value of {c}{cl}?", "What's the avg. {c}{cl}?"],
+    "MAX": ["What is the {sup} {c}{cl}?", "What was the {sup} {c}{cl}?", "What's the {sup} {c}{cl}?",
+            "{Sup} {c}{cl}?", "Find the {sup} {c}{cl}.", "What is the {sup} value of {c}{cl}?",
+            "Tell me the {sup} {c}{cl}.", "How high did the {c} get{cl}?", "What is the {c} at its {sup}{cl}?"],
+    "MIN": ["What is the {sup} {c}{cl}?", "What was the {sup} {c}{cl}?", "What's the {sup} {c}{cl}?",
+            "{Sup} {c}{cl}?", "Find the {sup} {c}{cl}.", "What is the {sup} value of {c}{cl}?",
+            "Tell me the {sup} {c}{cl}.", "How low did the {c} get{cl}?", "What is the {c} at its {sup}{cl}?"],
+    "ARGMAX": ["Which {k} has the {sup} {o}{cl}?", "Which {k} had the {sup} {o}{cl}?", "What {k} has the {sup} {o}{cl}?",
+               "Name the {k} with the {sup} {o}{cl}.", "What is the {k} with the {sup} {o}{cl}?",
+               "Which {k}{cl} has the {sup} {o}?", "Give the {k} of the one with the {sup} {o}{cl}.",
+               "{K} with the {sup} {o}{cl}?", "For which {k} is the {o} {sup}{cl}?",
+               "Which {k} had the {sup} {o} value{cl}?", "Tell me the {k} that has the {sup} {o}{cl}."],
+}
+TEMPLATES["ARGMIN"] = TEMPLATES["ARGMAX"]
+DATE_ARG = ["On which {k} was the {o} {sup}{cl}?", "When was the {o} {sup}{cl}?", "On what {k} was the {sup} {o}{cl}?",
+            "Which {k} had the {sup} {o}{cl}?"]
+PERSON_ARG = ["Who had the {sup} {o}{cl}?", "Who has the {sup} {o}{cl}?"]
+
+
+# Adjectives people use instead of a column's name: header word -> (superlatives of MAX, of MIN, "how X").
+ADJECTIVES = {
+    "temperature": (["hottest", "warmest"], ["coldest", "coolest"], "hot"),
+    "wind": (["windiest"], ["calmest", "least windy"], "windy"),
+    "precipitation": (["wettest", "rainiest"], ["driest"], "wet"),
+    "rainfall": (["wettest", "rainiest"], ["driest"], "rainy"),
+    "latitude": (["northernmost", "farthest north", "furthest north", "most northern"],
+                 ["southernmost", "farthest south", "furthest south", "most southern"], None),
+    "longitude": (["easternmost", "farthest east", "furthest east"], ["westernmost", "farthest west", "furthest west"],
+                  None),
+    "age": (["oldest"], ["youngest"], "old"),
+    "price": (["most expensive", "priciest"], ["cheapest", "least expensive"], "expensive"),
+    "weight": (["heaviest"], ["lightest"], "heavy"),
+    "height": (["tallest"], ["shortest"], "tall"),
+    "speed": (["fastest"], ["slowest"], "fast"),
+    "population": (["most populous", "biggest"], ["least populous", "smallest"], "populous"),
+    "distance": (["farthest", "longest"], ["closest", "shortest"], "far"),
+    "duration": (["longest"], ["shortest"], "long"),
+    "elevation": (["highest"], ["lowest"], "high"),
+    "salary": (["best paid", "highest paid"], ["worst paid", "lowest paid"], "well paid"),
+}
+_ADJ_KEYS = {"temp": "temperature", "tempc": "temperature", "precip": "precipitation", "rain": "rainfall",
+             "lat": "latitude", "lon": "longitude", "lng": "longitude", "pop": "population", "ht": "height",
+             "wt": "weight", "cost": "price", "runtime": "duration", "minutes": "duration", "altitude": "elevation",
+             "mph": "speed", "wage": "salary", "pay": "salary", "miles": "distance", "dist": "distance"}
+
+
+def adjectives_for(header: str) -> tuple[list[str], list[str], str | None] | None:
+    for w in words(header):
+        key = _ADJ_KEYS.get(w, w)
+        if key in ADJECTIVES:
+            return ADJECTIVES[key]
+    return None
+
+
+ADJ_ARG = ["Which {k} was the {adj}{cl}?", "What is the {adj} {k}{cl}?", "Name the {adj} {k}{cl}.",
+           "Which {k} is {adj}{cl}?", "What was the {adj} {k}{cl}?", "Which {k} had the {adj} {rows}{cl}?"]
+HOW_NONE = ["How {base} was it{cl}?", "How {base} was {v}?", "How {base} is {v}?"]
+HOW_MAX = ["How {base} did it get{cl}?", "How {base} was the {adj} one{cl}?"]
+HOW_AVG = ["How {base} was it on average{cl}?", "On average, how {base} is it{cl}?", "How {base} on average{cl}?"]
+
+
+def _typed(v: Any, rng: random.Random) -> str:
+    t = cell_text(v)
+    r = rng.random()
+    if r < 0.3:
+        return t.lower()
+    if r < 0.36 and t.lower().startswith("the "):
+        return t[4:]
+    return t
+
+
+def _num_text(x: float, rng: random.Random) -> str:
+    t = cell_text(float(x))
+    if abs(x) >= 1000 and float(x).is_integer() and rng.random() < 0.5:
+        t = f"{int(x):,}"
+    return t
+
+
+def _date_text(d: date, rng: random.Random) -> str:
+    fmt = rng.choice(["iso", "long", "short", "dmy", "us", "long_nocomma"])
+    mon = d.strftime("%B")
+    if fmt == "iso":
+        return d.isoformat()
+    if fmt == "long":
+        return f"{mon} {d.day}, {d.year}"
+    if fmt == "long_nocomma":
+        return f"{mon} {d.day} {d.year}"
+    if fmt == "short":
+        return f"{mon[:3]} {d.day} {d.year}"
+    if fmt == "dmy":
+        return f"{d.day} {mon} {d.year}"
+    return f"{d.month}/{d.day}/{d.year}"
+
+
+class _Renderer:
+    def __init__(self, name: str, df: pd.DataFrame, schema: TableSchema, info: dict, rng: random.Random):
+        self.name, self.df, self.schema, self.rng = name, df, schema, rng
+        self.info = info
+        self.caption_nouns = info.get("nouns") or ["rows", "entries", "records"]
+
+    def phrase(self, i: int) -> str:
+        h = self.schema.headers[i]
+        opts = (self.info.get("phrases") or {}).get(h)
+        if opts and self.rng.random() < 0.6:
+            return self.rng.choice(opts)
+        return column_phrase(h, self.rng)
+
+    def rows_word(self) -> str:
+        return self.rng.choice(self.caption_nouns + ["rows", "entries", "records"])
+
+    def cond_text(self, c: Condition, shown: str, lead: bool) -> str:
+        rng = self.rng
+        cp = self.phrase(c.column)
+        if c.kind == "cell":
+            forms = [f"for {shown}", f"for {cp} {shown}", f"where {cp} is {shown}", f"where the {cp} is {shown}",
+                     f"with {cp} {shown}", f"in {shown}", f"when {cp} was {shown}", f"of {shown}",
+                     f"whose {cp} is {shown}", f"with a {cp} of {shown}", f"for the {shown} {cp}"]
+            if lead:
+                forms = [f"for {shown}", f"in {shown}", f"for {cp} {shown}", f"among {shown}", f"when {cp} is {shown}"]
+            return rng.choice(forms)
+        if c.kind == "bool":
+            if c.value:
+                return rng.choice([f"for {cp}s", f"where {cp} is yes", f"among {cp}s", f"that are {cp}s",
+                                   f"for the {cp}s", f"where {cp} is true"])
+            return rng.choice([f"for non-{cp}s", f"where {cp} is no", f"among non-{cp}s", f"that are not {cp}s",
+                               f"for non {cp}s", f"where {cp} is false"])
+        if c.kind == "year":
+            w = {"=": ["in", "during"], "<": ["before", "earlier than", "prior to"], ">": ["after", "later than"],
+                 ">=": ["since", "in or after"], "<=": ["in or before", "up to"]}[c.op]
+            ww = rng.choice(w)
+            return rng.choice([f"{ww} {shown}", f"{ww} {shown}", f"with {cp} {ww} {shown}"])
+        if c.kind == "date":
+            w = {"=": ["on"], "<": ["before"], ">": ["after"], ">=": ["on or after", "since"], "<=": ["on or before"]}[c.op]
+            ww = rng.choice(w)
+            return rng.choice([f"{ww} {shown}", f"{ww} {shown}", f"with {cp} {ww} {shown}"])
+        # number
+        if "year" in words(self.schema.headers[c.column]) or "season" in words(self.schema.headers[c.column]):
+            w = {"=": ["in", "during"], "<": ["before", "earlier than"], ">": ["after", "later than"],
+                 ">=": ["since", "in or after"], "<=": ["in or before", "up to"]}[c.op]
+            if rng.random() < 0.7:
+                return f"{rng.choice(w)} {shown}"
+        opw = rng.choice(OPWORDS[c.op])
+        if "{x}" in opw:
+            val = opw.format(x=shown)
+            return rng.choice([f"where {cp} is {val}", f"with {cp} {val}", f"with {val} {cp}",
+                               f"having {cp} {val}"])
+        if c.op == "=":
+            return rng.choice([f"where {cp} is {shown}", f"with {cp} {shown}", f"with {cp} of {shown}",
+                               f"in {cp} {shown}", f"where the {cp} equals {shown}"])
+        return rng.choice([f"where {cp} is {opw} {shown}", f"with {cp} {opw} {shown}", f"with {opw} {shown} {cp}",
+                           f"when {cp} was {opw} {shown}", f"having a {cp} {opw} {shown}",
+                           f"whose {cp} is {opw} {shown}"])
+
+    def shown_value(self, c: Condition) -> str:
+        if c.kind == "cell":
+            return _typed(c.value, self.rng)
+        if c.kind == "number":
+            return _num_text(c.value, self.rng)
+        if c.kind == "year":
+            return str(c.value)
+        if c.kind == "date":
+            return _date_text(c.value, self.rng)
+        return ""
+
+    def clause(self, conds: list[Condition], agg: str) -> tuple[str, str | None, list[str]]:
+        """(trailing clause, optional leading clause, shown value texts)."""
+        rng = self.rng
+        shown = [self.shown_value(c) for c in conds]
+        lead = None
+        parts = []
+        for j, (c, s) in enumerate(zip(conds, shown, strict=True)):
+            is_lead = j == 0 and len(conds) >= 1 and rng.random() < 0.15 and c.kind in ("cell", "year")
+            t = self.cond_text(c, s, is_lead)
+            if is_lead:
+                lead = t[0].upper() + t[1:]
+            else:
+                parts.append(t)
+        tail = ""
+        if parts:
+            joiner = rng.choice([" and ", " and ", ", ", " "])
+            tail = " " + joiner.join(parts).strip() if joiner != ", " else " " + ", ".join(parts)
+        return tail, lead, shown
+
+
+def _conditions(df: pd.DataFrame, schema: TableSchema, row: int, n: int, exclude: set[int],
+                rng: random.Random, equality_only: bool = False) -> list[Condition]:
+    conds: list[Condition] = []
+    cols = [c for c in schema.columns if c.index not in exclude]
+    rng.shuffle(cols)
+    for col in cols:
+        if len(conds) >= n:
+            break
+        v = schema.frame[col.ident].iloc[row]
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            continue
+        if col.kind == "text" and col.date_ident is None and col.num_ident is None:
+            if len(cell_text(v)) > 40 or not cell_text(v).strip():
+                continue
+            conds.append(Condition(col.index, "=", v, "cell"))
+        elif col.kind == "bool":
+            conds.append(Condition(col.index, "=", bool(v), "bool"))
+        elif col.date_ident is not None:
+            d = schema.frame[col.date_ident].iloc[row]
+            if pd.isna(d):
+                continue
+            d = pd.Timestamp(d).date()
+            if equality_only or rng.random() < 0.4:
+                if rng.random() < 0.5:
+                    conds.append(Condition(col.index, "=", d, "date"))
+                else:
+                    conds.append(Condition(col.index, "=", d.year, "year"))
+            else:
+                op = rng.choice(["<", ">", ">=", "<="])
+                conds.append(Condition(col.index, op, d.year, "year") if rng.random() < 0.7
+                             else Condition(col.index, op, d, "date"))
+        elif col.num_ident is not None:
+            x = schema.frame[col.num_ident].iloc[row]
+            if pd.isna(x):
+                continue
+            if equality_only:
+                if float(x).is_integer() and rng.random() < 0.5:
+                    conds.append(Condition(col.index, "=", float(x), "number"))
+                continue
+            s = schema.frame[col.num_ident].dropna()
+            discrete = bool((s == s.round()).all()) and s.nunique() <= 60
+            if discrete and rng.random() < 0.5:  # 'in 1931', 'with 4 cylinders'
+                conds.append(Condition(col.index, "=", float(x), "number"))
+                continue
+            if rng.random() < 0.6:  # a round threshold inside the column's range
+                q = float(s.quantile(rng.uniform(0.1, 0.9)))
+                mag = 10 ** max(0, len(str(int(abs(q)))) - 2)
+                x = round(q / mag) * mag if rng.random() < 0.7 else round(q, 1)
+            op = rng.choice([">", "<", ">", "<", ">=", "<="])
+            conds.append(Condition(col.index, op, float(x), "number"))
+    return conds
+
+
+def _mask(schema: TableSchema, conds: list[Condition]) -> pd.Series:
+    """Rows the conditions keep (pandas mirror of the SQL, for choosing sensible questions)."""
+    f = schema.frame
+    m = pd.Series(True, index=f.index)
+    for c in conds:
+        col = schema.columns[c.column]
+        if c.kind in ("cell", "bool"):
+            s = f[col.ident]
+            m &= s == c.value
+        else:
+            if c.kind == "number":
+                s, x = f[col.num_ident], c.value
+            elif c.kind == "year":
+                s, x = pd.to_datetime(f[col.date_ident]).dt.year, c.value
+            else:
+                s, x = pd.to_datetime(f[col.date_ident]).dt.normalize(), pd.Timestamp(c.value)
+            m &= {"=": s == x, ">": s > x, "<": s < x, ">=": s >= x, "<=": s <= x}[c.op]
+    return m.fillna(False).astype(bool)
+
+
+def _foreign_phrase(schema: TableSchema, rng: random.Random) -> str | None:
+    have = {w for h in schema.headers for w in words(h)}
+    pool = [p for spell, ph, *_ in NUMERIC.values() for p in ph] + ["price", "owner", "color", "capital", "salary",
+                                                                  "email", "phone number", "author", "weight"]
+    pool = [p for p in pool if not set(p.split()) & have]
+    return rng.choice(pool) if pool else None
+
+
+def questions_for_table(name: str, df: pd.DataFrame, n: int, rng: random.Random, info: dict | None = None,
+                        split: str = "train", abstain_rate: float = 0.06) -> list[ParserExample]:
+    """``n`` sketch-supervised questions over one whole table."""
+    schema = TableSchema(df)
+    info = info or {}
+    r = _Renderer(name, df, schema, info, rng)
+    cols = schema.columns
+    nums = [c for c in cols if c.num_ident is not None]
+    dates = [c for c in cols if c.date_ident is not None]
+    texts = [c for c in cols if c.kind == "text" and c.num_ident is None and c.date_ident is None]
+    out: list[ParserExample] = []
+    tries = 0
+    weights = {"NONE": 5, "COUNT": 2, "SUM": 1.5, "AVG": 1.5, "MIN": 1.2, "MAX": 1.2, "ARGMAX": 1.6, "ARGMIN": 1.4,
+               "COUNT_DISTINCT": 0.4}
+    aggs, w = list(weights), list(weights.values())
+    if len(df) < 2:
+        return out
+    while len(out) < n and tries < n * 8:
+        tries += 1
+        agg = rng.choices(aggs, w)[0]
+        row = rng.randrange(len(df))
+        n_cond = rng.choices([0, 1, 2, 3], [0.35, 0.4, 0.2, 0.05])[0]
+        sel = order = None
+        if agg in ("SUM", "AVG"):
+            if not nums:
+                continue
+            sel = rng.choice(nums).index
+        elif agg in ("MIN", "MAX"):
+            if not nums and not dates:
+                continue
+            sel = rng.choice(nums + dates).index
+        elif agg in ("ARGMAX", "ARGMIN"):
+            if not (nums or dates):
+                continue
+            order = rng.choice(nums + dates).index
+            cands = [c.index for c in cols if c.index != order and c.kind != "bool"]
+            if not cands:
+                continue
+            named = [i for i in cands if i in {t.index for t in texts + dates}]
+            sel = rng.choice(named if named and rng.random() < 0.8 else cands)
+        elif agg == "COUNT_DISTINCT":
+            if not texts:
+                continue
+            sel = rng.choice(texts).index
+        elif agg == "NONE":
+            sel = rng.choice(cols).index
+            n_cond = rng.choices([1, 2, 3], [0.7, 0.25, 0.05])[0]
+        exclude = {i for i in (sel, order) if i is not None}
+        conds = _conditions(df, schema, row, n_cond, exclude, rng, equality_only=agg == "NONE")
+        if agg == "NONE":
+            if not conds:
+                continue
+            keep = _mask(schema, conds)
+            if keep.sum() != 1:
+                continue
+        elif conds:
+            keep = _mask(schema, conds)
+            if keep.sum() < (2 if agg in ("ARGMAX", "ARGMIN", "SUM", "AVG", "MIN", "MAX") else 1):
+                continue
+        q = Query(agg, sel, order, conds)
+        question = _render(r, q, rng)
+        if question is None:
+            continue
+        text, abstain = question
+        if not abstain and rng.random() < abstain_rate and agg in ("NONE", "SUM", "AVG", "MAX", "MIN"):
+            foreign = _foreign_phrase(schema, rng)
+            if foreign:
+                question2 = _render(r, q, rng, override=foreign)
+                if question2:
+                    text, abstain = question2[0], True
+        target = Query(agg, None if abstain else sel, order, conds)
+        out.append(ParserExample(name, text, target, split, agg, {"abstain": abstain}))
+    return out
+
+
+def _render(r: _Renderer, q: Query, rng: random.Random, override: str | None = None) -> tuple[str, bool] | None:
+    agg = q.aggregation
+    schema = r.schema
+    cl, lead, shown = r.clause(q.conditions, agg)
+    slots: dict[str, str] = {"cl": cl, "cl_nf": cl, "rows": r.rows_word()}
+    if q.select is not None:
+        slots["c"] = override or r.phrase(q.select)
+        slots["cs"] = slots["c"] if slots["c"].endswith("s") else slots["c"] + "s"
+    key = agg
+    if agg in ("MAX", "MIN"):
+        is_date = schema.columns[q.select].date_ident is not None
+        slots["sup"] = rng.choice(SUP_DATE[agg] if is_date and rng.random() < 0.7 else SUP[agg])
+    if agg in ("ARGMAX", "ARGMIN"):
+        base = "MAX" if agg == "ARGMAX" else "MIN"
+        is_date = schema.columns[q.order].date_ident is not None
+        slots["sup"] = rng.choice(SUP_DATE[base] if is_date else SUP[base])
+        slots["o"] = r.phrase(q.order)
+        slots["k"] = r.phrase(q.select)
+        slots["K"] = slots["k"][:1].upper() + slots["k"][1:]
+    if "sup" in slots:
+        slots["Sup"] = slots["sup"][:1].upper() + slots["sup"][1:]
+    templates = TEMPLATES[key]
+    if agg == "NONE" and len(q.conditions) == 1 and q.conditions[0].kind == "cell" and lead is None \
+            and rng.random() < 0.6:
+        templates = TEMPLATES["NONE1"]
+        slots["v"] = shown[0]
+    if agg in ("ARGMAX", "ARGMIN"):
+        selcol = schema.columns[q.select]
+        if selcol.date_ident is not None and rng.random() < 0.5:
+            templates = DATE_ARG
+        elif any(w in ("name", "player", "person", "employee", "names") for w in words(selcol.name)) \
+                and rng.random() < 0.3:
+            templates = PERSON_ARG
+    if agg == "COUNT" and not q.conditions:
+        templates = [t for t in templates if "{cl_nf}" not in t]
+    # adjectives instead of the column's name ("the windiest day", "farthest north", "how old is …")
+    adj_col = q.order if agg in ("ARGMAX", "ARGMIN") else q.select
+    adj = adjectives_for(schema.headers[adj_col]) if adj_col is not None and override is None else None
+    if adj and rng.random() < 0.35:
+        hi, lo, base = adj
+        slots["adj"] = rng.choice(hi if agg in ("ARGMAX", "MAX") else lo)
+        slots["base"] = base or ""
+        if agg in ("ARGMAX", "ARGMIN"):
+            templates = ADJ_ARG
+        elif agg == "MAX" and base:
+            templates = HOW_MAX
+        elif agg == "AVG" and base:
+            templates = HOW_AVG
+        elif agg == "NONE" and base:
+            templates = [t for t in HOW_NONE if "{v}" not in t] if "v" not in slots else HOW_NONE
+    tpl = rng.choice(templates)
+    text = tpl.format(**slots)
+    if lead:
+        text = lead + ", " + text[:1].lower() + text[1:]
+    text = " ".join(text.split()).replace(" ?", "?").replace(" .", ".")
+    if rng.random() < 0.15:
+        text = text.lower()
+    if rng.random() < 0.1:
+        text = text.rstrip("?.")
+    return text, override is not None
+
+
+def generate_examples(tables: dict[str, tuple[pd.DataFrame, dict]], per_table: int, seed: int = 0,
+                      split: str = "train") -> list[ParserExample]:
+    rng = random.Random(seed)
+    out = []
+    for name in sorted(tables):
+        df, info = tables[name]
+        out += questions_for_table(name, df, per_table, rng, info, split)
+    return out
+
+
+def random_tables(n: int, seed: int = 0) -> dict[str, tuple[pd.DataFrame, dict]]:
+    rng = random.Random(f"random-tables:{seed}")
+    out = {}
+    for _ in range(n):
+        name, df, info = random_table(rng)
+        out[name] = (df, info)
+    return out

@@ -1,0 +1,328 @@
+"""The table semantic parser: value linking, SQL from validated parts, DuckDB execution, abstention,
+the held-out exclusion, table choice, bad input and the artifact's save/load round trip (tiny models)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pandas as pd
+import pytest
+import torch
+
+from kira.tables.hybrid import choose
+from kira.tables.linking import TableSchema, link
+from kira.tables.parser import ParsedAnswer, TableParser, attach_labels, encode, pick_table
+from kira.tables.parser_data import heldout_tables, questions_for_table, random_tables
+from kira.tables.sqlquery import Condition, Query, QueryError, build_sql, execute
+
+WEATHER = pd.DataFrame({
+    "date": pd.to_datetime(["2012-07-04", "2012-12-25", "2013-01-02", "2014-03-01", "2014-03-02"]),
+    "precipitation": [0.0, 12.5, 30.2, 4.1, 41.0],
+    "temp_max": [25.6, 3.1, 5.0, 11.2, 9.9],
+    "weather": ["sun", "snow", "rain", "drizzle", "rain"],
+    "smoker": [True, False, True, False, True],
+})
+STOCKS = pd.DataFrame({"symbol": ["AAPL", "AAPL", "MSFT", "MSFT"],
+                       "date": ["Jan 1 2000", "Mar 1 2010", "Jan 1 2000", "Mar 1 2010"],
+                       "price": ["$25.94", "$1,200", "39.81", "28.8"]})
+
+
+@pytest.fixture(scope="module")
+def weather():
+    return TableSchema(WEATHER)
+
+
+def _kinds(ms):
+    return {(m.kind, m.text) for m in ms}
+
+
+# ---- value linking -------------------------------------------------------------------------------------
+def test_linking_exact_normalised_stem_prefix_and_fuzzy(weather):
+    ms = link("How many snowy days?", weather)
+    cell = [m for m in ms if m.kind == "cell"]
+    assert cell and cell[0].columns[3][0] == "snow" and cell[0].columns[3][1] < 1.0  # stem match
+    assert [m.columns[3][0] for m in link("days with RAIN", weather) if m.kind == "cell"] == ["rain"]
+    assert [m.columns[3][0] for m in link("when it was drizzel", weather) if m.kind == "cell"] == ["drizzle"]
+    sun = TableSchema(pd.DataFrame({"day": ["Sun", "Sat", "Thur"], "tip": [1.0, 2.0, 3.0]}))
+    assert [m.columns[0][0] for m in link("average tip on sunday", sun) if m.kind == "cell"] == ["Sun"]
+    # stopwords alone never become filters
+    assert not [m for m in link("what is the total", weather) if m.kind == "cell"]
+
+
+def test_linking_numbers_years_dates_and_yes_no(weather):
+    ms = link("days after 2013 with more than 1,000.5 mm on July 4, 2012 for non-smokers", weather)
+    kinds = _kinds(ms)
+    assert ("year", "2013") in kinds and ("number", "2013") in kinds
+    assert any(m.kind == "number" and m.value == 1000.5 for m in ms)
+    assert any(m.kind == "date" and m.value == date(2012, 7, 4) for m in ms)
+    assert not any(m.kind == "year" and m.value == 2012 for m in ms)  # the year inside a date is the date's
+    b = [m for m in ms if m.kind == "bool"]
+    assert b and b[0].value is False
+    assert [m.value for m in link("for smokers", weather) if m.kind == "bool"] == [True]
+    for text in ("2012-12-25", "12/25/2012", "Dec 25 2012", "25 December 2012", "December 25th, 2012"):
+        assert [m.value for m in link(f"rain on {text}", weather) if m.kind == "date"] == [date(2012, 12, 25)]
+
+
+def test_text_columns_of_numbers_and_dates_get_typed_shadows():
+    s = TableSchema(STOCKS)
+    date_col, price = s.columns[1], s.columns[2]
+    assert date_col.date_ident == "d1" and price.num_ident == "n2" and s.type_word(price) == "number"
+    assert execute(s, Query("SUM", 2, conditions=[Condition(0, "=", "AAPL")])).values == ["1225.94"]
+    # MIN/MAX over date text returns the cell as written, ordered as dates
+    assert execute(s, Query("MAX", 1)).values == ["Mar 1 2010"]
+    ex = execute(s, Query("ARGMAX", 0, 2, [Condition(1, "<", 2005, "year")]))
+    assert ex.values == ["MSFT"] and "year(\"d1\")" in ex.sql
+
+
+# ---- SQL from validated parts ---------------------------------------------------------------------------
+def test_sql_is_built_from_schema_identifiers_and_bound_values(weather):
+    evil = "snow'; DROP TABLE t; --"
+    sql, params = build_sql(weather, Query("COUNT", None, conditions=[Condition(3, "=", evil)]))
+    assert evil not in sql and params == [evil] and '"c3" = ?' in sql
+    ex = execute(weather, Query("COUNT", None, conditions=[Condition(3, "=", evil)]))
+    assert ex.values == ["0"] and ex.params == [evil]
+    assert execute(weather, Query("COUNT", None)).values == ["5"]  # the table is still there
+    with pytest.raises(QueryError):
+        build_sql(weather, Query("COUNT", None, conditions=[Condition(3, "; DROP", "x")]))
+    with pytest.raises(QueryError):
+        build_sql(weather, Query("SUM", 3))  # SUM over text
+    with pytest.raises(QueryError):
+        build_sql(weather, Query("NONE", 99))
+    with pytest.raises(QueryError):
+        build_sql(weather, Query("EXEC", 0))
+    with pytest.raises(QueryError):
+        build_sql(weather, Query("COUNT", None, conditions=[Condition(1, "=", "x", "cell")]))
+
+
+def test_execution_over_the_whole_table(weather):
+    rain = Condition(3, "=", "rain")
+    assert execute(weather, Query("COUNT", None, conditions=[rain])).values == ["2"]
+    assert execute(weather, Query("SUM", 1, conditions=[rain])).values == ["71.2"]
+    assert execute(weather, Query("AVG", 2)).values == [str(round((25.6 + 3.1 + 5.0 + 11.2 + 9.9) / 5, 10))]
+    assert execute(weather, Query("MIN", 0)).values == ["2012-07-04"]
+    assert execute(weather, Query("MAX", 2, conditions=[Condition(0, ">", 2012, "year")])).values == ["11.2"]
+    ex = execute(weather, Query("ARGMAX", 3, 1))
+    assert ex.values == ["rain"] and (4, 3) in ex.cells and (4, 1) in ex.cells
+    assert execute(weather, Query("ARGMIN", 0, 2)).values == ["2012-12-25"]
+    assert execute(weather, Query("NONE", 2, conditions=[Condition(0, "=", date(2012, 12, 25), "date")])).values == ["3.1"]
+    assert execute(weather, Query("COUNT", None, conditions=[Condition(4, "=", False, "bool")])).values == ["2"]
+    assert execute(weather, Query("COUNT_DISTINCT", 3)).values == ["4"]
+    cells = execute(weather, Query("SUM", 1, conditions=[rain])).cells
+    assert sorted(cells) == [(2, 1), (4, 1)]
+
+
+def test_duplicate_empty_headers_and_mixed_types_still_answer():
+    df = pd.DataFrame([["a", 1, "x", "3"], ["b", 2, "y", 4.5], ["c", 3, "", "n/a"]])
+    df.columns = ["name", "value", "name", ""]
+    s = TableSchema(df)
+    assert s.headers == ["name", "value", "name", "column 4"]
+    assert s.columns[3].kind == "text"
+    assert execute(s, Query("NONE", 1, conditions=[Condition(2, "=", "y")])).values == ["2"]
+    mixed = pd.DataFrame({"k": ["a", "b", "c"], "v": [1, "2", 3.5]})
+    sm = TableSchema(mixed)
+    assert sm.columns[1].num_ident == "n1"
+    assert execute(sm, Query("SUM", 1)).values == ["6.5"]
+
+
+# ---- training data and the held-out exclusion -----------------------------------------------------------------
+def test_heldout_list_is_read_and_excluded_from_training(tmp_path, store):
+    names = heldout_tables()
+    assert len(names) == 8 and "seattle_weather" in names and "px_tips" in names and not any(
+        n.startswith("#") for n in names)
+    f = tmp_path / "h.txt"
+    f.write_text("# comment\nfoo  # trailing\n\nbar\n")
+    assert heldout_tables(f) == ["foo", "bar"]
+
+    from kira.tables.defaults import _training_store_tables
+    from kira.tables.ingest import add_table
+    from kira.tables.parser_train import training_tables
+
+    for name in ("seattle_weather", "px_tips", "keep_me", "also_kept", "third_one"):
+        add_table(store, WEATHER, name=name)
+    train, val = training_tables(store, n_random=5, seed=0)
+    assert not set(names) & (set(train) | set(val))
+    assert {"keep_me", "also_kept", "third_one"} <= set(train) | set(val)
+    # the default models' training workspace drops (and never ingests) held-out tables
+    kept = _training_store_tables(store, None)
+    have = {t["name"] for t in store.list_tables()}
+    assert not set(names) & have and not set(names) & set(kept) and "keep_me" in have
+
+
+def test_generated_questions_carry_linkable_sketches():
+    tables = random_tables(3, seed=1)
+    tok = TableParser.create("tiny-bert", device="cpu").tokenizer
+    n_ok = n = 0
+    import random
+
+    for name, (df, info) in tables.items():
+        schema = TableSchema(df)
+        for ex in questions_for_table(name, df, 15, random.Random(0), info):
+            n += 1
+            enc = encode(tok, ex.question, schema)
+            n_ok += attach_labels(enc, ex.query)
+            assert len(enc.col_spans) == df.shape[1]
+    assert n >= 30 and n_ok >= 0.8 * n
+
+
+# ---- the model: tiny train, answer, abstain, save/load ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_parser():
+    import random
+
+    from kira.tables.parser_train import encode_examples, train_parser
+
+    p = TableParser.create("tiny-bert", device="cpu")
+    schema = TableSchema(WEATHER)
+    exs = questions_for_table("w", WEATHER, 20, random.Random(0))
+    items, _ = encode_examples(p, exs, {"w": schema})
+    stats = train_parser(p, items, steps=3, batch_size=4, log=None)
+    assert stats["steps"] == 3
+    return p
+
+
+def test_answer_returns_sql_cells_and_confidence(tiny_parser):
+    ans = tiny_parser.answer("What is the total precipitation when weather was rain?", WEATHER)
+    assert isinstance(ans, ParsedAnswer) and 0.0 <= ans.confidence <= 1.0
+    if not ans.abstained:
+        assert ans.sql.startswith("SELECT") and "?" in ans.sql or "WHERE" not in ans.sql
+        assert all(0 <= r < len(WEATHER) and 0 <= c < WEATHER.shape[1] for r, c in ans.cells)
+
+
+def test_abstains_when_no_column_holds_the_attribute(tiny_parser):
+    with torch.no_grad():  # make "no column" win for SELECT, as a trained parser does for a missing attribute
+        tiny_parser.heads.sel_null.bias.fill_(100.0)
+        tiny_parser.heads.agg[-1].bias.zero_()
+        tiny_parser.heads.agg[-1].bias[0] = 100.0  # NONE: a lookup
+    try:
+        ans = tiny_parser.answer("What is the price of the ford torino?", WEATHER)
+    finally:
+        with torch.no_grad():
+            tiny_parser.heads.sel_null.bias.zero_()
+            tiny_parser.heads.agg[-1].bias.zero_()
+    assert ans.abstained and ans.values == [] and "attribute" in ans.reason
+    c = choose(ans, None, len(WEATHER), {}, 12)
+    assert c.reader == "none" and c.values == []
+
+
+def test_save_load_round_trip(tiny_parser, tmp_path):
+    tiny_parser.calibration = {"parser": {"x": [0.0, 1.0], "y": [0.1, 0.9]}}
+    d = tiny_parser.save(tmp_path / "tp", {"note": "test"})
+    cfg = json.loads((d / "kira.json").read_text())
+    assert cfg["type"] == "table-parser" and cfg["note"] == "test" and (d / "heads.pt").exists()
+    again = TableParser.load(d, device="cpu")
+    q = "How many days had rain?"
+    a, b = tiny_parser.answer(q, WEATHER), again.answer(q, WEATHER)
+    assert (a.values, a.sql, a.abstained) == (b.values, b.sql, b.abstained)
+    assert a.confidence == pytest.approx(b.confidence)
+    with pytest.raises(ValueError):
+        TableParser.load(tmp_path, device="cpu")
+
+
+def test_pick_table_prefers_headers_and_cells_the_question_names():
+    cars = pd.DataFrame({"name": ["ford torino", "amc rebel"], "horsepower": [140, 150]})
+    ranked = pick_table("What is the horsepower of the ford torino?", {"weather": WEATHER, "cars": cars})
+    assert ranked[0][0] == "cars" and ranked[0][1] > ranked[1][1] >= 0.0
+    ranked = pick_table("How many snowy days?", {"weather": WEATHER, "cars": cars})
+    assert ranked[0][0] == "weather"
+
+
+def test_eval_tables_cli_side_by_side_with_add_packaged(tiny_parser, tmp_path):
+    from typer.testing import CliRunner
+
+    from kira.cli import app
+
+    d = tiny_parser.save(tmp_path / "parser")
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text("\n".join(json.dumps(r) for r in [
+        {"table": "burtin", "question": "How many bacteria are there?", "answers": ["16"], "aggregation": "COUNT"},
+        {"table": "burtin", "question": "What is the neomycin of Aerobacter aerogenes?", "answers": ["1.6"],
+         "aggregation": "NONE"}]) + "\n")
+    ws = tmp_path / "ws"
+    out = CliRunner().invoke(app, ["eval", "tables", "--questions", str(qfile), "--workspace", str(ws),
+                                   "--parser", str(d), "--add-packaged", "--json"])
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.stdout)
+    assert res["n"] == 2 and set(res["by_aggregation"]) == {"COUNT", "NONE"}
+    assert res["parser_accuracy"] is not None and res["tapas_accuracy"] is None and "baseline_accuracy" in res
+
+
+def test_default_parser_trains_once_with_a_step_budget_then_is_cached(tmp_path):
+    from kira.config import load_config
+    from kira.tables.defaults import ensure_default_table_parser
+
+    cfg = load_config(tmp_path / "ws")
+    info = ensure_default_table_parser(cfg, base="tiny-bert", log=None, steps=2, batch_size=4, per_table_real=3,
+                                       random_tables=5, per_table_random=3, val_per_table=3)
+    s = info["summary"]
+    assert info["trained"] and s["training"]["steps"] == 2 and not s["training"]["stopped_by_wall_clock"]
+    assert not set(heldout_tables()) & set(s["train_tables"] + s["validation_tables"])
+    assert s["validation"]["n"] > 0 and 0.0 <= s["validation"]["accuracy"] <= 1.0
+    d = cfg.models_dir / "table-parser"
+    assert json.loads((d / "kira.json").read_text())["type"] == "table-parser"
+    assert not (cfg.models_dir / "table-parser.partial").exists()
+    assert ensure_default_table_parser(cfg, base="tiny-bert", log=None) == {"path": str(d), "trained": False}
+    assert TableParser.load(d, device="cpu").answer("How many rows?", WEATHER).aggregation
+
+
+def test_wall_clock_cap_stops_a_far_too_slow_run_with_a_warning():
+    import random
+
+    from kira.tables.parser_train import encode_examples, train_parser
+
+    p = TableParser.create("tiny-bert", device="cpu")
+    items, _ = encode_examples(p, questions_for_table("w", WEATHER, 8, random.Random(1)), {"w": TableSchema(WEATHER)})
+    with pytest.warns(UserWarning, match="wall-clock cap"):
+        stats = train_parser(p, items, steps=50, batch_size=2, max_seconds=0.0, log=None)
+    assert stats["stopped_by_wall_clock"] and stats["steps"] < 50
+
+
+def test_training_from_cached_frozen_layers_matches_the_full_forward():
+    import random
+
+    from kira.tables.parser_train import encode_examples, train_parser
+
+    p = TableParser.create("tiny-bert", device="cpu")
+    items, _ = encode_examples(p, questions_for_table("w", WEATHER, 6, random.Random(2)), {"w": TableSchema(WEATHER)})
+    p.lower_states(items[:3], 1, bf16=False)
+    with torch.no_grad():
+        full, _ = p.forward(items[:3])
+        cached, _ = p.forward_cached(items[:3], 1)
+    assert torch.allclose(full["agg"], cached["agg"], atol=1e-3)
+    stats = train_parser(p, items, steps=2, batch_size=3, frozen_layers=1, log=None)
+    assert stats["steps"] == 2 and stats["frozen_layers"] == 1
+    assert all("_states" not in e.labels for e in items)
+
+
+def test_tables_ask_cli_picks_the_table_and_shows_its_sql(tiny_parser, tmp_path):
+    from typer.testing import CliRunner
+
+    from kira.cli import app
+    from kira.config import load_config
+    from kira.kb.store import DuckDBStore
+    from kira.tables.ingest import add_table
+
+    d = tiny_parser.save(tmp_path / "parser")
+    ws = tmp_path / "ws"
+    cfg = load_config(ws)
+    with DuckDBStore(cfg.store_path) as store:
+        add_table(store, WEATHER, name="weather")
+        add_table(store, pd.DataFrame({"name": ["ford torino"], "horsepower": [140]}), name="cars")
+    out = CliRunner().invoke(app, ["tables", "ask", "How many snowy days were there?", "--workspace", str(ws),
+                                   "--parser", str(d), "--json"])
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.stdout)
+    assert res["table"] == "weather" and "values" in res and "sql" in res and "abstained" in res
+
+
+def test_linking_months_negative_numbers_and_everyday_words(weather):
+    ms = link("rain in March 2014 west of -100 for non-smoking women", weather)
+    year = [m for m in ms if m.kind == "year"]
+    assert year and year[0].value == 2014 and year[0].month == 3
+    assert any(m.kind == "number" and m.value == -100 for m in ms)
+    assert [m.value for m in ms if m.kind == "bool"] == [False]
+    people = TableSchema(pd.DataFrame({"sex": ["Female", "Male"], "age": [30, 40]}))
+    assert [m.columns[0][0] for m in link("average age of women", people) if m.kind == "cell"] == ["Female"]
+    ex = execute(weather, Query("COUNT", None, conditions=[Condition(0, "=", date(2014, 3, 1), "month")]))
+    assert ex.values == ["2"] and len(ex.params) == 2
+    assert execute(weather, Query("COUNT", None, conditions=[Condition(0, "<", date(2014, 3, 1), "month")])).values == ["3"]
