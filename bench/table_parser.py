@@ -24,6 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+from kira import benchmarks
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workspace", default=None, help="keep the stores/model here (default: a temp dir)")
@@ -38,10 +41,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--per-table-random", type=int, default=30)
     ap.add_argument("--frozen-layers", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--record", default=None, help="write figures to this YAML")
+    ap.add_argument("--out", "--record", dest="out", default=None,
+                    help="write the record (kira.benchmarks schema) here, e.g. bench/regressions/table_parser.yaml")
     args = ap.parse_args(argv)
+    out_file = benchmarks.out_path(args.out, __file__)
+    load = benchmarks.machine_load()
 
-    from kira.kb.store import DuckDBStore
+    from kira.kb.store import open_store as DuckDBStore  # noqa: N812 - the store, opened the one way
     from kira.tables.defaults import _training_store_tables
     from kira.tables.evaluate import read_questions
     from kira.tables.hybrid import evaluate_tables
@@ -86,10 +92,19 @@ def main(argv: list[str] | None = None) -> dict:
         report["evaluation"] = result
     report["model"] = str(model)
     print(json.dumps(report, indent=2, default=str))
-    if args.record:
-        import yaml
-
-        Path(args.record).write_text(yaml.safe_dump(json.loads(json.dumps(report, default=str)), sort_keys=False))
+    if out_file is not None:
+        ev = report.get("evaluation") or {}
+        metrics = []
+        if ev:
+            metrics.append(benchmarks.metric("blind natural dev accuracy", ev["accuracy"],
+                                             goal=">= 0.85 (issue #17)"))
+            metrics.append(benchmarks.metric("blind natural dev accuracy vs lookup", ev["accuracy"],
+                                             "single-cell lookup baseline, same run", ev["baseline_accuracy"]))
+        if report.get("synthetic_validation"):
+            metrics.append(benchmarks.metric("synthetic validation accuracy (tables held out)",
+                                             report["synthetic_validation"]["accuracy"]))
+        benchmarks.write(out_file, benchmarks.record(__file__, metrics, load=load,
+                                                     details=json.loads(json.dumps(report, default=str))))
     return report
 
 
