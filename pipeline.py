@@ -25,6 +25,7 @@ from kira.schema import Answer, Evidence
 log = logging.getLogger(__name__)
 SOURCES = ("all", "text", "kb", "tables")
 READERS = ("extractive", "fid")
+TABLE_ROUTE_SCORE = 0.35  # tables.parser.pick_table score above which a question is taken as about a table
 KIND_FOR = {"text": {"passage"}, "kb": {"kb_fact"}, "tables": {"table"},
             "all": {"passage", "kb_fact", "table"}}
 
@@ -140,12 +141,18 @@ class QAPipeline:
             from kira.graph.expansion import GraphExpansionRetriever
 
             obj = GraphExpansionRetriever.from_config(self.cfg, store=store)
-        elif name == "tables":
-            model_dir = Path(self.cfg.models_dir) / "table-qa"
-            if (model_dir / "kira.json").exists() and store is not None and store.list_tables():
+        elif name == "tables" and store is not None and store.list_tables():
+            parser_dir = Path(self.cfg.models_dir) / "table-parser"
+            tapas_dir = Path(self.cfg.models_dir) / "table-qa"
+            if (parser_dir / "kira.json").exists():
+                from kira.tables.answer import ParserTableReader
+
+                obj = ParserTableReader(str(parser_dir), store,
+                                        str(tapas_dir) if (tapas_dir / "kira.json").exists() else None)
+            elif (tapas_dir / "kira.json").exists():
                 from kira.tables.reader import TableReader
 
-                obj = TableReader(str(model_dir), store)
+                obj = TableReader(str(tapas_dir), store)
         self._extra[name] = obj
         return obj
 
@@ -209,10 +216,11 @@ class QAPipeline:
         results = []
         for q, evs, answers in zip(questions, evidences, text_answers, strict=True):
             used = text_reader.name if text_reader is not None else ""
-            if table_reader is not None and evs and (sources == "tables" or evidence_kind(evs[0]) == "table"):
+            if table_reader is not None and self._table_first(table_reader, sources, evs):
                 table_answers = table_reader.read(q, [e for e in evs if evidence_kind(e) == "table"], top_n=1)
-                if table_answers:
-                    answers, used = table_answers + answers, table_reader.name
+                if table_answers and self._table_wins(table_answers[0], answers, sources):
+                    answers, used = table_answers + answers, table_answers[0].reader or table_reader.name
+                    evs = [*table_answers[0].evidence, *evs]
             t3 = time.perf_counter()
             best = answers[0] if answers else None
             results.append(AskResult(
@@ -221,6 +229,24 @@ class QAPipeline:
                 timings={"retrieve_s": (t1 - t0) / len(questions), "read_s": (t2 - t1) / len(questions),
                          "table_s": t3 - t2, "total_s": (t3 - t0) / len(questions), "batch": float(len(questions))}))
         return results
+
+    @staticmethod
+    def _table_first(table_reader, sources: str, evs: list[Evidence]) -> bool:
+        """Whether to ask the table reader: always for ``sources=tables``; for ``all``, the parser
+        routes by itself (header, value and caption matches), TAPAS only when a table chunk ranks first."""
+        if sources == "tables":
+            return True
+        return hasattr(table_reader, "route") or bool(evs and evidence_kind(evs[0]) == "table")
+
+    @staticmethod
+    def _table_wins(table_answer: Answer, text_answers: list[Answer], sources: str) -> bool:
+        """A table answer replaces the text reader's unless the question only weakly links to the
+        table and the text reader is more confident."""
+        if sources == "tables" or not text_answers or text_answers[0].no_answer:
+            return True
+        table_score = float((table_answer.evidence[0].metadata or {}).get("table_score", 1.0)) \
+            if table_answer.evidence else 1.0
+        return table_score >= TABLE_ROUTE_SCORE or table_answer.score >= text_answers[0].score
 
     def close(self) -> None:
         for r in self.retrievers.values():

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from kira.errors import KiraError
 from kira.plm import zoo
 from kira.plm.device import pick_device
 from kira.tables.linking import (
@@ -341,7 +342,7 @@ class TableParser:
         d = Path(directory)
         cfg = zoo.artifact_config(d)
         if cfg.get("type") != ARTIFACT_TYPE:
-            raise ValueError(f"{d} is not a table-parser artifact (kira.json type {cfg.get('type')!r})")
+            raise KiraError(f"{d} is not a table-parser artifact (kira.json type {cfg.get('type')!r})")
         tok = zoo.load_tokenizer(str(d))
         enc = zoo.load_model(str(d), "encoder")
         heads = ParserHeads(enc.config.hidden_size)
