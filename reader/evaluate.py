@@ -121,3 +121,22 @@ def evaluate_qa(records: Sequence[dict], retriever, readers: dict[str, Any], k: 
     }
     out["seconds"] = {k_: round(v, 2) for k_, v in times.items()}
     return out
+
+
+def evaluate_generated(reader, records: Sequence[dict], batch_size: int = 8) -> dict[str, Any]:
+    """EM / F1 of a reader on generated questions read over their own ``contexts`` (the passage
+    that holds the answer and its hard negatives), overall and per question type."""
+    from kira.reader.train import attach_passages
+
+    evidences = attach_passages(list(records), None)
+    preds: list[str] = []
+    for s in range(0, len(records), batch_size):
+        answers = reader.read_batch([r["question"] for r in records[s:s + batch_size]], evidences[s:s + batch_size],
+                                    top_n=1, allow_no_answer=False)
+        preds.extend(a[0].text if a else "" for a in answers)
+    golds = [list(r["answers"]) for r in records]
+    out: dict[str, Any] = {"n": len(records), **score(preds, golds), "by_qtype": {}}
+    for qt in sorted({r.get("qtype", "?") for r in records}):
+        idx = [i for i, r in enumerate(records) if r.get("qtype", "?") == qt]
+        out["by_qtype"][qt] = {"n": len(idx), **score([preds[i] for i in idx], [golds[i] for i in idx])}
+    return out
