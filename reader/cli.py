@@ -304,7 +304,7 @@ def eval_qa(
             spec = getattr(cfg.reader, kind) or default_reader_dir(cfg, kind)
             specs[kind] = str(spec) if Path(str(spec)).exists() else None
     loaders = {"extractive": ExtractiveReader, "fid": FiDReader}
-    readers = {kind: (loaders[kind].load(specs[kind], device=cfg.device) if specs.get(kind) else None)
+    readers = {kind: (loaders[kind].load(specs[kind], device=cfg.device, bf16=cfg.bf16) if specs.get(kind) else None)
                for kind in ("extractive", "fid")}
     rets = open_retrievers(version, cfg)
     method = method or cfg.retriever.default_method

@@ -97,7 +97,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     Recipe (gen-2): the extractive reader starts from the per-user pretrained reader
     (``kira.reader.pretrain``: WordNet-generated questions, trained once and cached under
     ``~/.cache/kira``; trained now when missing) and is fine-tuned for ``finetune_steps`` steps
-    (default ``n_questions / 16``, at most 200) on questions generated from *this workspace's*
+    (default ``n_questions / 16``, at most 120) on questions generated from *this workspace's*
     passages (``kira.reader.generate``), plus KB-template and two-hop questions when the store has
     a KB. Abstention is calibrated on held-out generated questions. FiD is BERT2BERT over the
     fine-tuned extractive encoder, trained on the same questions. ``extractive_seconds`` and
@@ -146,7 +146,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     write_questions([dict(r, split="heldout") for r in held], held_file)
     info["questions"] = str(ctx_file)
     info["heldout_questions"] = str(held_file)
-    steps = finetune_steps if finetune_steps is not None else max(10, min(200, n_questions // 16))
+    steps = finetune_steps if finetune_steps is not None else max(10, min(120, n_questions // 16))
     plans = {
         "extractive": dict(base="minilm-l6", k=3, max_length=128, lr=5e-5, max_seconds=extractive_seconds * 3,
                            batch_size=16, max_steps=steps),

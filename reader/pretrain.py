@@ -29,7 +29,7 @@ from kira.reader.generate import GENERATOR_VERSION
 @dataclass
 class PretrainRecipe:
     base: str = "minilm-l6"
-    steps: int = 600
+    steps: int = 300
     batch_size: int = 16
     n_passages: int = 3  # 1 positive + 2 hard negatives per question
     max_length: int = 128
