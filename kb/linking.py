@@ -245,7 +245,9 @@ class KBFactRetriever(BaseRetriever):
                 out[eid] = Evidence(
                     id=eid, title=link.name, text=text, score=float(score), kind="kb_fact", source=t.kb,
                     retriever=self.name,
-                    metadata={"kb": t.kb, "triples": [[t.head, t.relation, t.tail]], "entity": link.entity_id,
+                    metadata={"kb": t.kb, "triples": [[t.head, t.relation, t.tail]],
+                              "facts": [[names.get(t.head, t.head), rel_names.get(t.relation, t.relation),
+                                         names.get(t.tail, t.tail)]], "entity": link.entity_id,
                               "mention": link.mention, "link_score": link.score},
                 )
         return sorted(out.values(), key=lambda e: (-e.score, e.id))[:k]

@@ -114,5 +114,7 @@ def verbalize_kb(kb: str, entities: dict[str, Entity], relations: dict[str, Rela
             yield Passage(
                 id=f"{kb}:{subject}:{chunk}", title=sname, text=" ".join(pieces), source=kb,
                 metadata={"kb": kb, "entity": subject, "chunk": chunk, "kind": "kb_fact",
-                          "triples": [[subject, r, o] for r, o in part]},
+                          "triples": [[subject, r, o] for r, o in part],
+                          # readable: relation names (hypernym), not ids or pointer symbols (@)
+                          "facts": [[sname, rname(r), ename(o)] for r, o in part]},
             )

@@ -6,6 +6,10 @@
   chunks), concatenated, one decoder reads them all; own greedy/beam search.
 * ``train`` — distant supervision from kira's retriever, or given contexts; calibrated no-answer.
 * ``questions`` — synthetic QA from KB triples (templates) and text (cloze), held out by subject.
+* ``generate`` — unsupervised QA from ANY text: description -> name, typed span questions (dates,
+  numbers, entities, KB relations, code facts), hard negatives, held out by passage and answer.
+* ``pretrain`` — the extractive reader pretrained once per user on WordNet-generated questions,
+  cached under ``~/.cache/kira/readers/<base>-<generator version>-<recipe>``.
 * ``evaluate`` — SQuAD EM/F1 with retrieval top-k and answer-free baselines.
 * ``defaults`` — the workspace's default readers (trained once, cached under ``models/``).
 """

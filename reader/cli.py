@@ -66,6 +66,10 @@ def train(
     copy_head: Annotated[bool, typer.Option(
         "--copy-head", help="FiD: pointer-generator output that copies answer tokens from the fused passages "
                             "(generalises to unseen entities without a pretrained seq2seq).")] = False,
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps (the budget).")] = None,
+    freeze_layers: Annotated[int, typer.Option(help="Extractive: keep the lowest N layers fixed.")] = 0,
+    calibrate_questions: Annotated[str | None, typer.Option(
+        help="JSONL of held-out (generated) questions with contexts to calibrate abstention on.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Train a reader: retrieved passages with distant supervision, or the records' given contexts."""
@@ -90,8 +94,11 @@ def train(
     opts = TrainOptions(kind=kind, base=base, epochs=epochs, lr=lr, batch_size=batch_size, n_passages=k,
                         max_length=max_length, max_questions=max_questions, max_seconds=max_seconds,
                         calibrate_seconds=calibrate_seconds, freeze_encoder=freeze_encoder, copy_head=copy_head,
-                        log=None if as_json else (lambda m: typer.echo(m, err=True)))
-    res = train_reader(records, opts, retriever=retriever, out=out, extra={"questions": str(questions)})
+                        max_steps=max_steps, freeze_layers=freeze_layers,
+                        log=(lambda m: typer.echo(m, err=True)))
+    cal = read_questions(calibrate_questions) if calibrate_questions else None
+    res = train_reader(records, opts, retriever=retriever, out=out, extra={"questions": str(questions)},
+                       calibrate_records=cal)
     summary = res.summary()
     if as_json:
         _echo_json(summary)
@@ -141,6 +148,71 @@ def generate_questions(
     n = write_questions(records, out)
     n_held = sum(r["split"] == "heldout" for r in records)
     typer.echo(f"wrote {n} synthetic questions ({n_held} held out by subject) to {out}")
+
+
+@app.command("generate")
+def generate_cmd(
+    out: Annotated[str, typer.Option(help="Output JSONL of generated {question, answers, contexts, split, …}.")],
+    jsonl: Annotated[str | None, typer.Option(help="Generate from this JSONL corpus ({id, title, text}).")] = None,
+    wordnet: Annotated[str | None, typer.Option(help="Generate from WordNet data files in this directory.")] = None,
+    index: IndexOpt = None,
+    workspace: WorkspaceOpt = None,
+    per_passage: Annotated[int, typer.Option(help="Questions per passage at most.")] = 3,
+    max_docs: Annotated[int | None, typer.Option(help="Sample at most this many passages.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many questions.")] = None,
+    heldout: Annotated[float, typer.Option(help="Fraction of passages / answer entities held out.")] = 0.1,
+    negatives: Annotated[int, typer.Option(help="Hard-negative passages per question.")] = 2,
+    seed: int = 0,
+    show: Annotated[int, typer.Option(help="Print this many sample questions.")] = 0,
+) -> None:
+    """Unsupervised QA data from any text (kira.reader.generate): description -> name, typed span
+    questions, KB relations, code facts; from a JSONL corpus, WordNet, or the workspace's store."""
+    from kira.reader import generate as g
+    from kira.reader.questions import write_questions
+
+    if jsonl:
+        docs = g.docs_from_jsonl(jsonl, max_docs=max_docs, seed=seed)
+    elif wordnet:
+        docs = g.docs_from_wordnet(wordnet, max_docs=max_docs, seed=seed)
+    else:
+        from kira.config import load_config
+        from kira.workspace import acquire_store
+
+        cfg = load_config(workspace_for(index, workspace))
+        store = acquire_store(cfg)
+        try:
+            docs = g.docs_from_store(store, max_docs=max_docs, seed=seed)
+        finally:
+            store.close()
+    recs = g.generate(docs, per_passage=per_passage, heldout=heldout, negatives=negatives, seed=seed, limit=limit)
+    write_questions([dict(r, contexts=g.contexts_of(r)) for r in recs], out)
+    for line in g.sample_questions(recs, show, seed):
+        typer.echo(line)
+    typer.echo(json.dumps(g.iter_records_stats(recs) | {"passages": len(docs), "out": out}))
+
+
+@app.command("pretrain")
+def pretrain_cmd(
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: the recipe's).")] = None,
+    base: Annotated[str | None, typer.Option(help="Base model spec (default minilm-l6).")] = None,
+    out: Annotated[str | None, typer.Option(help="Artifact directory (default: the per-user cache).")] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Safety cap on wall time.")] = None,
+    force: bool = False,
+) -> None:
+    """Pretrain the extractive reader once on WordNet-generated questions; cached in ~/.cache/kira
+    (keyed by base model, generator version and recipe) for every later workspace."""
+    from dataclasses import replace
+
+    from kira.reader.pretrain import PretrainRecipe, ensure_pretrained
+
+    recipe = PretrainRecipe()
+    if steps:
+        recipe = replace(recipe, steps=steps)
+    if base:
+        recipe = replace(recipe, base=base)
+    path = ensure_pretrained(recipe, force=force, out=out, max_seconds=max_seconds,
+                             log=lambda m: typer.echo(m, err=True))
+    _echo_json({"path": str(path), "key": recipe.key()})
 
 
 @app.command("defaults")
@@ -232,7 +304,7 @@ def eval_qa(
             spec = getattr(cfg.reader, kind) or default_reader_dir(cfg, kind)
             specs[kind] = str(spec) if Path(str(spec)).exists() else None
     loaders = {"extractive": ExtractiveReader, "fid": FiDReader}
-    readers = {kind: (loaders[kind].load(specs[kind], device=cfg.device) if specs.get(kind) else None)
+    readers = {kind: (loaders[kind].load(specs[kind], device=cfg.device, bf16=cfg.bf16) if specs.get(kind) else None)
                for kind in ("extractive", "fid")}
     rets = open_retrievers(version, cfg)
     method = method or cfg.retriever.default_method
@@ -270,6 +342,15 @@ def eval_qa(
     for name, r in result["baselines"].items():
         t.add_row(f"baseline: {name}", f"{r['em']:.3f}", f"{r['f1']:.3f}")
     Console().print(t)
+    for name in ("extractive", "fid"):
+        r = result[name]
+        if r and r.get("coverage_accuracy"):
+            typer.echo(f"{name} coverage–accuracy: " + ", ".join(
+                f"{p['coverage']:.0%}→{p['accuracy']:.3f}" for p in r["coverage_accuracy"]))
+        if r and r.get("abstention"):
+            a = r["abstention"]
+            typer.echo(f"{name} calibrated abstention: answers {a['coverage']:.0%}, "
+                       f"accuracy when answering {a['accuracy_answered']:.3f}")
     typer.echo("retrieval: " + ", ".join(f"{key} {v:.3f}" for key, v in result["retrieval"].items()))
     if text_only is not None:
         typer.echo("gain of text + graph over text alone: " + json.dumps(result["graph_gain"]))

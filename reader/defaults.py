@@ -1,15 +1,15 @@
 """Default readers for a workspace, so ``kira ask`` answers out of the box.
 
-``ensure_default_readers`` trains, once, an extractive reader from ``minilm-l6`` and then a FiD
-reader from BERT2BERT over that reader's encoder (``bert2bert:models/reader-extractive``) on
-questions generated from the workspace's KB (the demo's WordNet), single- and two-hop, with
-passages from the current index's BM25 retriever (plus graph expansion for the two-hop ones), and
+``ensure_default_readers`` trains, once, an extractive reader (fine-tuned from the per-user
+pretrained reader) and then a FiD reader from BERT2BERT over that reader's encoder
+(``bert2bert:models/reader-extractive``) on questions generated from the workspace's own passages
+(``kira.reader.generate``: any text, glosses, KB facts), KB templates and two-hop paths, and
 caches them in ``models/reader-extractive`` and ``models/reader-fid``. Later calls return the
 cached paths.
 
-Budget: training is bounded by wall time (``max_seconds`` per reader) as well as by question
-count, with short sequences: one epoch for the extractive reader, many cheap epochs over cached
-frozen-encoder states for FiD. Each artifact is written to a temporary directory and renamed into
+Budget: the extractive reader is pretrained once per user (``kira.reader.pretrain``, cached under
+``~/.cache/kira``) and fine-tuned here for a fixed number of steps; FiD trains many cheap epochs
+over cached frozen-encoder states. Wall-clock limits are only caps. Each artifact is written to a temporary directory and renamed into
 place, so an interrupted run never leaves a half-written reader that would be taken as cached.
 """
 
@@ -30,7 +30,8 @@ def _ready(d: Path) -> bool:
 
 def _train_subprocess(questions: Path, kind: str, out: Path, base: str, k: int, max_length: int, lr: float,
                       max_seconds: float, n_questions: int, batch_size: int = 4, epochs: int = 1,
-                      freeze_encoder: bool = False, copy_head: bool = False) -> dict[str, Any]:
+                      freeze_encoder: bool = False, copy_head: bool = False, max_steps: int | None = None,
+                      heldout: Path | None = None) -> dict[str, Any]:
     """Train in a fresh interpreter (``kira.isolated``) on passages retrieved beforehand."""
     from kira.isolated import run_kira_json
 
@@ -39,7 +40,8 @@ def _train_subprocess(questions: Path, kind: str, out: Path, base: str, k: int, 
         "--max-length", str(max_length), "--lr", str(lr), "--batch-size", str(batch_size), "--epochs", str(epochs),
         "--max-seconds", str(max_seconds), "--max-questions", str(n_questions),
         "--calibrate-seconds", str(max_seconds / 5), "--json", *(["--freeze-encoder"] if freeze_encoder else []),
-        *(["--copy-head"] if copy_head else [])],
+        *(["--copy-head"] if copy_head else []), *(["--max-steps", str(max_steps)] if max_steps else []),
+        *(["--calibrate-questions", str(heldout)] if heldout else [])],
         f"training the default {kind} reader")
 
 
@@ -68,15 +70,39 @@ def _multihop_contexts(cfg, store, kb: str, text_retriever, n: int, data_dir: Pa
     return _with_contexts(train, hits)
 
 
+def _generated_contexts(store, n_questions: int, seed: int = 0, max_docs: int = 30_000,
+                        log: Callable[[str], None] | None = None) -> tuple[list[dict], list[dict]]:
+    """(train, heldout) questions generated from the workspace's passages (``kira.reader.generate``:
+    text, glosses, KB facts, table rows), each with its own passage and hard negatives as contexts."""
+    from kira.reader.generate import contexts_of, docs_from_store, generate, iter_records_stats
+
+    docs = docs_from_store(store, max_docs=max_docs, seed=seed)
+    if not docs:
+        return [], []
+    per = max(1, min(4, -(-int(n_questions * 1.3) // len(docs))))
+    recs = generate(docs, per_passage=per, seed=seed, negatives=2, limit=int(n_questions * 1.3) + 50)
+    if log:
+        log(f"   generated {len(recs)} questions from {len(docs)} passages: {iter_records_stats(recs)}")
+    recs = [dict(r, contexts=contexts_of(r)) for r in recs]
+    return [r for r in recs if r["split"] == "train"], [r for r in recs if r["split"] == "heldout"]
+
+
 def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int = 3000,
                            extractive_seconds: float = 270, fid_seconds: float = 330, force: bool = False,
                            kinds: tuple[str, ...] = ("extractive", "fid"), bases: dict[str, str] | None = None,
-                           multihop: int = 1000, log: Callable[[str], None] | None = print) -> dict[str, Any]:
+                           multihop: int = 1000, log: Callable[[str], None] | None = print,
+                           finetune_steps: int | None = None, pretrain: bool = True) -> dict[str, Any]:
     """Paths of the workspace's default readers, training the missing ones first.
 
-    Both readers also learn from up to ``multihop`` two-relation-path questions
-    (``kira.graph.multihop``, 20% of start entities held out) read over text + graph-expansion
-    evidence, so ``kira eval qa --graph`` and ``kira ask`` can answer multi-hop questions."""
+    Recipe (gen-2): the extractive reader starts from the per-user pretrained reader
+    (``kira.reader.pretrain``: WordNet-generated questions, trained once and cached under
+    ``~/.cache/kira``; trained now when missing) and is fine-tuned for ``finetune_steps`` steps
+    (default ``n_questions / 16``, at most 120) on questions generated from *this workspace's*
+    passages (``kira.reader.generate``), plus KB-template and two-hop questions when the store has
+    a KB. Abstention is calibrated on held-out generated questions. FiD is BERT2BERT over the
+    fine-tuned extractive encoder, trained on the same questions. ``extractive_seconds`` and
+    ``fid_seconds`` are wall-clock *caps* (a far-too-slow machine stops early, with a warning);
+    the budgets are step counts. ``bases`` (tests, experiments) skips pretraining for the kinds it names."""
     from kira.pipeline import default_reader_dir
 
     dirs = {kind: default_reader_dir(cfg, kind) for kind in kinds}
@@ -88,47 +114,52 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     from kira.reader.train import attach_passages
     from kira.retriever import open_retrievers, resolve_version
 
+    bases = dict(bases or {})
+    data_dir = Path(cfg.models_dir) / "reader-data"
+    if "extractive" in todo and "extractive" not in bases and pretrain:
+        from kira.reader.pretrain import ensure_pretrained
+
+        bases["extractive"] = str(ensure_pretrained(log=log, max_seconds=max(3 * extractive_seconds, 1800)))
+        info["pretrained"] = bases["extractive"]
+    train_recs, held = _generated_contexts(store, n_questions, log=log)
     kbs = store.list_kbs()
     kb = kb or ("wordnet" if "wordnet" in kbs else (kbs[0] if kbs else None))
-    if kb is None:
-        raise KiraError("no KB in the store to generate reader training questions from; add one (kira kb add)")
-    records = questions_from_kb(store, kb, limit=n_questions + n_questions // 5)
-    if not records:
-        raise KiraError(f"KB {kb!r} yielded no questions")
-    data_dir = Path(cfg.models_dir) / "reader-data"
-    write_questions(records, data_dir / f"{kb}-questions.jsonl")
-    info["questions"] = str(data_dir / f"{kb}-questions.jsonl")
-    version = resolve_version(cfg.indexes_dir)
-    retriever = open_retrievers(version, cfg)["bm25"]  # lexical: fast on CPU, good for entity names
-    train_recs = [r for r in records if r.get("split") != "heldout"]
-    evidences = attach_passages(train_recs, retriever, k=10)
-    ctx_file = data_dir / f"{kb}-train-contexts.jsonl"
-    ctx_rows = _with_contexts(train_recs, evidences)
-    write_questions(ctx_rows, ctx_file)
-    files = dict.fromkeys(todo, ctx_file)
-    if multihop:
-        mh = _multihop_contexts(cfg, store, kb, retriever, multihop, data_dir, log)
-        if mh:
-            mixed = data_dir / f"{kb}-train-contexts-with-multihop.jsonl"
-            rows = [*ctx_rows[:max(n_questions - len(mh), n_questions // 2)], *mh]
-            random.Random(0).shuffle(rows)
-            write_questions(rows, mixed)
-            files = dict.fromkeys(todo, mixed)
-            info["multihop_questions"] = str(data_dir / f"{kb}-multihop-questions.jsonl")
-    close = getattr(retriever, "close", None)
-    if callable(close):
-        close()
+    rows = list(train_recs)
+    if kb is not None:
+        kb_recs = questions_from_kb(store, kb, limit=n_questions // 3)
+        if kb_recs:
+            version = resolve_version(cfg.indexes_dir)
+            retriever = open_retrievers(version, cfg)["bm25"]  # lexical: fast on CPU, good for entity names
+            kb_train = [r for r in kb_recs if r.get("split") != "heldout"]
+            rows += _with_contexts(kb_train, attach_passages(kb_train, retriever, k=3))
+            if multihop:
+                rows += _multihop_contexts(cfg, store, kb, retriever, min(multihop, n_questions // 5), data_dir, log)
+            close = getattr(retriever, "close", None)
+            if callable(close):
+                close()
+    if not rows:
+        raise KiraError("the store has no passages to generate reader training questions from")
+    random.Random(0).shuffle(rows)
+    ctx_file = data_dir / "train-contexts.jsonl"
+    write_questions(rows, ctx_file)
+    held_file = data_dir / "heldout-generated.jsonl"
+    write_questions([dict(r, split="heldout") for r in held], held_file)
+    info["questions"] = str(ctx_file)
+    info["heldout_questions"] = str(held_file)
+    steps = finetune_steps if finetune_steps is not None else max(10, min(120, n_questions // 16))
     plans = {
-        "extractive": dict(base="minilm-l6", k=3, max_length=128, lr=1e-4, max_seconds=extractive_seconds),
+        "extractive": dict(base="minilm-l6", k=3, max_length=128, lr=5e-5, max_seconds=extractive_seconds * 3,
+                           batch_size=16, max_steps=steps),
         # FiD on a CPU budget (bench/regressions/fid_k.yaml): BERT2BERT from the extractive reader's
         # QA-tuned encoder when there is one (its states already mark answers; it stays frozen, so
         # they are computed once), a warm-started decoder trained for as many epochs as the budget
         # allows, and a copy head so that answers about unseen entities are copied, not spelled.
-        "fid": dict(base=None, k=10, max_length=96, lr=3e-4, max_seconds=fid_seconds,
+        "fid": dict(base=None, k=3, max_length=96, lr=3e-4, max_seconds=fid_seconds,
                     batch_size=8, epochs=30, freeze_encoder=True, copy_head=True),
     }
-    for kind, spec in (bases or {}).items():
-        plans[kind]["base"] = spec
+    for kind, spec in bases.items():
+        if kind in plans:
+            plans[kind]["base"] = spec
     info["summaries"] = {}
     for kind in todo:
         final = dirs[kind]
@@ -139,9 +170,9 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
             extractive = default_reader_dir(cfg, "extractive")
             p["base"] = f"bert2bert:{extractive}" if _ready(extractive) else "bert2bert:minilm-l6"
         if log:
-            log(f"training default {kind} reader on the synthetic {kb} questions of {files[kind].name} (budget "
-                f"{p['max_seconds']:.0f}s) …")
-        summary = _train_subprocess(files[kind], kind, tmp, n_questions=n_questions, **p)
+            log(f"training default {kind} reader on {len(rows)} generated questions ({ctx_file.name}) from "
+                f"{p['base']} …")
+        summary = _train_subprocess(ctx_file, kind, tmp, n_questions=n_questions, heldout=held_file, **p)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         info["summaries"][kind] = summary | {"path": str(final)}

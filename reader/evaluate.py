@@ -57,6 +57,19 @@ def score(predictions: Sequence[str], golds: Sequence[Sequence[str]]) -> dict[st
             "f1": sum(f1_score(p, g) for p, g in zip(predictions, golds, strict=True)) / n}
 
 
+def coverage_curve(scores: Sequence[float], correct: Sequence[bool],
+                   points: Sequence[float] = (0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)) -> list[dict[str, float]]:
+    """Accuracy when answering only the most confident fraction of questions (selective QA)."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    out = []
+    for c in points:
+        n = max(1, round(c * len(order))) if order else 0
+        top = order[:n]
+        out.append({"coverage": c, "accuracy": (sum(correct[i] for i in top) / n) if n else 0.0,
+                    "min_score": scores[top[-1]] if top else 0.0})
+    return out
+
+
 def evaluate_qa(records: Sequence[dict], retriever, readers: dict[str, Any], k: int = 20, batch_size: int = 8,
                 topks: Sequence[int] = (1, 5, 20), progress=None) -> dict[str, Any]:
     """Retrieve top-k for each record, read with every reader, score EM/F1 and the baselines."""
@@ -78,13 +91,22 @@ def evaluate_qa(records: Sequence[dict], retriever, readers: dict[str, Any], k: 
             continue
         t = time.perf_counter()
         preds: list[str] = []
+        scores: list[float] = []
         for s in range(0, len(records), batch_size):
             answers = reader.read_batch([r["question"] for r in records[s:s + batch_size]],
                                         evidences[s:s + batch_size], top_n=1, allow_no_answer=False)
             preds.extend(a[0].text if a else "" for a in answers)
+            scores.extend(float(a[0].score) if a else 0.0 for a in answers)
             if progress:
                 progress(name, min(s + batch_size, len(records)), len(records))
         out[name] = score(preds, golds)
+        correct = [exact_match(p, g) for p, g in zip(preds, golds, strict=True)]
+        out[name]["coverage_accuracy"] = coverage_curve(scores, correct)
+        thr = getattr(reader, "threshold", None)
+        if thr is not None:
+            answered = [c for sc, c in zip(scores, correct, strict=True) if sc >= thr]
+            out[name]["abstention"] = {"threshold": thr, "coverage": len(answered) / max(1, len(scores)),
+                                       "accuracy_answered": sum(answered) / max(1, len(answered))}
         times[f"{name}_s"] = time.perf_counter() - t
     retrieval = {}
     for t in sorted(set(topks) | {k}):
@@ -98,4 +120,23 @@ def evaluate_qa(records: Sequence[dict], retriever, readers: dict[str, Any], k: 
         "top1_title": score([evs[0].title if evs else "" for evs in evidences], golds),
     }
     out["seconds"] = {k_: round(v, 2) for k_, v in times.items()}
+    return out
+
+
+def evaluate_generated(reader, records: Sequence[dict], batch_size: int = 8) -> dict[str, Any]:
+    """EM / F1 of a reader on generated questions read over their own ``contexts`` (the passage
+    that holds the answer and its hard negatives), overall and per question type."""
+    from kira.reader.train import attach_passages
+
+    evidences = attach_passages(list(records), None)
+    preds: list[str] = []
+    for s in range(0, len(records), batch_size):
+        answers = reader.read_batch([r["question"] for r in records[s:s + batch_size]], evidences[s:s + batch_size],
+                                    top_n=1, allow_no_answer=False)
+        preds.extend(a[0].text if a else "" for a in answers)
+    golds = [list(r["answers"]) for r in records]
+    out: dict[str, Any] = {"n": len(records), **score(preds, golds), "by_qtype": {}}
+    for qt in sorted({r.get("qtype", "?") for r in records}):
+        idx = [i for i, r in enumerate(records) if r.get("qtype", "?") == qt]
+        out["by_qtype"][qt] = {"n": len(idx), **score([preds[i] for i in idx], [golds[i] for i in idx])}
     return out

@@ -149,6 +149,35 @@ def decode_windows(windows: Windows, passages: Sequence[str], start_logits: Sequ
     return out
 
 
+def reading_text(title: str, text: str) -> tuple[str, int]:
+    """What the reader reads as the passage: ``title | text`` (so the entity a passage describes,
+    often named only in its title, can be the answer), and the offset of ``text`` in it. A text
+    that already opens with its title is read as is."""
+    title, text = (title or "").strip(), text or ""
+    if not title or text[:len(title) + 2].lower().startswith(title.lower()):
+        return text, 0
+    prefix = f"{title} | "
+    return prefix + text, len(prefix)
+
+
+_NUMERIC_Q = re.compile(r"^\s*(?:how (?:many|much|high|tall|long|far|old|deep|big|large)|in what year|what year|"
+                        r"which year|when)\b", re.IGNORECASE)
+_WHO_Q = re.compile(r"^\s*(?:who|whom)\b", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
+_NUMBER_WORDS = frozenset(["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty", "hundred", "thousand", "million", "billion"])
+
+
+def type_agreement(question: str, answer: str) -> float:
+    """A prior on the answer's type given the question's wh-word: 1 when they agree, less when a
+    "how many"/"when" question gets no number or a "who" question gets a bare number."""
+    has_num = bool(_DIGIT.search(answer)) or any(w in _NUMBER_WORDS for w in answer.lower().split())
+    if _NUMERIC_Q.match(question):
+        return 1.0 if has_num else 0.2
+    if _WHO_Q.match(question):
+        return 0.2 if has_num and not any(c.isalpha() for c in answer) else 1.0
+    return 1.0
+
+
 # ---- the model ----------------------------------------------------------------------------------
 def _hidden_size(config) -> int:
     return int(getattr(config, "hidden_size", None) or config.d_model)
@@ -186,13 +215,16 @@ class ExtractiveReader:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     bf16: bool = False
     name: str = "extractive"
+    type_prior: bool = True  # weigh candidates by answer-type agreement with the question's wh-word
+    title_in_passage: bool = False  # read ``title | text`` as the passage (kira's own readers since gen-2)
 
     @classmethod
     def load(cls, spec: str | os.PathLike, device: str = "auto", bf16: bool = False,
              no_answer_threshold: float | None = None, **kw) -> ExtractiveReader:
         """Any zoo spec (SQuAD checkpoint, tiny model, base encoder) or a kira reader artifact."""
         a = zoo.load_artifact(spec, "extractive-qa",
-                              ("max_length", "stride", "max_query_tokens", "max_answer_tokens"), kw)
+                              ("max_length", "stride", "max_query_tokens", "max_answer_tokens",
+                               "title_in_passage"), kw)
         head, path = None, a.resolved.path
         if path is not None and (path / HEAD_FILE).exists():
             from safetensors.torch import load_file
@@ -220,6 +252,7 @@ class ExtractiveReader:
         d = zoo.save_artifact(directory, self.model.qa, self.tokenizer, {
             "type": ARTIFACT_TYPE, "base": self.spec, "max_length": self.max_length, "stride": self.stride,
             "max_query_tokens": self.max_query_tokens, "max_answer_tokens": self.max_answer_tokens,
+            "title_in_passage": self.title_in_passage,
             "no_answer": self.calibration.to_dict() if self.calibration else None, **(extra or {}),
         })
         save_file({k: v.detach().cpu().contiguous() for k, v in self.model.relevance.state_dict().items()},
@@ -233,6 +266,13 @@ class ExtractiveReader:
         return self.calibration.threshold if self.calibration else None
 
     # ---- inference --------------------------------------------------------------------------
+    def pair(self, question: str, title: str, text: str) -> tuple[tuple[str, str, str], int]:
+        """The ``(question, title, passage)`` triple this reader reads, and the offset of ``text`` in it."""
+        if self.title_in_passage:
+            rt, off = reading_text(title, text)
+            return (question, "", rt), off
+        return (question, title, text), 0
+
     def windows(self, pairs: Sequence[tuple[str, str, str]]) -> Windows:
         return make_windows(self.tokenizer, pairs, self.max_length, self.stride, self.max_query_tokens)
 
@@ -269,16 +309,21 @@ class ExtractiveReader:
                    allow_no_answer: bool = True) -> list[list[Answer]]:
         """Answers for many questions at once: all their windows share forward batches."""
         readable = [[ev for ev in evs if ev.kind != "table"] for evs in evidences]
-        pairs, owner = [], []
+        pairs, owner, offs = [], [], []
         for qi, (q, evs) in enumerate(zip(questions, readable, strict=True)):
             for pi, ev in enumerate(evs):
-                pairs.append((q, ev.title or "", ev.text or ""))
+                pr, off = self.pair(q, ev.title or "", ev.text or "")
+                pairs.append(pr)
+                offs.append(off)
                 owner.append((qi, pi))
         if not pairs:
             return [[] for _ in questions]
         windows = self.windows(pairs)
         starts, ends, rel = self._logits(windows)
         cands = decode_windows(windows, [p[2] for p in pairs], starts, ends, self.max_answer_tokens)
+        for c in cands:  # offsets into the evidence text; a span in the title has none
+            c.start_char -= offs[c.pair]
+            c.end_char -= offs[c.pair]
         # passage relevance logit = best window; without a trained head, DPR-style from span logits
         pair_rel = torch.full((len(pairs),), float("-inf"))
         for w in range(len(windows)):
@@ -313,6 +358,8 @@ class ExtractiveReader:
             if not c.norm:
                 continue
             c.score = p_of[c.pair] * float(torch.tensor(c.logprob).exp())
+            if self.type_prior:
+                c.score *= type_agreement(question, c.text)
             key = (c.pair, c.norm)
             if key not in per_pair or c.score > per_pair[key].score:
                 per_pair[key] = c
@@ -325,8 +372,9 @@ class ExtractiveReader:
             g.sort(key=lambda c: -c.score)
             best = g[0]
             ev = [evs[owner[c.pair][1]] for c in g]
+            span = (best.start_char, best.end_char) if best.start_char >= 0 else None
             answers.append(Answer(text=best.text, score=sum(c.score for c in g), evidence=ev, reader=self.name,
-                                  retriever=ev[0].retriever, span=(best.start_char, best.end_char)))
+                                  retriever=ev[0].retriever, span=span))
         thr = self.threshold
         if allow_no_answer and thr is not None and (not answers or answers[0].score < thr):
             top_ev = [max(evs, key=lambda e: e.score)] if evs else []
@@ -377,7 +425,7 @@ def extractive_loss(reader: ExtractiveReader, examples: Sequence[ReaderExample])
     pairs, owner = [], []
     for qi, ex in enumerate(examples):
         for pi, (t, p) in enumerate(ex.passages):
-            pairs.append((ex.question, t, p))
+            pairs.append(reader.pair(ex.question, t, p)[0])
             owner.append((qi, pi))
     windows = reader.windows(pairs)
     s, e, r = reader.forward_windows(windows, list(range(len(windows))))
@@ -399,7 +447,7 @@ def extractive_loss(reader: ExtractiveReader, examples: Sequence[ReaderExample])
             pi = owner[windows.pair[w]][1]
             if pi not in ex.positives:
                 continue
-            gold = token_spans(windows, w, answer_char_spans(ex.passages[pi][1], ex.answers))
+            gold = token_spans(windows, w, answer_char_spans(pairs[windows.pair[w]][2], ex.answers))
             if not gold:
                 continue
             n = len(windows.input_ids[w])

@@ -41,7 +41,11 @@ class TrainOptions:
     n_passages: int = 4  # extractive: 1 positive + hard negatives; fid: passages fused per question
     max_length: int = 192
     max_questions: int | None = None
-    max_seconds: float | None = None
+    max_seconds: float | None = None  # a safety cap: stops a far-too-slow run (with a warning)
+    max_steps: int | None = None  # the budget: optimizer steps (sized for an idle 2-core box)
+    title_in_passage: bool = True  # extractive: read ``title | text`` so a passage's own subject is a span
+    freeze_layers: int = 0  # extractive: keep the lowest N transformer layers fixed (cheaper backward)
+    bucket: bool = True  # batches of similar length (less padding)
     calibrate_fraction: float = 0.1
     max_calibrate: int = 100
     retrieve_k: int = 20
@@ -106,7 +110,7 @@ def extractive_examples(records: Sequence[dict], evidences: Sequence[list[Eviden
     """Distant supervision: the best-ranked passage containing an answer + the best-ranked without."""
     out = []
     for r, evs in zip(records, evidences, strict=True):
-        pos = [e for e in evs if answer_char_spans(e.text, r["answers"])]
+        pos = [e for e in evs if answer_char_spans(f"{e.title} | {e.text}", r["answers"])]
         if not pos:
             continue
         neg = [e for e in evs if e not in pos][: max(0, n_passages - 1)]
@@ -114,6 +118,29 @@ def extractive_examples(records: Sequence[dict], evidences: Sequence[list[Eviden
         out.append(ReaderExample(question=r["question"], passages=[(e.title, e.text) for e in chosen],
                                  answers=list(r["answers"]), positives=[0]))
     return out
+
+
+def _is_reader_artifact(spec: str) -> bool:
+    p = Path(str(spec))
+    return (p / "kira.json").exists()
+
+
+def make_batches(examples: list, batch_size: int, seed: int = 0, bucket: bool = True) -> list[list]:
+    """Batches in random order; with ``bucket``, each batch holds examples of similar length
+    (sorted within chunks of 50 batches), so little compute goes to padding."""
+    if not bucket:
+        return [examples[i:i + batch_size] for i in range(0, len(examples), batch_size)]
+
+    def size(ex) -> int:
+        return len(ex.question) + sum(len(t) + len(p) for t, p in ex.passages)
+
+    chunk = batch_size * 50
+    batches = []
+    for c in range(0, len(examples), chunk):
+        part = sorted(examples[c:c + chunk], key=size)
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    random.Random(seed).shuffle(batches)
+    return batches
 
 
 def fid_target(answers: Sequence[str], evs: Sequence[Evidence]) -> str:
@@ -130,7 +157,8 @@ def _split(records: list[dict], opts: TrainOptions) -> tuple[list[dict], list[di
     train = [r for r in records if r.get("split", "train") != "heldout"]
     rng = random.Random(opts.seed)
     rng.shuffle(train)
-    n_cal = min(opts.max_calibrate, int(len(train) * opts.calibrate_fraction)) if len(train) >= 20 else 0
+    n_cal = (min(opts.max_calibrate, int(len(train) * opts.calibrate_fraction))
+             if len(train) >= 20 and opts.calibrate_fraction > 0 else 0)
     cal, train = train[:n_cal], train[n_cal:]
     if opts.max_questions:
         train = train[: opts.max_questions]
@@ -154,6 +182,19 @@ def _freeze_input_embeddings(model: torch.nn.Module) -> None:
         emb.weight.requires_grad_(False)
 
 
+def _freeze_lower_layers(model: torch.nn.Module, n: int) -> None:
+    """Freeze the embeddings and the lowest ``n`` transformer layers (BERT-style encoders)."""
+    base = getattr(model, "base_model", model)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if layers is None:
+        return
+    emb = getattr(base, "embeddings", None)
+    if emb is not None:
+        emb.requires_grad_(False)
+    for layer in list(layers)[:n]:
+        layer.requires_grad_(False)
+
+
 def _loop(model: torch.nn.Module, batches: list, loss_fn: Callable[[Any], torch.Tensor], opts: TrainOptions,
           lr: float, result: TrainResult, frozen: torch.nn.Module | None = None) -> None:
     """One optimizer step per batch; a ``frozen`` sub-module runs in eval mode (no dropout: its
@@ -164,6 +205,8 @@ def _loop(model: torch.nn.Module, batches: list, loss_fn: Callable[[Any], torch.
     set_seed(opts.seed)
     device = next(model.parameters()).device
     total = len(batches) * opts.epochs
+    if opts.max_steps:
+        total = min(total, opts.max_steps)
     opt, sched = _optimizer(model, lr, total)
     t0 = time.perf_counter()
     model.train()
@@ -181,11 +224,20 @@ def _loop(model: torch.nn.Module, batches: list, loss_fn: Callable[[Any], torch.
             result.losses.append(float(loss.detach()))
             result.steps += 1
             if opts.log and result.steps % 20 == 0:
+                el = time.perf_counter() - t0
+                eta = el / result.steps * (total - result.steps)
                 opts.log(f"step {result.steps}/{total} loss {sum(result.losses[-20:]) / 20:.3f} "
-                         f"({time.perf_counter() - t0:.0f}s)")
+                         f"({el:.0f}s, ~{eta / 60:.1f} min left)")
+            if result.steps >= total:
+                break
             if opts.max_seconds and time.perf_counter() - t0 > opts.max_seconds:
                 result.stopped_early = True
+                if opts.log:
+                    opts.log(f"warning: stopped at step {result.steps}/{total} by the {opts.max_seconds:.0f}s "
+                             "wall-clock cap (machine much slower than planned); the reader is under-trained")
                 break
+        if result.steps >= total:
+            break
         if result.stopped_early:
             break
     model.eval()
@@ -232,23 +284,35 @@ def calibrate(reader, records: Sequence[dict], evidences: Sequence[list[Evidence
 
 
 def train_reader(records: list[dict], opts: TrainOptions, retriever=None, out: str | Path | None = None,
-                 extra: dict | None = None) -> TrainResult:
-    """Train an extractive or FiD reader; save it (with calibration) to ``out`` when given."""
+                 extra: dict | None = None, calibrate_records: list[dict] | None = None) -> TrainResult:
+    """Train an extractive or FiD reader; save it (with calibration) to ``out`` when given.
+
+    ``calibrate_records`` (held-out generated questions with their contexts) fit the no-answer
+    threshold instead of a slice of the training records."""
     if opts.kind not in DEFAULT_BASE:
         raise ValueError(f"kind must be extractive or fid, got {opts.kind!r}")
     t0 = time.perf_counter()
     base = opts.base or DEFAULT_BASE[opts.kind]
+    if calibrate_records is not None:
+        opts.calibrate_fraction = 0.0
     train, cal = _split(records, opts)
+    if calibrate_records is not None:
+        cal = list(calibrate_records)
+        random.Random(opts.seed).shuffle(cal)
+        cal = cal[:opts.max_calibrate]
     k = opts.retrieve_k if opts.kind == "extractive" else opts.n_passages
     train_evs = attach_passages(train, retriever, k)
     cal_evs = attach_passages(cal, retriever, opts.n_passages)
     set_seed(opts.seed)
     if opts.kind == "extractive":
-        reader = ExtractiveReader.from_base(base, device=opts.device, max_length=opts.max_length)
+        kw = {} if _is_reader_artifact(base) else {"title_in_passage": opts.title_in_passage}
+        reader = ExtractiveReader.from_base(base, device=opts.device, max_length=opts.max_length, **kw)
         if opts.freeze_embeddings:
             _freeze_input_embeddings(reader.model.qa)
+        if opts.freeze_layers:
+            _freeze_lower_layers(reader.model.qa, opts.freeze_layers)
         examples = extractive_examples(train, train_evs, opts.n_passages)
-        batches = [examples[i:i + opts.batch_size] for i in range(0, len(examples), opts.batch_size)]
+        batches = make_batches(examples, opts.batch_size, opts.seed, opts.bucket)
         result = TrainResult(path=None, reader=reader, n_train=len(examples), n_calibrate=len(cal))
         _loop(reader.model, batches, lambda b: extractive_loss(reader, b), opts, opts.lr or 5e-5, result)
     else:
