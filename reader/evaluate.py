@@ -78,10 +78,7 @@ def evaluate_qa(records: Sequence[dict], retriever, readers: dict[str, Any], k: 
     evidences: list[list[Evidence]] = []
     for s in range(0, len(records), 64):
         qs = [r["question"] for r in records[s:s + 64]]
-        if hasattr(retriever, "batch_search") and len(qs) > 1:
-            evidences.extend(retriever.batch_search(qs, k=k))
-        else:
-            evidences.extend(retriever.search(q, k=k) for q in qs)
+        evidences.extend(retriever.batch_search(qs, k=k))
     t_ret = time.perf_counter() - t0
     out: dict[str, Any] = {"n": len(records), "k": k}
     times = {"retrieve_s": t_ret}

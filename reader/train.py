@@ -98,8 +98,7 @@ def attach_passages(records: Sequence[dict], retriever=None, k: int = 20) -> lis
     for s in range(0, len(ask), 256):
         idx = ask[s:s + 256]
         qs = [records[i]["question"] for i in idx]
-        hits = (retriever.batch_search(qs, k=k) if hasattr(retriever, "batch_search") and len(qs) > 1
-                else [retriever.search(q, k=k) for q in qs])
+        hits = retriever.batch_search(qs, k=k)
         for i, h in zip(idx, hits, strict=True):
             out[i] = h
     return [o or [] for o in out]
