@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from kira.errors import KiraError
 from kira.tables.hybrid import choose
 from kira.tables.linking import TableSchema, link
 from kira.tables.parser import ParsedAnswer, TableParser, attach_labels, encode, pick_table
@@ -215,7 +216,7 @@ def test_save_load_round_trip(tiny_parser, tmp_path):
     a, b = tiny_parser.answer(q, WEATHER), again.answer(q, WEATHER)
     assert (a.values, a.sql, a.abstained) == (b.values, b.sql, b.abstained)
     assert a.confidence == pytest.approx(b.confidence)
-    with pytest.raises(ValueError):
+    with pytest.raises(KiraError):
         TableParser.load(tmp_path, device="cpu")
 
 
