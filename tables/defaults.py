@@ -82,36 +82,49 @@ def _training_store_tables(store, log: Callable[[str], None] | None) -> list[str
     return [n for n in add_packaged_tables(store, log, exclude=sorted(banned)) if n not in banned]
 
 
+def _training_workspace(cfg, log: Callable[[str], None] | None) -> tuple[Path, list[str]]:
+    """``models/table-data`` (the packaged tables the default models train on, kept apart from the
+    user's store) and the names of its tables."""
+    from kira.kb.store import open_store
+
+    data_ws = Path(cfg.models_dir) / "table-data"
+    data_ws.mkdir(parents=True, exist_ok=True)
+    with open_store(data_ws / "store.duckdb") as store:
+        return data_ws, _training_store_tables(store, log)
+
+
+def _train_once(final: Path, args: Callable[[Path], list[str]], what: str) -> dict[str, Any]:
+    """Run ``kira.tables <args(tmp)>`` in a fresh interpreter into ``<final>.partial``, then rename it
+    into place, so an interrupted run never leaves a half-written model that would pass as cached."""
+    tmp = final.with_name(final.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    summary = run_kira_json("kira.tables", args(tmp), what)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    summary["model"] = str(final)
+    return summary
+
+
 def ensure_default_table_model(cfg, max_seconds: float = 420, steps: int = 3000, force: bool = False,
                                base: str = "minilm-l6", log: Callable[[str], None] | None = print,
                                **settings: Any) -> dict[str, Any]:
     """Path (and, when trained now, the training summary) of the workspace's default table model."""
-    from kira.kb.store import open_store
-
     final = Path(cfg.models_dir) / "table-qa"
     info: dict[str, Any] = {"path": str(final), "trained": False}
     if (final / "kira.json").exists() and not force:
         return info
-    data_ws = Path(cfg.models_dir) / "table-data"
-    data_ws.mkdir(parents=True, exist_ok=True)
-    with open_store(data_ws / "store.duckdb") as store:
-        names = _training_store_tables(store, log)
+    data_ws, names = _training_workspace(cfg, log)
     if len(names) < 2:
         raise KiraError("need at least two packaged tables (vega_datasets, plotly) to train table QA")
     opts = {**TRAIN_SETTINGS, **settings}
-    tmp = final.with_name(final.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     if log:
         log(f"training the default table-QA model on questions from {len(names)} real tables "
             f"(budget {max_seconds:.0f}s) …")
-    summary = run_kira_json("kira.tables", [
+    summary = _train_once(final, lambda tmp: [
         "train", "--workspace", str(data_ws), "--base", base, "--out", str(tmp), "--steps", str(steps),
         "--max-seconds", str(max_seconds), "--json",
         *[arg for k, v in opts.items() for arg in (f"--{k.replace('_', '-')}", str(v))]],
         "training the default table-QA model")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    summary["model"] = str(final)
     info.update(trained=True, summary=summary)
     if log:
         held = summary.get("heldout") or {}
@@ -133,32 +146,22 @@ def ensure_default_table_parser(cfg, max_seconds: float = 1500, force: bool = Fa
     """Path (and, when trained now, the training summary) of the workspace's default table parser
     (``models/table-parser``), trained once -- like the default table-QA model -- in a fresh interpreter
     on the packaged tables minus the held-out list, plus random-schema tables."""
-    from kira.kb.store import open_store
-
     final = Path(cfg.models_dir) / "table-parser"
     info: dict[str, Any] = {"path": str(final), "trained": False}
     if (final / "kira.json").exists() and not force:
         return info
-    data_ws = Path(cfg.models_dir) / "table-data"
-    data_ws.mkdir(parents=True, exist_ok=True)
-    with open_store(data_ws / "store.duckdb") as store:
-        names = _training_store_tables(store, log)
+    data_ws, names = _training_workspace(cfg, log)
     opts = {**PARSER_SETTINGS, **settings}
-    tmp = final.with_name(final.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     if log:
         log(f"training the default table parser on questions from {len(names)} real tables and "
             f"{opts['random_tables']} random-schema tables ({opts['steps']} steps) …")
     tapas = Path(cfg.models_dir) / "table-qa"
-    args = ["train-parser", "--workspace", str(data_ws), "--base", base, "--out", str(tmp),
-            "--max-seconds", str(max_seconds), "--json",
-            *[arg for k, v in opts.items() for arg in (f"--{k.replace('_', '-')}", str(v))]]
-    if (tapas / "kira.json").exists():
-        args += ["--tapas", str(tapas)]
-    summary = run_kira_json("kira.tables", args, "training the default table parser")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    summary["model"] = str(final)
+    with_tapas = ["--tapas", str(tapas)] if (tapas / "kira.json").exists() else []
+    summary = _train_once(final, lambda tmp: [
+        "train-parser", "--workspace", str(data_ws), "--base", base, "--out", str(tmp),
+        "--max-seconds", str(max_seconds), "--json",
+        *[arg for k, v in opts.items() for arg in (f"--{k.replace('_', '-')}", str(v))], *with_tapas],
+        "training the default table parser")
     info.update(trained=True, summary=summary)
     if log:
         val = summary.get("validation") or {}
