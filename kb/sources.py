@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from kira.errors import IngestError
+from kira.jsonl import iter_jsonl
 from kira.schema import Entity, Relation, Triple
 from kira.textfile import decoded_lines
 
@@ -172,15 +172,7 @@ class JsonlTriplesSource:
             if not path.exists():
                 raise IngestError(str(path), None, None, "file not found")
             default_split = _split_of(path)
-            for n, text in iter_lines(path):
-                if not text.strip():
-                    continue
-                try:
-                    obj = json.loads(text)
-                except json.JSONDecodeError as e:
-                    raise IngestError(str(path), n, None, f"invalid JSON: {e.msg} at column {e.colno}") from e
-                if not isinstance(obj, dict):
-                    raise IngestError(str(path), n, None, "expected a JSON object")
+            for n, obj in iter_jsonl(path):
                 yield located(self._record(obj, str(path), n, default_split), path, n)
 
     def _record(self, obj: dict, path: str, n: int, default_split: str) -> Record:

@@ -123,13 +123,14 @@ def claim_source_name(store, name: str, category: str, path: str = "", replace: 
 def require_source_kind(store, name: str, category: str) -> dict[str, Any]:
     """The source ``name`` if it is a ``category`` source; a clear error naming the right command if
     it is another kind, so a remove only ever removes what it names."""
+    what = "knowledge base" if category == "kb" else f"{category} source"
     existing = store.get_source(name)
     if existing is None:
-        raise KiraError(f"no {'knowledge base' if category == 'kb' else category + ' source'} named {name!r}")
+        raise KiraError(f"no {what} named {name!r}")
     held = source_category(existing["kind"])
     if held != category:
         raise SourceNameError(f"{name!r} is {_describe(store, existing)}, not a "
-                              f"{'knowledge base' if category == 'kb' else category + ' source'}; remove it "
+                              f"{what}; remove it "
                               f"with `{REMOVE_COMMANDS.get(held, 'kira index delete --source {name}').format(name=name)}`")
     return existing
 
