@@ -122,7 +122,8 @@ def multihop_questions(
 ) -> None:
     """Write two-relation-path questions built from a KB."""
     def body():
-        from kira.graph.multihop import questions_from_store, write_jsonl
+        from kira.graph.multihop import questions_from_store
+        from kira.jsonl import write_jsonl
 
         with _ctx(workspace) as (_, store):
             rows = questions_from_store(store, kb, templates=templates, max_questions=max_questions,
@@ -132,7 +133,7 @@ def multihop_questions(
                 from kira.graph.multihop import split_by_start_entity
 
                 rows = split_by_start_entity(rows, heldout, seed)
-            n = write_jsonl(rows, out)
+            n = write_jsonl(out, rows)
             _print({"questions": n, "out": out}, as_json)
     run(body)
 

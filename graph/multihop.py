@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,16 +143,6 @@ def split_by_start_entity(rows: Sequence[dict[str, Any]], heldout: float, seed: 
     held = {starts[i] for i in rng.choice(len(starts), size=n, replace=False)} if n else set()
     return [{**r, "split": "heldout" if r["path"][0] in held else "train"} for r in rows]
 
-
-def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with p.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            n += 1
-    return n
 
 
 def compare_retrieval(questions: Sequence[dict[str, Any]], text_retriever, graph_retriever, k: int = 10,

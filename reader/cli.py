@@ -275,6 +275,8 @@ def eval_qa(
         help="Zoo encoder scoring graph fact paths against the question (default: the index's encoder); "
              "'none' = token overlap (fast on CPU).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    predictions: Annotated[str | None, typer.Option(
+        help="Write one JSONL row per question and reader (answer, score, correct, gold's evidence rank).")] = None,
 ) -> None:
     """QA EM / F1 for the extractive and FiD readers side by side, retrieval top-k and baselines.
 
@@ -319,7 +321,12 @@ def eval_qa(
             cfg, answering_store(cfg, version),
             **({} if graph_encoder is None else {"encoder": None if graph_encoder == "none" else graph_encoder}))
         retriever = TextPlusGraphRetriever(retriever, expansion, graph_weight=graph_weight)
-    result = evaluate_qa(records, retriever, readers, k=k)
+    rows: list[dict] | None = [] if predictions else None
+    result = evaluate_qa(records, retriever, readers, k=k, predictions=rows)
+    if predictions and rows is not None:
+        from kira.jsonl import write_jsonl
+
+        write_jsonl(predictions, rows)
     if text_only is not None:
         result["text_only"] = {key: text_only[key] for key in ("extractive", "fid", "retrieval", "baselines")}
         result["graph_gain"] = graph_gain(result, text_only)
@@ -351,6 +358,11 @@ def eval_qa(
             a = r["abstention"]
             typer.echo(f"{name} calibrated abstention: answers {a['coverage']:.0%}, "
                        f"accuracy when answering {a['accuracy_answered']:.3f}")
+    for name in ("extractive", "fid"):
+        r = result[name]
+        if r and r.get("by_kind"):
+            typer.echo(f"{name} EM by kind: " + ", ".join(f"{kd} {v['em']:.2f} ({v['n']})"
+                                                          for kd, v in r["by_kind"].items()))
     typer.echo("retrieval: " + ", ".join(f"{key} {v:.3f}" for key, v in result["retrieval"].items()))
     if text_only is not None:
         typer.echo("gain of text + graph over text alone: " + json.dumps(result["graph_gain"]))

@@ -55,13 +55,14 @@ def _multihop_contexts(cfg, store, kb: str, text_retriever, n: int, data_dir: Pa
                        log: Callable[[str], None] | None) -> list[dict[str, Any]]:
     """Train-split two-hop questions with their text + graph evidence (written for evaluation too)."""
     from kira.graph.expansion import GraphExpansionRetriever, TextPlusGraphRetriever
-    from kira.graph.multihop import questions_from_store, split_by_start_entity, write_jsonl
+    from kira.graph.multihop import questions_from_store, split_by_start_entity
+    from kira.jsonl import write_jsonl
 
     rows = questions_from_store(store, kb, max_questions=n, max_answers=2, max_per_pair=100, seed=0)
     if not rows:
         return []
     rows = split_by_start_entity(rows, 0.2, seed=0)
-    write_jsonl(rows, data_dir / f"{kb}-multihop-questions.jsonl")
+    write_jsonl(data_dir / f"{kb}-multihop-questions.jsonl", rows)
     train = [r for r in rows if r["split"] == "train"]
     if log:
         log(f"   {len(rows)} two-hop questions from {kb} ({len(train)} for training); expanding over the graph …")

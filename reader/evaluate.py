@@ -70,9 +70,24 @@ def coverage_curve(scores: Sequence[float], correct: Sequence[bool],
     return out
 
 
+def by_kind(records: Sequence[dict], preds: Sequence[str], golds: Sequence[Sequence[str]]) -> dict[str, dict]:
+    """EM / F1 per question ``kind`` (the dev sets' quota field), so a closing note can say which
+    kinds of question a change helped; empty when the records carry no kind."""
+    kinds = sorted({r["kind"] for r in records if r.get("kind")})
+    out = {}
+    for kind in kinds:
+        idx = [i for i, r in enumerate(records) if r.get("kind") == kind]
+        out[kind] = {"n": len(idx), **score([preds[i] for i in idx], [golds[i] for i in idx])}
+    return out
+
+
 def evaluate_qa(records: Sequence[dict], retriever, readers: dict[str, Any], k: int = 20, batch_size: int = 8,
-                topks: Sequence[int] = (1, 5, 20), progress=None) -> dict[str, Any]:
-    """Retrieve top-k for each record, read with every reader, score EM/F1 and the baselines."""
+                topks: Sequence[int] = (1, 5, 20), progress=None,
+                predictions: list[dict] | None = None) -> dict[str, Any]:
+    """Retrieve top-k for each record, read with every reader, score EM/F1 and the baselines.
+
+    ``predictions``, when given, receives one row per question and reader (question, gold, answer,
+    score, correct, rank of the first passage holding a gold answer) for error analysis."""
     t0 = time.perf_counter()
     golds = [list(r["answers"]) for r in records]
     evidences: list[list[Evidence]] = []
@@ -98,6 +113,16 @@ def evaluate_qa(records: Sequence[dict], retriever, readers: dict[str, Any], k: 
                 progress(name, min(s + batch_size, len(records)), len(records))
         out[name] = score(preds, golds)
         correct = [exact_match(p, g) for p, g in zip(preds, golds, strict=True)]
+        kinds = by_kind(records, preds, golds)
+        if kinds:
+            out[name]["by_kind"] = kinds
+        if predictions is not None:
+            for r, p, sc, c, evs in zip(records, preds, scores, correct, evidences, strict=True):
+                rank = next((i + 1 for i, e in enumerate(evs) if has_answer(r["answers"], e.text)), None)
+                predictions.append({"reader": name, "id": r.get("id"), "kind": r.get("kind"),
+                                    "question": r["question"], "answers": list(r["answers"]), "prediction": p,
+                                    "score": round(sc, 4), "correct": bool(c), "answer_rank": rank,
+                                    "top1_title": evs[0].title if evs else ""})
         out[name]["coverage_accuracy"] = coverage_curve(scores, correct)
         thr = getattr(reader, "threshold", None)
         if thr is not None:

@@ -209,14 +209,9 @@ def questions_from_passages(store, source: str | None = None, heldout: float = 0
 
 
 def write_questions(records: Iterable[dict[str, Any]], path: str | Path) -> int:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with p.open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            n += 1
-    return n
+    from kira.jsonl import write_jsonl
+
+    return write_jsonl(path, records)
 
 
 def read_questions(path: str | Path, split: str | None = None) -> list[dict[str, Any]]:

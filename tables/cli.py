@@ -100,13 +100,13 @@ def generate(out: Annotated[str, typer.Option("--out", help="Output JSONL.")],
     """Generate questions from the store's tables by executing SQL templates on DuckDB."""
     from collections import Counter
 
-    from kira.tables.generate import generate_from_store, write_jsonl
+    from kira.tables.generate import generate_from_store, write_questions
 
     _, store = _store(workspace)
     with store:
         qs = generate_from_store(store, tables, heldout_fraction=heldout_fraction, seed=seed,
                                  n_views=views, max_rows=max_rows, max_columns=max_columns)
-    n = write_jsonl(qs, out)
+    n = write_questions(qs, out)
     summary = {"out": out, "questions": n, "splits": dict(Counter(q.split for q in qs)),
                "aggregations": dict(Counter(q.aggregation for q in qs)),
                "heldout_tables": sorted({q.table for q in qs if q.split == "test"})}

@@ -282,12 +282,7 @@ def generate_from_store(store, tables: Sequence[str] | None = None, heldout_frac
     return out
 
 
-def write_jsonl(questions: Iterable[TableQuestion], path: str | Path) -> int:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with p.open("w") as f:
-        for q in questions:
-            f.write(q.to_json() + "\n")
-            n += 1
-    return n
+def write_questions(questions: Iterable[TableQuestion], path: str | Path) -> int:
+    from kira.jsonl import write_jsonl
+
+    return write_jsonl(path, (json.loads(q.to_json()) for q in questions))

@@ -1,7 +1,7 @@
 import pytest
 
 from kira.errors import IngestError
-from kira.jsonl import iter_jsonl
+from kira.jsonl import iter_jsonl, write_jsonl
 
 
 def test_reads_objects_with_line_numbers(tmp_path):
@@ -26,3 +26,11 @@ def test_errors_name_file_and_line(tmp_path, content, line, msg):
 def test_missing_file(tmp_path):
     with pytest.raises(IngestError, match="file not found"):
         list(iter_jsonl(tmp_path / "nope.jsonl"))
+
+
+def test_write_then_read_round_trips_unicode(tmp_path):
+    rows = [{"q": "Où est Agra?", "n": 1}, {"q": "x", "nested": {"a": [1, 2]}}]
+    out = tmp_path / "sub" / "rows.jsonl"
+    assert write_jsonl(out, rows) == 2
+    assert [obj for _, obj in iter_jsonl(out)] == rows
+    assert not list(tmp_path.glob("sub/.*.tmp"))

@@ -4,8 +4,9 @@ import pytest
 
 from kira.errors import IngestError
 from kira.graph.expansion import GraphExpansionRetriever
-from kira.graph.multihop import compare_retrieval, generate_questions, questions_from_store, write_jsonl
+from kira.graph.multihop import compare_retrieval, generate_questions, questions_from_store
 from kira.graph.view import GraphView
+from kira.jsonl import write_jsonl
 from kira.schema import BaseRetriever
 
 
@@ -38,7 +39,7 @@ def test_path_templates_and_limits(geo_store, tmp_path):
     assert len(generate_questions(v, max_per_pair=1)) == 3
     assert generate_questions(v, relations=["capital"]) == []
     out = tmp_path / "q.jsonl"
-    assert write_jsonl(rows, out) == 4
+    assert write_jsonl(out, rows) == 4
     assert all({"question", "answers"} <= set(json.loads(line)) for line in out.read_text().splitlines())
     bad = tmp_path / "t.json"
     bad.write_text(json.dumps({"born_in/located_in": "no placeholder"}))

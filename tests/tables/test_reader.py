@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from kira.schema import Evidence, Reader
 from kira.tables.evaluate import evaluate, read_questions
-from kira.tables.generate import generate_from_store, write_jsonl
+from kira.tables.generate import generate_from_store, write_questions
 from kira.tables.ingest import add_table
 from kira.tables.reader import TableReader, lookup_baseline
 from kira.tables.tapas import Prediction, TableQAModel
@@ -87,7 +87,7 @@ def test_evaluate_and_cli(tmp_path, workspace, tiny):
         add_table(store, SALES.assign(Units=SALES["Units"] * 3), name="sales_b")
         qs = generate_from_store(store, heldout=["sales_b"], n_views=3, max_rows=4, max_columns=3)
         out = tmp_path / "q.jsonl"
-        write_jsonl(qs, out)
+        write_questions(qs, out)
         rows = read_questions(out)
         res = evaluate(tiny, store, rows)
     assert res["n"] == len(rows) and 0 <= res["accuracy"] <= 1 and 0 <= res["baseline_accuracy"] <= 1
