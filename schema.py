@@ -134,9 +134,34 @@ class BaseRetriever:
 
 @runtime_checkable
 class Reader(Protocol):
+    """Answers from evidence. Every implementation runs ``kira.reader.testing.ReaderContract``:
+    ``read_batch`` equals per-question ``read``, answers come best first and cite only the evidence
+    they were given, ``allow_no_answer=False`` never abstains. :class:`BaseReader` gives the defaults."""
+
     name: str
 
-    def read(self, question: str, evidence: list[Evidence], top_n: int = 1) -> list[Answer]: ...
+    def read(self, question: str, evidence: list[Evidence], top_n: int = 1,
+             allow_no_answer: bool = True) -> list[Answer]: ...
+
+    def read_batch(self, questions: Sequence[str], evidences: Sequence[list[Evidence]], top_n: int = 1,
+                   allow_no_answer: bool = True) -> list[list[Answer]]: ...
+
+
+class BaseReader:
+    """Defaults for :class:`Reader`: ``read_batch`` as one ``read`` per question (a reader whose
+    batch is cheaper overrides ``read_batch`` and reads one question as a batch of one)."""
+
+    name = "reader"
+
+    def read(self, question: str, evidence: list[Evidence], top_n: int = 1,
+             allow_no_answer: bool = True) -> list[Answer]:
+        return self.read_batch([question], [evidence], top_n, allow_no_answer)[0]
+
+    def read_batch(self, questions: Sequence[str], evidences: Sequence[list[Evidence]], top_n: int = 1,
+                   allow_no_answer: bool = True) -> list[list[Answer]]:
+        if type(self).read is BaseReader.read:
+            raise NotImplementedError(f"{type(self).__name__} must override read or read_batch")
+        return [self.read(q, evs, top_n, allow_no_answer) for q, evs in zip(questions, evidences, strict=True)]
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ import torch
 from kira.plm import zoo
 from kira.plm.device import autocast, pick_device, set_threads
 from kira.reader.calibration import NoAnswerCalibration
-from kira.schema import Answer, Evidence
+from kira.schema import Answer, BaseReader, Evidence
 
 ARTIFACT_TYPE = "extractive-reader"
 HEAD_FILE = "relevance_head.safetensors"
@@ -199,7 +199,7 @@ class ReaderModel(torch.nn.Module):
 
 
 @dataclass
-class ExtractiveReader:
+class ExtractiveReader(BaseReader):
     """``read(question, evidence) -> [Answer]``; ``read_batch`` batches windows of many questions."""
 
     model: ReaderModel

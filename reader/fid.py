@@ -33,7 +33,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from kira.plm import zoo
 from kira.plm.device import autocast, pick_device, set_threads
 from kira.reader.calibration import NoAnswerCalibration
-from kira.schema import Answer, Evidence
+from kira.schema import Answer, BaseReader, Evidence
 
 ARTIFACT_TYPE = "fid-reader"
 COPY_HEAD_FILE = "copy_head.pt"
@@ -159,7 +159,7 @@ class CopyHead(torch.nn.Module):
 
 
 @dataclass
-class FiDReader:
+class FiDReader(BaseReader):
     """``read(question, evidence) -> [Answer]`` with the decoder fusing all passages."""
 
     model: Any
@@ -366,8 +366,15 @@ class FiDReader:
                    allow_no_answer: bool = True) -> list[list[Answer]]:
         set_threads()
         self.trainable().eval()
-        if not questions:
-            return []
+        results: list[list[Answer]] = [[] for _ in questions]
+        have = [i for i, evs in enumerate(evidences) if evs]  # nothing to read: no answer, not a guess
+        if not have:
+            return results
+        if len(have) < len(questions):
+            for i, answers in zip(have, self.read_batch([questions[i] for i in have], [evidences[i] for i in have],
+                                                        top_n, allow_no_answer), strict=True):
+                results[i] = answers
+            return results
         with autocast(self.device, self.bf16):
             fused = self.encode(questions, evidences)
         fused.hidden = fused.hidden.float()

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-GENERATOR_VERSION = "gen-2"
+GENERATOR_VERSION = "gen-3"
 
 def _words(s: str) -> frozenset[str]:
     return frozenset(s.split())
@@ -218,8 +218,10 @@ def head_split(desc: str) -> tuple[str, str, str]:
 
 def gloss_kind(desc: str, doc: Doc) -> str:
     """noun | verb | adj | adv for a WordNet-style gloss (from the synset id when present)."""
-    pos = str(doc.metadata.get("pos") or doc.metadata.get("synset", "")[:1] or (doc.id.split(".")[0]
-                                                                                   if doc.id[:2] in ("n.", "v.", "a.", "r.") else ""))
+    ent = str(doc.metadata.get("entity") or "")
+    pos = str(doc.metadata.get("pos") or doc.metadata.get("synset", "")[:1]
+              or (ent[:1] if re.fullmatch(r"[nvar]\.\d{8}", ent) else "")
+              or (doc.id.split(".")[0] if doc.id[:2] in ("n.", "v.", "a.", "r.") else ""))
     if pos in ("v",):
         return "verb"
     if pos in ("a", "s"):
@@ -420,7 +422,7 @@ def span_questions(doc: Doc, rng: random.Random, n: int, code: bool = False,
             cl = desc[:nm.start()] + "how many" + desc[nm.end():]
             out.append(QA(_q(f"{subj} is {cl}"), [num], "number", "how many", "number"))
     if doc.kind == "kb_fact" and doc.title.lower() not in ambiguous:
-        out += kb_relation_questions(doc, rng)
+        out += kb_relation_questions(doc, rng, n=max(1, n - 1))
     if kind in ("function", "method", "class"):
         out += code_questions(doc, subj, sig, rng)
     # named entities in the description (places, people, groups): "Where is X?" / cloze
@@ -438,6 +440,8 @@ def span_questions(doc: Doc, rng: random.Random, n: int, code: bool = False,
             cl = desc[:cm.start()] + "what" + desc[cm.end():]
             out.append(QA(_q(f"{subj}: {cl}"), [ent], "entity", "what", "entity"))
     rng.shuffle(out)
+    # numbers, dates and relation objects are rarer than capitalised words: ask about them first
+    out.sort(key=lambda qa: qa.qtype == "entity")
     seen: set[str] = set()
     res = []
     for qa in out:
@@ -451,26 +455,55 @@ def span_questions(doc: Doc, rng: random.Random, n: int, code: bool = False,
     return res
 
 
-def kb_relation_questions(doc: Doc, rng: random.Random) -> list[QA]:
-    """``subject, relation: object, relation: object.`` of a verbalized KB passage -> relation questions."""
+# how often a relation is asked about, relative to 1: people rarely ask for a derivational form
+RELATION_WEIGHT = {"derivationally related form": 0.15, "similar to": 0.4, "also see": 0.2, "verb group": 0.2,
+                   "domain of synset usage": 0.3, "hyponym": 0.5, "instance hyponym": 0.5, "pertainym": 0.5}
+
+
+def passage_facts(doc: Doc) -> dict[str, list[str]]:
+    """``relation -> objects`` of the passage's own subject: from the ``facts`` the verbalizer
+    records in the passage metadata, else parsed from the ``subject, relation: object, …`` line."""
+    by_rel: dict[str, list[str]] = defaultdict(list)
+    facts = doc.metadata.get("facts") if doc.metadata else None
+    if facts:
+        for subj, rel, obj in facts:
+            if subj == doc.title and obj and obj.lower() != subj.lower():
+                by_rel[rel].append(obj)
+        return by_rel
+    m = re.search(r"(?:^|\. )" + re.escape(doc.title) + r", ([a-z][a-z ]*: .+?)\.(?: [A-Z]|$)", doc.text)
+    if m:
+        for item in re.split(r", (?=[a-z][a-z ]*: )", m.group(1)):
+            rel, sep, obj = item.partition(": ")
+            if sep and obj.strip() and obj.strip().lower() != doc.title.lower():
+                by_rel[rel.strip()].append(obj.strip())
+    return by_rel
+
+
+def subject_phrase(subj: str, doc: Doc, rng: random.Random) -> str:
+    """"dog" -> "a dog" or "the dog" some of the time: people put articles before common nouns."""
+    if not subj[:1].islower() or gloss_kind("", doc) != "noun":
+        return subj
+    r = rng.random()
+    if r < 0.4:
+        return ("an " if subj[0] in "aeiou" else "a ") + subj
+    return "the " + subj if r < 0.55 else subj
+
+
+def kb_relation_questions(doc: Doc, rng: random.Random, n: int = 2) -> list[QA]:
+    """Questions about the objects of the passage subject's KB relations, several phrasings per
+    relation (``kira.reader.questions.DEFAULT_TEMPLATES``); a relation with more than three objects
+    has no single answer a person would expect, so it is not asked."""
     from kira.reader.questions import DEFAULT_TEMPLATES, GENERIC
 
-    subj = doc.title
-    m = re.search(re.escape(subj) + r", (.+?)\.(?: [A-Z]|$)", doc.text)
-    if not m:
-        return []
-    by_rel: dict[str, list[str]] = defaultdict(list)
-    for item in re.split(r", (?=[a-z][a-z ]*: )", m.group(1)):
-        rel, sep, obj = item.partition(": ")
-        if sep and obj.strip():
-            by_rel[rel.strip()].append(obj.strip())
+    rels = [(r, objs) for r, objs in sorted(passage_facts(doc).items()) if 0 < len(objs) <= 3]
     out = []
-    for rel, objs in by_rel.items():
-        if len(objs) > 2:
-            continue
+    while rels and len(out) < n:
+        weights = [RELATION_WEIGHT.get(r, 1.0) for r, _ in rels]
+        i = rng.choices(range(len(rels)), weights=weights)[0]
+        rel, objs = rels.pop(i)
         pats = DEFAULT_TEMPLATES.get(rel) or GENERIC
-        p = pats[rng.randrange(len(pats))]
-        out.append(QA(_q(p.format(subject=subj, relation=rel)), objs, "relation", "what", rel))
+        q = pats[rng.randrange(len(pats))].format(subject=subject_phrase(doc.title, doc, rng), relation=rel)
+        out.append(QA(_q(q), list(dict.fromkeys(objs)), "relation", "what", rel))
     return out
 
 
@@ -654,28 +687,17 @@ def docs_from_jsonl(path: str, max_docs: int | None = None, seed: int = 0) -> li
     return docs
 
 
-def docs_from_wordnet(path: str = "/usr/share/wordnet", max_docs: int | None = None, seed: int = 0,
-                      kb_facts: bool = True) -> list[Doc]:
-    """WordNet synset passages exactly as ``index build --source wordnet:`` writes them, plus
-    (``kb_facts``) verbalized relation passages like the WordNet KB's."""
-    from kira.kb.wordnet import RELATION_NAMES, TEMPLATES, iter_synsets, synset_text
+def docs_from_wordnet(path: str = "/usr/share/wordnet", max_docs: int | None = None, seed: int = 0) -> list[Doc]:
+    """WordNet passages exactly as ``kira kb add wordnet`` writes them into the index (one passage
+    per synset: every lemma, the gloss, its facts named and verbalized), so the reader pretrains on
+    the text it will read at ask time."""
+    from kira.kb.plugin import collect, default_templates
+    from kira.kb.registry import make_source
+    from kira.kb.verbalize import verbalize_kb
 
-    syns = list(iter_synsets(path))
-    docs = [Doc(s.id, s.name, synset_text(s), "wordnet-synsets", "passage", {"synset": s.id, "pos": s.pos})
-            for s in syns]
-    if kb_facts:
-        by_id = {s.id: s for s in syns}
-        for s in syns:
-            facts = sorted({(RELATION_NAMES[sym], t) for sym, t, _, _ in s.pointers if t in by_id},
-                           key=lambda x: (x[0], by_id[x[1]].name))[:16]
-            if not facts:
-                continue
-            sym_of = {v: k for k, v in RELATION_NAMES.items()}
-            lin = s.name + ", " + ", ".join(f"{r}: {by_id[t].name}" for r, t in facts) + "."
-            sents = " ".join((TEMPLATES.get(sym_of[r]) or "{subject} has {relation} {object}").format(
-                subject=s.name, object=by_id[t].name, relation=r).capitalize() + "." for r, t in facts)
-            docs.append(Doc(f"wordnet:{s.id}:0", s.name, f"{s.name}: {s.gloss}. {lin} {sents}", "wordnet",
-                            "kb_fact", {"kind": "kb_fact"}))
+    kb = collect(make_source("wordnet", "wordnet", [path]), "wordnet")
+    docs = [Doc(p.id, p.title or "", p.text, "wordnet", "kb_fact", dict(p.metadata or {}))
+            for p in verbalize_kb("wordnet", kb.entities, kb.relations, kb.triples, default_templates("wordnet"))]
     if max_docs and len(docs) > max_docs:
         docs = sorted(random.Random(seed).sample(docs, max_docs), key=lambda d: d.id)
     return docs

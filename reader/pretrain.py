@@ -35,7 +35,8 @@ class PretrainRecipe:
     max_length: int = 128
     lr: float = 1.5e-4
     freeze_layers: int = 2
-    per_passage: int = 3
+    per_passage: int = 4
+    name_share: float = 0.5  # description -> name questions; the rest: relations, numbers, dates, entities
     max_docs: int = 40_000
     seed: int = 0
 
@@ -65,8 +66,8 @@ def pretrain_records(recipe: PretrainRecipe, docs=None) -> list[dict[str, Any]]:
 
     docs = docs if docs is not None else docs_from_wordnet(max_docs=recipe.max_docs, seed=recipe.seed)
     n_needed = recipe.steps * recipe.batch_size * 12 // 10 + 500
-    recs = generate(docs, per_passage=recipe.per_passage, seed=recipe.seed, negatives=recipe.n_passages - 1,
-                    limit=n_needed * 10 // 9)
+    recs = generate(docs, per_passage=recipe.per_passage, name_share=recipe.name_share, seed=recipe.seed,
+                    negatives=recipe.n_passages - 1, limit=n_needed * 10 // 9)
     return [dict(r, contexts=contexts_of(r)) for r in recs]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kira.schema import Answer, Evidence
+from kira.schema import Answer, BaseReader, Evidence
 from kira.tables.hybrid import choose
 from kira.tables.parser import TableParser, pick_table, table_frame
 from kira.tables.values import cell_text
@@ -20,7 +20,7 @@ from kira.tables.values import cell_text
 MIN_TABLE_SCORE = 0.2  # pick_table score under which a question is taken as not about any table
 
 
-class ParserTableReader:
+class ParserTableReader(BaseReader):
     """A ``Reader`` over tables: ``read(question, evidence)`` → answers with SQL and cells."""
 
     name = "table-parser"
@@ -51,7 +51,8 @@ class ParserTableReader:
         best = max(ranked, key=lambda x: (x[1] + (0.05 if x[0] in retrieved else 0.0)), default=None)
         return best if best and best[1] >= MIN_TABLE_SCORE else None
 
-    def read(self, question: str, evidence: list[Evidence], top_n: int = 1) -> list[Answer]:
+    def read(self, question: str, evidence: list[Evidence], top_n: int = 1,
+             allow_no_answer: bool = True) -> list[Answer]:
         routed = self.route(question, evidence)
         if routed is None:
             return []

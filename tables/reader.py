@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kira.schema import Answer, Evidence
+from kira.schema import Answer, BaseReader, Evidence
 from kira.tables.generate import view_frame
 from kira.tables.linearize import ngrams, snapshot_columns, snapshot_rows
 from kira.tables.tapas import TableQAModel
@@ -80,7 +80,7 @@ def lookup_baseline(frame: pd.DataFrame, question: str) -> tuple[list[str], tupl
     return [cell_text(frame.iat[r, best])], (r, best)
 
 
-class TableReader:
+class TableReader(BaseReader):
     """A ``kira.schema.Reader`` over ``table`` evidence (``name = "tapas"``)."""
 
     name = "tapas"
@@ -98,7 +98,8 @@ class TableReader:
         """Answer from a named table (the whole table, snapshot if long)."""
         return self._answers(question, [(table, evidence)])[0]
 
-    def read(self, question: str, evidence: list[Evidence], top_n: int = 1) -> list[Answer]:
+    def read(self, question: str, evidence: list[Evidence], top_n: int = 1,
+             allow_no_answer: bool = True) -> list[Answer]:
         tables: dict[str, Evidence] = {}
         for ev in evidence:
             t = (ev.metadata or {}).get("table")
@@ -106,7 +107,7 @@ class TableReader:
                 tables[t] = ev
         if not tables:
             return []
-        answers = self._answers(question, list(tables.items()))
+        answers = [a for a in self._answers(question, list(tables.items())) if allow_no_answer or not a.no_answer]
         answers.sort(key=lambda a: (a.no_answer, -a.score))
         return answers[:top_n]
 

@@ -65,6 +65,33 @@ def test_generator_types_answers_and_determinism():
     assert all("Adolphe" not in q for q in sax_names)
 
 
+def test_relation_questions_from_verbalized_kb_passages():
+    """KB passages as ``kira kb add`` writes them: relation objects are asked about in several
+    phrasings, a relation with many objects is not, and common nouns may take an article."""
+    from kira.kb.verbalize import verbalize_kb
+    from kira.schema import Entity, Relation, Triple
+
+    ents = {"n.00000001": Entity("n.00000001", "w", "dog", aliases=["domestic dog"], description="a domesticated canid"),
+            "n.00000002": Entity("n.00000002", "w", "canine"), "n.00000003": Entity("n.00000003", "w", "pack")}
+    ents |= {f"n.0000010{i}": Entity(f"n.0000010{i}", "w", f"breed{i}") for i in range(5)}
+    rels = {"@": Relation("@", "w", "hypernym"), "#m": Relation("#m", "w", "member holonym"),
+            "~": Relation("~", "w", "hyponym")}
+    triples = [Triple("w", "n.00000001", "@", "n.00000002"), Triple("w", "n.00000001", "#m", "n.00000003")]
+    triples += [Triple("w", "n.00000001", "~", f"n.0000010{i}") for i in range(5)]
+    [p] = [x for x in verbalize_kb("w", ents, rels, triples, {"@": "{subject} is a kind of {object}"})
+           if x.title == "dog"]
+    doc = g.Doc(p.id, p.title, p.text, "w", "kb_fact", dict(p.metadata))
+    assert g.passage_facts(doc)["hypernym"] == ["canine"] and len(g.passage_facts(doc)["hyponym"]) == 5
+    recs = g.generate([doc] * 1, per_passage=4, name_share=0.25, heldout=0.0, negatives=0, seed=0)
+    rel = [r for r in recs if r["qtype"] == "relation"]
+    assert rel and {r["answer_type"] for r in rel} <= {"hypernym", "member holonym"}
+    answers = {r["answer_type"]: r["answers"] for r in rel}
+    assert answers.get("hypernym", ["canine"]) == ["canine"] and answers.get("member holonym", ["pack"]) == ["pack"]
+    phrasings = {g.kb_relation_questions(doc, __import__("random").Random(s), n=1)[0].question for s in range(40)}
+    assert len(phrasings) >= 6 and any(q.lower().startswith(("what is a dog", "what sort of thing is a dog",
+                                                              "what kind of thing is a dog")) for q in phrasings)
+
+
 def test_heldout_split_by_passage_and_answer():
     docs = [g.Doc(f"d{i}", f"Thing{i}", f"Thing{i} is a small device made in Town{i} in {1900 + i}.")
             for i in range(200)]
