@@ -106,3 +106,53 @@ def list_artifacts(models_dir: str | os.PathLike, current_sources: Iterable[dict
                      "created_at": cfg.get("created_at"), "stale": stale_sources(cfg, current),
                      "sources": [s["name"] for s in cfg.get("sources") or []]})
     return rows
+
+
+# ---- where a workspace keeps its artifacts: the one place these names are written --------------
+WORKSPACE_ROLES = ("reader-extractive", "reader-fid", "reader-data", "table-parser", "table-qa", "table-data",
+                   "graph-cache", "dpr")
+
+
+def role_dir(models_dir: str | os.PathLike, role: str) -> Path:
+    """``models/<role>``: the directory of a workspace-wide artifact (the default readers, the table
+    parser, TAPAS, the graph cache, the fine-tuned DPR encoder)."""
+    if role not in WORKSPACE_ROLES:
+        raise KiraError(f"unknown artifact role {role!r} (known: {', '.join(WORKSPACE_ROLES)})")
+    return Path(models_dir) / role
+
+
+def kb_artifact_dir(models_dir: str | os.PathLike, kb: str, model: str) -> Path:
+    """``models/<kb>-<model>``: an artifact trained for one KB (embeddings, Graph-BERT, GraphFormers),
+    removed with the KB. Its ``kira.json`` must say ``"kb": <kb>`` (see ``kb_artifact_dirs``)."""
+    d = Path(models_dir) / f"{kb}-{model}"
+    if d.name in WORKSPACE_ROLES:
+        raise KiraError(f"a KB named {kb!r} with model {model!r} would overwrite the workspace's {d.name}")
+    return d
+
+
+def kb_artifact_dirs(models_dir: str | os.PathLike, kb: str) -> list[Path]:
+    """Artifacts trained for KB ``kb``: ``<kb>-*`` directories whose ``kira.json`` names that KB.
+
+    The name alone is not enough: KB ``wordnet``'s glob also matches ``wordnet-small-transe`` (KB
+    ``wordnet-small``), and a KB named ``reader`` would match the default readers."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    out = []
+    for d in sorted(root.glob(f"{glob_escape(kb)}-*")):
+        if not d.is_dir() or d.name in WORKSPACE_ROLES or not (d / CONFIG_FILE).exists():
+            continue
+        try:
+            owner = json.loads((d / CONFIG_FILE).read_text()).get("kb")
+        except (OSError, ValueError):
+            continue
+        if owner == kb:
+            out.append(d)
+    return out
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters quoted, for ``Path.glob``."""
+    import glob
+
+    return glob.escape(name)

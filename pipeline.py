@@ -69,7 +69,10 @@ def evidence_kind(e: Evidence) -> str:
 
 
 def default_reader_dir(cfg, kind: str) -> Path:
-    return Path(cfg.models_dir) / f"reader-{kind}"
+    """``models/reader-<kind>``: the workspace's default extractive or FiD reader."""
+    from kira.artifacts import role_dir
+
+    return role_dir(cfg.models_dir, f"reader-{kind}")
 
 
 class QAPipeline:

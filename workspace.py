@@ -266,20 +266,48 @@ def answering_store(cfg, version) -> DuckDBStore | None:
 
 def upgrade(workspace: str | os.PathLike | None) -> str:
     """``kira workspace upgrade``: give the current index version its store snapshot when it was
-    built before snapshots existed and the store still holds exactly its passages; a clear error
-    naming ``kira index build --full`` when the store has moved on."""
+    built before snapshots existed and the store still holds exactly its passages (a clear error
+    naming ``kira index build --full`` when the store has moved on), and stamp the owning KB into
+    ``<kb>-<model>`` artifacts written before artifacts named it (``kira.artifacts.kb_artifact_dirs``)."""
     from kira.index_build.versions import current_version
 
     with opened(workspace, write=True) as (cfg, store):
+        stamped = stamp_kb_artifacts(cfg.models_dir, store.list_kbs())
+        note = f"; {len(stamped)} KB artifact(s) now name their KB" if stamped else ""
         try:
             cur = current_version(cfg.indexes_dir)
         except KiraError:
-            return f"{cfg.workspace}: no index version yet; nothing to upgrade"
+            return f"{cfg.workspace}: no index version yet; nothing else to upgrade{note}"
         if cur.snapshot_path.exists():
-            return f"{cfg.workspace}: up to date ({cur.name} has its store snapshot)"
+            return f"{cfg.workspace}: up to date ({cur.name} has its store snapshot){note}"
         ids = {p.id for batch in store.iter_passages() for p in batch}
         if ids != set(cur.docids()) - {""}:
             raise KiraError(f"{cur.name} was built from other passages than the store holds now; "
                             "run `kira index build --full` to publish a version with its snapshot")
         rows = store.write_snapshot(cur.snapshot_path)
-        return f"{cfg.workspace}: {cur.name} now has its store snapshot ({rows.get('passages', 0)} passages)"
+        return f"{cfg.workspace}: {cur.name} now has its store snapshot ({rows.get('passages', 0)} passages){note}"
+
+
+KB_MODEL_SUFFIXES = ("transe", "transh", "transd", "kepler", "graph-bert", "graphformers")
+
+
+def stamp_kb_artifacts(models_dir: Path, kbs: list[str]) -> list[Path]:
+    """Older ``<kb>-<model>`` artifacts without a ``kb`` field get it, when exactly one current KB
+    and a known KB model explain the directory name."""
+    import json
+
+    from kira.artifacts import CONFIG_FILE
+
+    out = []
+    for d in sorted(Path(models_dir).glob("*-*")) if Path(models_dir).is_dir() else []:
+        cfg_file = d / CONFIG_FILE
+        if not cfg_file.exists():
+            continue
+        conf = json.loads(cfg_file.read_text())
+        if conf.get("kb"):
+            continue
+        owners = [kb for kb in kbs if d.name in (f"{kb}-{m}" for m in KB_MODEL_SUFFIXES)]
+        if len(owners) == 1:
+            cfg_file.write_text(json.dumps({**conf, "kb": owners[0]}, indent=2, sort_keys=True))
+            out.append(d)
+    return out

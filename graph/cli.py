@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from kira.artifacts import kb_artifact_dir
 from kira.clikit import JsonOpt, WorkspaceOpt, run
 
 app = typer.Typer(help="Graph views and graph PLMs over KBs.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -76,7 +77,7 @@ def train_graph_bert(
                                                  encoder=None if features == "id" else features)
             report = p.fit(store.iter_triples(kb, split="train"), steps=steps, pretrain_steps=pretrain_steps,
                            batch_size=batch_size, lr=lr)
-            d = gb.save(p.model, Path(out) if out else cfg.models_dir / f"{kb}-graph-bert", node_ids=view.node_ids,
+            d = gb.save(p.model, Path(out) if out else kb_artifact_dir(cfg.models_dir, kb, "graph-bert"), node_ids=view.node_ids,
                         extra={"kb": kb, "graph_key": view.key, "relation_ids": view.relation_ids, **report})
             _print({"artifact": str(d), **report}, as_json)
     run(body)
@@ -102,7 +103,7 @@ def train_graphformers(
             p = GraphFormersLinkPredictor.create(view, base=base, device=cfg.device, neighbours=neighbours,
                                                  max_length=max_length)
             report = p.fit(store.iter_triples(kb, split="train"), steps=steps, batch_size=batch_size, lr=lr)
-            d = p.model.save(Path(out) if out else cfg.models_dir / f"{kb}-graphformers",
+            d = p.model.save(Path(out) if out else kb_artifact_dir(cfg.models_dir, kb, "graphformers"),
                              extra={"kb": kb, "graph_key": view.key, "relation_ids": view.relation_ids, **report})
             _print({"artifact": str(d), **report}, as_json)
     run(body)

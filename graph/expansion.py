@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from kira.artifacts import kb_artifact_dirs
 from kira.graph.view import GraphView, load_view
 from kira.retriever.fusion import fuse_evidence
 from kira.schema import BaseRetriever, Evidence
@@ -190,7 +191,7 @@ class GraphExpansionRetriever(BaseRetriever):
             return self._scorers[kb]
         found = None
         if self.models_dir is not None and self.models_dir.is_dir():
-            for d in sorted(self.models_dir.glob(f"{kb}-*")):
+            for d in kb_artifact_dirs(self.models_dir, kb):
                 if (d / "kira.json").exists():
                     found = _load_scorer(d, self.view(kb))
                     if found is not None:

@@ -23,6 +23,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+from kira.artifacts import role_dir
 from kira.errors import KiraError
 
 
@@ -390,7 +391,7 @@ def load_view(store, kb: str, splits: Sequence[str] | None = None,
 
 def cache_dir_for(cfg) -> Path:
     """Where a workspace keeps pickled graph views."""
-    return Path(cfg.models_dir) / "graph-cache"
+    return role_dir(cfg.models_dir, "graph-cache")
 
 
 def _safe(name: str) -> str:

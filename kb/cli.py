@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from kira.artifacts import kb_artifact_dir, kb_artifact_dirs
 from kira.clikit import JsonOpt, ReplaceOpt, WorkspaceOpt, run
 from kira.errors import KiraError
 
@@ -167,7 +168,7 @@ def embed(
             all_triples = list(store.iter_triples(kb))
             entities = list(store.iter_entities(kb))
             relations = [r.id for r in store.list_relations(kb)]
-            target = out or Path(cfg.models_dir) / f"{kb}-{model}"
+            target = out or kb_artifact_dir(cfg.models_dir, kb, model)
             if model == "kepler":
                 from kira.kb.kepler import Kepler
 
@@ -279,7 +280,7 @@ def eval_kb(
         with _opened(workspace) as (cfg, store):
             target = model
             if target is None:
-                cands = [p for p in Path(cfg.models_dir).glob(f"{kb}-*") if (p / "kira.json").exists()]
+                cands = kb_artifact_dirs(cfg.models_dir, kb)
                 if not cands:
                     raise KiraError(f"no embedding artifact for {kb!r} under {cfg.models_dir}; run `kira kb embed --kb {kb}`")
                 target = max(cands, key=lambda p: p.stat().st_mtime)

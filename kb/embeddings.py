@@ -97,6 +97,9 @@ class KGEmbedder:
         report = train_ids(self.module, self.vocab.ids(triples), self.cfg, len(self.vocab.entities), log_every)
         self.meta.update({"n_train": len(triples), "seconds": report["seconds"],
                           "triples_per_s": report["triples_per_s"], "final_loss": report["losses"][-1]})
+        kbs = {t.kb for t in triples}
+        if len(kbs) == 1:  # the artifact says which KB it belongs to (removed with it)
+            self.meta["kb"] = kbs.pop()
         return report
 
     def _need(self) -> nn.Module:

@@ -220,6 +220,9 @@ class Kepler:
         self.mlm.eval()
         self.set_entities(list(ents.values()))
         self.meta.update({"n_train": n, "seconds": secs, "final_loss": losses[-1]})
+        kbs = {t.kb for t in triples}
+        if len(kbs) == 1:  # the artifact says which KB it belongs to (removed with it)
+            self.meta["kb"] = kbs.pop()
         return {"losses": losses, "ke_losses": ke_losses, "mlm_losses": mlm_losses, "seconds": secs,
                 "triples_per_s": n * c["epochs"] / max(secs, 1e-9)}
 

@@ -156,7 +156,7 @@ def list_kbs(store) -> list[dict[str, Any]]:
 
 
 def remove_kb(store, name: str, models_dir: str | Path | None = None) -> list[str]:
-    """Remove the KB's facts and passages and its embedding artifacts (``models/<name>-*``).
+    """Remove the KB's facts and passages and the artifacts trained for it (``kira.artifacts.kb_artifact_dirs``).
 
     Returns the artifact directories deleted.
     """
@@ -164,9 +164,10 @@ def remove_kb(store, name: str, models_dir: str | Path | None = None) -> list[st
         require_source_kind(store, name, "kb")  # never removes a text source or a table
     store.remove_source(name)
     removed = []
-    if models_dir is not None and Path(models_dir).is_dir():
-        for d in sorted(Path(models_dir).glob(f"{name}-*")):
-            if d.is_dir():
-                shutil.rmtree(d)
-                removed.append(str(d))
+    if models_dir is not None:
+        from kira.artifacts import kb_artifact_dirs
+
+        for d in kb_artifact_dirs(models_dir, name):
+            shutil.rmtree(d)
+            removed.append(str(d))
     return removed

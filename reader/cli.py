@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from kira.artifacts import role_dir
 from kira.clikit import WorkspaceOpt
 
 app = typer.Typer(help="Train and inspect readers.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -90,7 +91,7 @@ def train(
             from kira.config import load_config
 
             cfg = load_config(workspace)
-        out = str(cfg.models_dir / f"reader-{kind}")
+        out = str(role_dir(cfg.models_dir, f"reader-{kind}"))
     opts = TrainOptions(kind=kind, base=base, epochs=epochs, lr=lr, batch_size=batch_size, n_passages=k,
                         max_length=max_length, max_questions=max_questions, max_seconds=max_seconds,
                         calibrate_seconds=calibrate_seconds, freeze_encoder=freeze_encoder, copy_head=copy_head,

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kira.artifacts import role_dir
 from kira.errors import KiraError
 
 
@@ -104,9 +105,8 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     fine-tuned extractive encoder, trained on the same questions. ``extractive_seconds`` and
     ``fid_seconds`` are wall-clock *caps* (a far-too-slow machine stops early, with a warning);
     the budgets are step counts. ``bases`` (tests, experiments) skips pretraining for the kinds it names."""
-    from kira.pipeline import default_reader_dir
 
-    dirs = {kind: default_reader_dir(cfg, kind) for kind in kinds}
+    dirs = {kind: role_dir(cfg.models_dir, f"reader-{kind}") for kind in kinds}
     todo = [kind for kind, d in dirs.items() if force or not _ready(d)]
     info: dict[str, Any] = {"paths": {k: str(d) for k, d in dirs.items()}, "trained": todo}
     if not todo:
@@ -116,7 +116,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     from kira.retriever import open_retrievers, resolve_version
 
     bases = dict(bases or {})
-    data_dir = Path(cfg.models_dir) / "reader-data"
+    data_dir = role_dir(cfg.models_dir, "reader-data")
     if "extractive" in todo and "extractive" not in bases and pretrain:
         from kira.reader.pretrain import ensure_pretrained
 
@@ -168,7 +168,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
         shutil.rmtree(tmp, ignore_errors=True)
         p = plans[kind]
         if kind == "fid" and p["base"] is None:
-            extractive = default_reader_dir(cfg, "extractive")
+            extractive = role_dir(cfg.models_dir, "reader-extractive")
             p["base"] = f"bert2bert:{extractive}" if _ready(extractive) else "bert2bert:minilm-l6"
         if log:
             log(f"training default {kind} reader on {len(rows)} generated questions ({ctx_file.name}) from "

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from kira.artifacts import role_dir
 from kira.clikit import WorkspaceOpt, run
 from kira.errors import KiraError
 
@@ -101,7 +102,7 @@ def train(
 
         rows = load_questions(questions)
         examples, rep = mine_examples(rows, BM25Retriever(version), k=bm25_k)
-        dest = Path(out or (cfg.models_dir / "dpr")).resolve()  # the manifest records it; keep it absolute
+        dest = Path(out or role_dir(cfg.models_dir, "dpr")).resolve()  # the manifest records it; keep it absolute
 
         def log(m: str) -> None:
             print(m, file=sys.stderr)

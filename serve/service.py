@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kira.artifacts import kb_artifact_dir
 from kira.config import KiraConfig
 from kira.errors import KiraError
 
@@ -323,7 +324,7 @@ class Workspace:
             learned_from = [store.get_source(name)] if store.get_source(name) else None
         emb = KGEmbedder(model, epochs=epochs, device=self.cfg.device)
         report = emb.fit(train, entities=entities, relations=relations)
-        target = Path(self.cfg.models_dir) / f"{name}-{model}"
+        target = kb_artifact_dir(self.cfg.models_dir, name, model)
         emb.save(target, extra={"kb": name}, sources=learned_from)
         return _jsonable({"artifact": target.name, "seconds": report.get("seconds"),
                           "triples_per_s": report.get("triples_per_s")})
@@ -344,8 +345,9 @@ class Workspace:
 
 def find_kb_model(models_dir: Path, kb: str) -> Path:
     """The newest embedding artifact for a KB: ``models/<kb>-<model>`` as ``kira kb embed`` saves it."""
-    candidates = [p for p in Path(models_dir).glob(f"{kb}-*")
-                  if p.name[len(kb) + 1:] in (*EMBED_MODELS, "kepler") and (p / "kira.json").exists()]
+    from kira.artifacts import kb_artifact_dirs
+
+    candidates = [p for p in kb_artifact_dirs(models_dir, kb) if p.name[len(kb) + 1:] in (*EMBED_MODELS, "kepler")]
     if not candidates:
         raise NotFound(f"no trained embedding for knowledge base {kb!r} under {models_dir} "
                        f"(train one with `kira kb embed --kb {kb}`)")

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from kira.artifacts import role_dir
 from kira.clikit import JsonOpt, ReplaceOpt, WorkspaceOpt
 
 app = typer.Typer(help="Ingest tables and train table QA.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -26,7 +27,7 @@ def _store(workspace: str | None, write: bool = False):
 
 
 def _default_model(cfg) -> str:
-    return str(cfg.models_dir / "table-qa")
+    return str(role_dir(cfg.models_dir, "table-qa"))
 
 
 def _load_model(cfg, spec: str | None):
@@ -186,7 +187,7 @@ def train_parser_cmd(
     cfg, store = _store(workspace)
     tapas = tapas or (_default_model(cfg) if (Path(_default_model(cfg)) / "kira.json").exists() else None)
     with store:
-        summary = run_training(store, out or str(cfg.models_dir / "table-parser"), base=base, steps=steps,
+        summary = run_training(store, out or str(role_dir(cfg.models_dir, "table-parser")), base=base, steps=steps,
                                batch_size=batch_size, per_table_real=per_table_real, n_random=random_tables,
                                per_table_random=per_table_random, val_per_table=val_per_table,
                                max_seconds=max_seconds, layers=layers, seed=seed, tapas_model=tapas,
@@ -203,7 +204,7 @@ def ask_table(question: str, table: Annotated[str | None, typer.Option(help="Tab
     from kira.tables.parser import TableParser, pick_table, table_frame
 
     cfg, store = _store(workspace)
-    spec = parser or str(cfg.models_dir / "table-parser")
+    spec = parser or str(role_dir(cfg.models_dir, "table-parser"))
     from pathlib import Path
 
     if not (Path(spec) / "kira.json").exists():
@@ -261,8 +262,8 @@ def eval_tables(questions: Annotated[str, typer.Option("--questions", help="JSON
         _, store = _store(workspace, write=True)
         with store:
             _ingest_named_packaged(store, {r["table"] for r in rows})
-    parser_spec = parser or (str(cfg.models_dir / "table-parser")
-                             if (cfg.models_dir / "table-parser" / "kira.json").exists() else None)
+    parser_spec = parser or (str(role_dir(cfg.models_dir, "table-parser"))
+                             if (role_dir(cfg.models_dir, "table-parser") / "kira.json").exists() else None)
     have_tapas = model is not None or (Path(_default_model(cfg)) / "kira.json").exists()
     if parser_spec is None and not have_tapas:
         _load_model(cfg, model)  # raises the "train one" message

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from kira.artifacts import role_dir
 from kira.errors import KiraError
 from kira.isolated import run_kira_json
 
@@ -87,7 +88,7 @@ def _training_workspace(cfg, log: Callable[[str], None] | None) -> tuple[Path, l
     user's store) and the names of its tables."""
     from kira.kb.store import open_store
 
-    data_ws = Path(cfg.models_dir) / "table-data"
+    data_ws = role_dir(cfg.models_dir, "table-data")
     data_ws.mkdir(parents=True, exist_ok=True)
     with open_store(data_ws / "store.duckdb") as store:
         return data_ws, _training_store_tables(store, log)
@@ -109,7 +110,7 @@ def ensure_default_table_model(cfg, max_seconds: float = 420, steps: int = 3000,
                                base: str = "minilm-l6", log: Callable[[str], None] | None = print,
                                **settings: Any) -> dict[str, Any]:
     """Path (and, when trained now, the training summary) of the workspace's default table model."""
-    final = Path(cfg.models_dir) / "table-qa"
+    final = role_dir(cfg.models_dir, "table-qa")
     info: dict[str, Any] = {"path": str(final), "trained": False}
     if (final / "kira.json").exists() and not force:
         return info
@@ -146,7 +147,7 @@ def ensure_default_table_parser(cfg, max_seconds: float = 1500, force: bool = Fa
     """Path (and, when trained now, the training summary) of the workspace's default table parser
     (``models/table-parser``), trained once -- like the default table-QA model -- in a fresh interpreter
     on the packaged tables minus the held-out list, plus random-schema tables."""
-    final = Path(cfg.models_dir) / "table-parser"
+    final = role_dir(cfg.models_dir, "table-parser")
     info: dict[str, Any] = {"path": str(final), "trained": False}
     if (final / "kira.json").exists() and not force:
         return info
@@ -155,7 +156,7 @@ def ensure_default_table_parser(cfg, max_seconds: float = 1500, force: bool = Fa
     if log:
         log(f"training the default table parser on questions from {len(names)} real tables and "
             f"{opts['random_tables']} random-schema tables ({opts['steps']} steps) …")
-    tapas = Path(cfg.models_dir) / "table-qa"
+    tapas = role_dir(cfg.models_dir, "table-qa")
     with_tapas = ["--tapas", str(tapas)] if (tapas / "kira.json").exists() else []
     summary = _train_once(final, lambda tmp: [
         "train-parser", "--workspace", str(data_ws), "--base", base, "--out", str(tmp),

@@ -45,3 +45,20 @@ def test_models_list_marks_stale_and_upgrade_adds_snapshots(workspace):
     v2.snapshot_path.unlink()
     res = runner.invoke(app, ["workspace", "upgrade", "-w", str(workspace)])
     assert res.exit_code == 0 and "now has its store snapshot" in res.output and v2.snapshot_path.exists()
+
+
+def test_upgrade_stamps_the_owning_kb_into_older_kb_artifacts(workspace):
+    cfg = load_config(workspace)
+    (workspace / "geo.tsv").write_text("Danube\tflows_through\tVienna\n")
+    with DuckDBStore(cfg.store_path) as store:
+        add_kb(store, "geo", "tsv", [str(workspace / "geo.tsv")])
+    old = cfg.models_dir / "geo-transe"
+    old.mkdir(parents=True)
+    (old / "kira.json").write_text(json.dumps({"type": "kge", "format_version": 1}))  # before "kb" existed
+    (cfg.models_dir / "geo-notes").mkdir()
+    res = CliRunner().invoke(app, ["workspace", "upgrade", "-w", str(workspace)])
+    assert res.exit_code == 0 and "1 KB artifact(s) now name their KB" in res.output
+    assert json.loads((old / "kira.json").read_text())["kb"] == "geo"
+    from kira.artifacts import kb_artifact_dirs
+
+    assert kb_artifact_dirs(cfg.models_dir, "geo") == [old]

@@ -220,13 +220,32 @@ def test_failed_readd_keeps_previous_version(store, tsv_kb, tmp_path):
 def test_remove_kb_removes_facts_passages_and_embeddings(store, tsv_kb, tmp_path):
     add_kb(store, "geo", "tsv", tsv_kb)
     models = tmp_path / "models"
-    (models / "geo-transe").mkdir(parents=True)
-    (models / "geography-other").mkdir()
+    for d, owner in [("geo-transe", "geo"), ("geography-other", "geography"), ("geo-small-transe", "geo-small")]:
+        (models / d).mkdir(parents=True)
+        (models / d / "kira.json").write_text(json.dumps({"type": "kge", "kb": owner}))
+    (models / "geo-notes").mkdir()  # not an artifact: left alone
     removed = remove_kb(store, "geo", models_dir=models)
-    assert removed == [str(models / "geo-transe")] and (models / "geography-other").exists()
+    # KB geo-small's artifact matches the glob geo-* but is not geo's: it survives
+    assert removed == [str(models / "geo-transe")]
+    assert all((models / d).exists() for d in ("geography-other", "geo-small-transe", "geo-notes"))
     assert counts(store, "geo") == (0, 0, 0, 0) and store.get_source("geo") is None
     with pytest.raises(KiraError):
         remove_kb(store, "geo")
+
+
+def test_a_kb_named_like_a_workspace_artifact_never_removes_it(store, tsv_kb, tmp_path):
+    """A KB called ``reader`` or ``table`` must not take the default readers or the table parser with it."""
+    from kira.artifacts import kb_artifact_dir, role_dir
+
+    add_kb(store, "reader", "tsv", tsv_kb)
+    models = tmp_path / "models"
+    for role in ("reader-extractive", "reader-fid"):
+        role_dir(models, role).mkdir(parents=True)
+        (role_dir(models, role) / "kira.json").write_text(json.dumps({"type": "extractive-reader"}))
+    assert remove_kb(store, "reader", models_dir=models) == []
+    assert role_dir(models, "reader-extractive").exists() and role_dir(models, "reader-fid").exists()
+    with pytest.raises(KiraError, match="overwrite"):
+        kb_artifact_dir(models, "reader", "fid")
 
 
 class ListSource:
