@@ -51,6 +51,7 @@ class AskResult:
         a = self.answer.to_dict() if self.answer else None
         return {"question": self.question, "answer": a, "text": self.text,
                 "score": self.answer.score if self.answer else None,
+                "probability": self.answer.probability if self.answer else None,
                 "no_answer": self.answer is None or self.answer.no_answer,
                 "span": list(self.answer.span) if self.answer and self.answer.span else None,
                 "answers": [x.to_dict() for x in self.answers], "evidence": [e.to_dict() for e in self.evidence],
@@ -274,17 +275,18 @@ def render_result(result: AskResult, console=None) -> None:
             head.append(f"  (best guess: {result.answers[1].text!r}, score {result.answers[1].score:.3f})")
     else:
         head.append(a.text, style="bold green")
-        head.append(f"  score {a.score:.3f}")
+        head.append(f"  P(correct) {a.probability:.2f}" if a.probability is not None else f"  score {a.score:.3f}")
     head.append(f"\nreader {result.reader} · retriever {result.retriever} · index {result.index_version} · "
                 f"{result.timings.get('total_s', 0.0) * 1000:.0f} ms")
     console.print(Panel(head, title=result.question, expand=False))
     cited = {e.id for e in (a.evidence if a else [])}
     table = Table(show_lines=False)
-    for col in ("#", "score", "kind", "title", "text"):
+    for col in ("#", "retriever score", "kind", "title", "text"):
         table.add_column(col)
     for i, e in enumerate(result.evidence[:10], 1):
         text = Text(e.text[:300] + ("…" if len(e.text) > 300 else ""))
         if a is not None and a.span and a.evidence and e.id == a.evidence[0].id and a.span[1] <= 300:
             text.stylize("bold reverse", a.span[0], a.span[1])
-        table.add_row(str(i) + ("*" if e.id in cited else ""), f"{e.score:.3f}", evidence_kind(e), e.title or "", text)
+        own = (e.metadata or {}).get("retriever_score", e.score)  # not the fused rank score
+        table.add_row(str(i) + ("*" if e.id in cited else ""), f"{own:.3f}", evidence_kind(e), e.title or "", text)
     console.print(table)

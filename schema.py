@@ -78,7 +78,9 @@ class Answer:
     """An answer and the evidence it rests on.
 
     ``span`` is (start, end) character offsets into ``evidence[0].text`` for extractive readers;
-    ``cells`` are (row, column) coordinates for table answers.
+    ``cells`` are (row, column) coordinates for table answers. ``score`` is the reader's raw score
+    (comparable within one reader); ``probability`` is what a user can read: the chance the answer
+    is right, from the reader's calibration on held-out questions.
     """
 
     text: str
@@ -90,6 +92,7 @@ class Answer:
     cells: list[tuple[int, int]] | None = None
     aggregation: str | None = None
     no_answer: bool = False
+    probability: float | None = None  # P(correct) from the reader's calibration; None when uncalibrated
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -373,8 +373,10 @@ class ExtractiveReader(BaseReader):
             best = g[0]
             ev = [evs[owner[c.pair][1]] for c in g]
             span = (best.start_char, best.end_char) if best.start_char >= 0 else None
-            answers.append(Answer(text=best.text, score=sum(c.score for c in g), evidence=ev, reader=self.name,
-                                  retriever=ev[0].retriever, span=span))
+            total = sum(c.score for c in g)
+            answers.append(Answer(text=best.text, score=total, evidence=ev, reader=self.name,
+                                  retriever=ev[0].retriever, span=span,
+                                  probability=self.calibration.prob_correct(total) if self.calibration else None))
         thr = self.threshold
         if allow_no_answer and thr is not None and (not answers or answers[0].score < thr):
             top_ev = [max(evs, key=lambda e: e.score)] if evs else []

@@ -410,7 +410,8 @@ class FiDReader(BaseReader):
             i = (support[0].text or "").lower().find(text.lower())
             span = (i, i + len(text)) if i >= 0 else None
         return Answer(text=text, score=score, evidence=list(ev), reader=self.name,
-                      retriever=ev[0].retriever if ev else "", span=span)
+                      retriever=ev[0].retriever if ev else "", span=span,
+                      probability=self.calibration.prob_correct(score) if self.calibration else None)
 
     # ---- training ---------------------------------------------------------------------------
     def labels(self, answers: Sequence[str]) -> torch.Tensor:

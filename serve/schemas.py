@@ -31,7 +31,9 @@ class EvidenceOut(BaseModel):
 
 class AskResponse(BaseModel):
     answer: str | None = Field(description="The answer text; null when the reader found none.")
-    score: float | None = None
+    score: float | None = Field(None, description="The reader's raw score (comparable within one reader).")
+    probability: float | None = Field(None, description="P(answer is right) from the reader's calibration on "
+                                                        "held-out questions; null when the reader has none.")
     no_answer: bool = False
     span: list[int] | None = Field(None, description="[start, end) character offsets into the answer's evidence text.")
     cells: list[list[int]] | None = Field(None, description="[row, column] of table cells the answer came from.")

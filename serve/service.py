@@ -100,6 +100,7 @@ def answer_dict(result: Any, version: str) -> dict[str, Any]:
     return _jsonable({
         "answer": text,
         "score": d.get("score"),
+        "probability": d.get("probability"),
         "no_answer": bool(d.get("no_answer")) or text is None,
         "span": a.get("span"),
         "cells": a.get("cells"),

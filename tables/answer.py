@@ -84,4 +84,4 @@ class ParserTableReader(BaseReader):
                                 "confidence": choice.confidence, "table_reader": choice.reader})
         return [Answer(text=", ".join(choice.values), score=float(choice.confidence), evidence=[ev],
                        reader=f"{self.name}:{choice.reader}", retriever="table-router", cells=cells or None,
-                       aggregation=aggregation)][:top_n]
+                       aggregation=aggregation, probability=float(choice.confidence))][:top_n]

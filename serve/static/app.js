@@ -54,7 +54,9 @@ function evidenceItem(ev, res) {
   kind.textContent = ev.kind;
   head.appendChild(kind);
   const src = ev.source ? ` · source ${ev.source}` : "";
-  const score = typeof ev.score === "number" ? ` · ${ev.score.toFixed(3)}` : "";
+  // the retriever's own score (BM25, cosine), not the fused rank score
+  const own = ev.metadata && typeof ev.metadata.retriever_score === "number" ? ev.metadata.retriever_score : ev.score;
+  const score = typeof own === "number" ? ` · ${own.toFixed(3)}` : "";
   head.appendChild(document.createTextNode(`${ev.title || ev.id}${src} · ${ev.retriever || "?"}${score}`));
   li.appendChild(head);
   const body = document.createElement("div");
@@ -83,7 +85,9 @@ function evidenceItem(ev, res) {
 function show(res) {
   $("result").hidden = false;
   $("answer").textContent = res.no_answer || res.answer === null ? "(no answer)" : res.answer;
-  $("score").textContent = typeof res.score === "number" ? `score ${res.score.toFixed(3)}` : "";
+  $("score").textContent = typeof res.probability === "number"
+    ? `P(correct) ${res.probability.toFixed(2)}`
+    : (typeof res.score === "number" ? `score ${res.score.toFixed(3)}` : "");
   $("version").textContent = res.index_version;
   const t = Object.entries(res.timings || {}).map(([k, v]) => `${k} ${(v * 1000).toFixed(1)} ms`);
   $("timings").textContent = t.join(" · ") + ` · reader ${res.reader || "?"}`;

@@ -155,6 +155,22 @@ def test_calibration_and_coverage_curve():
     assert curve[0]["accuracy"] == 1.0 and curve[1]["accuracy"] == pytest.approx(0.5)
 
 
+def test_answers_carry_the_calibrated_probability():
+    """Users read P(correct), not the raw score: a calibrated reader fills ``probability``, monotone
+    in the score; an uncalibrated one leaves it None."""
+    from kira.reader.calibration import fit_no_answer
+    from kira.reader.extractive import ExtractiveReader
+    from kira.schema import Evidence
+
+    reader = ExtractiveReader.load("tiny-bert", device="cpu", max_length=48)
+    evs = [Evidence("p1", "Danube", "The Danube flows through Vienna to the Black Sea.", 1.0, retriever="bm25")]
+    assert all(a.probability is None for a in reader.read("Where does the Danube flow?", evs, top_n=3))
+    reader.calibration = fit_no_answer([0.9, 0.8, 0.1, 0.05] * 4, [True, True, False, False] * 4)
+    answers = reader.read("Where does the Danube flow?", evs, top_n=3, allow_no_answer=False)
+    assert answers and all(0.0 <= a.probability <= 1.0 for a in answers)
+    assert [a.probability for a in answers] == sorted((a.probability for a in answers), reverse=True)
+
+
 def test_pretrain_cache_round_trip(tmp_path, monkeypatch):
     from kira.reader import pretrain
 
