@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -19,8 +20,25 @@ from kira.errors import KiraError
 WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", envvar="KIRA_WORKSPACE",
                                                   help="Workspace directory (default ./workspace).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+INDEX_HELP = ("A workspace, its indexes/ directory or one index version directory: commands that read use "
+              "that version (default: the current one); commands that write use the workspace it belongs to.")
+IndexOpt = Annotated[str | None, typer.Option("--index", "-i", help=INDEX_HELP)]
 ReplaceOpt = Annotated[bool, typer.Option(
     "--replace", help="Replace an existing source of the same kind and name that was read from other files.")]
+
+
+def workspace_for(index: str | None, workspace: str | None = None) -> Path | None:
+    """The workspace an ``--index`` path belongs to (a version directory, ``indexes/`` or the
+    workspace itself): the one meaning of ``--index`` in every command line."""
+    if index is None:
+        return Path(workspace).resolve() if workspace else None
+    p = Path(index).resolve()
+    for cand in (p, *p.parents):
+        if (cand / "manifest.json").exists():  # an index version: it holds a store snapshot, not the store
+            continue
+        if (cand / "indexes").is_dir() or (cand / "kira.toml").exists() or (cand / "store.duckdb").exists():
+            return cand
+    return p if not workspace else Path(workspace).resolve()
 
 
 def fail(message: str) -> NoReturn:

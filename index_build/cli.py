@@ -1,6 +1,7 @@
 """``kira index …``: build, list, verify, add to, delete from, compact and garbage-collect versions.
 
-``--index DIR`` is the workspace directory (``store.duckdb`` and ``indexes/`` live there). Heavy
+``--index DIR`` is the workspace directory (``store.duckdb`` and ``indexes/`` live there), or a
+directory inside it (``indexes/``, a version), which names the same workspace. Heavy
 imports stay inside commands. With ``--json`` the command prints one JSON object on stdout and
 everything else (progress bars, Java's log lines) goes to stderr.
 """
@@ -12,14 +13,23 @@ from typing import Annotated, Any
 
 import typer
 
-from kira.clikit import JsonOpt, ReplaceOpt, run
+from kira.clikit import JsonOpt, ReplaceOpt, run, workspace_for
 from kira.workspace import opened
 
 app = typer.Typer(help="Build, inspect, update and compact versioned indexes.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
+def _workspace_of(value: str | None) -> str | None:
+    found = workspace_for(value)
+    return str(found) if found else None
+
+
+# ``--index`` means what it means everywhere (``kira.clikit.INDEX_HELP``); these commands write, so
+# they act on the workspace it belongs to. ``--workspace``/``-w`` are the same option here.
 IndexOpt = Annotated[str | None, typer.Option("--index", "-i", "--workspace", "-w", envvar="KIRA_WORKSPACE",
-                                              help="Workspace directory holding store.duckdb and indexes/.")]
+                                              callback=_workspace_of,
+                                              help="Workspace directory, or its indexes/ or a version directory "
+                                                   "(the workspace it belongs to).")]
 SourceOpt = Annotated[list[str] | None, typer.Option("--source", "-s",
                                                      help="KIND:PATH (jsonl, csv, parquet, dir, wordnet); repeatable.")]
 
@@ -163,12 +173,13 @@ def add(index: IndexOpt = None, source: SourceOpt = None,
     _emit(out, as_json, f"{out['version']}: +{out['added']} -{out['deleted']} passages from {out['source']}")
 
 
-@app.command()
-def delete(index: IndexOpt = None,
+@app.command("remove")
+def remove(index: IndexOpt = None,
            id: Annotated[list[str] | None, typer.Option("--id", help="Passage id; repeatable.")] = None,
            source: Annotated[str | None, typer.Option("--source", help="Remove a whole source (store too).")] = None,
            as_json: JsonOpt = False) -> None:
-    """Delete passages (by id, or a whole source) from the store and the current version."""
+    """Remove passages (by id, or a whole text source) from the store and the current version
+    (``kb remove`` and ``tables remove`` do the same for KBs and tables)."""
 
     def body():
         from kira.errors import KiraError
@@ -194,6 +205,10 @@ def delete(index: IndexOpt = None,
 
     out = _run(body, as_json)
     _emit(out, as_json, f"{out['version']}: deleted {out['deleted']} passages")
+
+
+# the old spelling still works, hidden, so scripts written against it keep running
+app.command("delete", hidden=True)(remove)
 
 
 @app.command()

@@ -54,7 +54,7 @@ def table_sql_name(name: str) -> str:
 
 # ---- one namespace for every source ------------------------------------------------------------
 SOURCE_CATEGORIES = ("text", "kb", "table")
-REMOVE_COMMANDS = {"text": "kira index delete --source {name}", "kb": "kira kb remove {name}",
+REMOVE_COMMANDS = {"text": "kira index remove --source {name}", "kb": "kira kb remove {name}",
                    "table": "kira tables remove {name}"}
 
 
@@ -112,7 +112,7 @@ def claim_source_name(store, name: str, category: str, path: str = "", replace: 
     if held != category:
         raise SourceNameError(
             f"the name {name!r} is taken by {_describe(store, existing)}; choose another name, or remove "
-            f"it first with `{REMOVE_COMMANDS.get(held, 'kira index delete --source {name}').format(name=name)}`")
+            f"it first with `{REMOVE_COMMANDS.get(held, 'kira index remove --source {name}').format(name=name)}`")
     if not replace and _input_key(existing.get("path", "")) != _input_key(path):
         raise SourceNameError(
             f"{name!r} is already {_describe(store, existing)}; pass --replace (API: \"replace\": true) "
@@ -131,7 +131,7 @@ def require_source_kind(store, name: str, category: str) -> dict[str, Any]:
     if held != category:
         raise SourceNameError(f"{name!r} is {_describe(store, existing)}, not a "
                               f"{what}; remove it "
-                              f"with `{REMOVE_COMMANDS.get(held, 'kira index delete --source {name}').format(name=name)}`")
+                              f"with `{REMOVE_COMMANDS.get(held, 'kira index remove --source {name}').format(name=name)}`")
     return existing
 
 

@@ -12,24 +12,9 @@ from typing import Annotated
 import typer
 
 from kira.artifacts import role_dir
-from kira.clikit import WorkspaceOpt
+from kira.clikit import IndexOpt, WorkspaceOpt, workspace_for
 
 app = typer.Typer(help="Train and inspect readers.", no_args_is_help=True, pretty_exceptions_enable=False)
-
-IndexOpt = Annotated[str | None, typer.Option(
-    "--index", help="Workspace, its indexes/ directory or one index version (default: the workspace's current).")]
-
-
-def workspace_for(index: str | None, workspace: str | None = None) -> Path | None:
-    """The workspace an ``--index`` path lives in (a version dir, indexes/, or the workspace itself)."""
-    if index is None:
-        return Path(workspace).resolve() if workspace else None
-    p = Path(index).resolve()
-    for cand in (p, *p.parents):
-        if (cand / "indexes").is_dir() or (cand / "kira.toml").exists() or (cand / "store.duckdb").exists():
-            return cand
-    return Path(workspace).resolve() if workspace else None
-
 
 def _setup(index: str | None, workspace: str | None):
     from kira.config import load_config

@@ -14,12 +14,11 @@ from typing import Annotated
 import typer
 
 from kira.artifacts import role_dir
-from kira.clikit import WorkspaceOpt, run
+from kira.clikit import IndexOpt, WorkspaceOpt, run, workspace_for
 from kira.errors import KiraError
 
 app = typer.Typer(help="Search and train DPR retrievers.", no_args_is_help=True, pretty_exceptions_enable=False)
 
-IndexOpt = Annotated[str | None, typer.Option("--index", help="Workspace, indexes/ dir or version dir.")]
 METHODS = ("bm25", "dense", "hybrid")
 
 
@@ -28,10 +27,7 @@ def _context(index: str | None, workspace: str | None):
     from kira.config import load_config
     from kira.retriever import resolve_version
 
-    ws = workspace
-    if index and (Path(index) / "kira.toml").exists():
-        ws = index
-    cfg = load_config(ws)
+    cfg = load_config(workspace_for(index, workspace))  # a version's config is its workspace's
     return cfg, resolve_version(index or cfg.indexes_dir)
 
 

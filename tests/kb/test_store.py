@@ -70,7 +70,7 @@ def test_one_namespace_for_sources(tmp_path):
         assert claim_source_name(s, "docs", "text", str(tmp_path / "." / "a.jsonl"))["name"] == "docs"
         assert claim_source_name(s, "docs", "text", str(tmp_path / "b.jsonl"), replace=True)["name"] == "docs"
         assert claim_source_name(s, "new", "table", "x.csv") is None
-        with pytest.raises(SourceNameError, match="kira index delete --source docs"):
+        with pytest.raises(SourceNameError, match="kira index remove --source docs"):
             require_source_kind(s, "docs", "kb")
         with pytest.raises(KiraError, match="no knowledge base named"):
             require_source_kind(s, "nope", "kb")

@@ -10,7 +10,7 @@ def test_kb_or_table_never_takes_a_text_sources_name(ws, tmp_path, probe):
     assert before["docs"] == 12
     geo = ws.parent / "kbs" / "geo.tsv"
     r = probe.kira(ws, "kb", "add", "docs", str(geo))
-    probe.clean(r, "'docs' is taken by a text source (12 passages", "kira index delete --source docs")
+    probe.clean(r, "'docs' is taken by a text source (12 passages", "kira index remove --source docs")
     csv = tmp_path / "t.csv"
     csv.write_text("name,value\nx,1\n")
     r = probe.kira(ws, "tables", "add", str(csv), "--name", "docs")
