@@ -108,7 +108,7 @@ def run_kepler(entities, train, test, known, epochs: int, batch: int) -> dict:
 
 
 def run_graph_bert(view, feats, train, test, known, pre_steps: int, steps: int) -> dict:
-    from kira.graph.graph_bert import GraphBertLinkPredictor
+    from kira.graph.graph_bert_predictor import GraphBertLinkPredictor
 
     p = GraphBertLinkPredictor.create(view, feats, device="auto", k=7, hidden=64, layers=2, heads=4, ffn=128,
                                       encoder="minilm-l6")
@@ -129,6 +129,7 @@ def karate(seeds=(0, 1, 2), pre_steps: int = 30, steps: int = 40) -> dict:
     from networkx.algorithms.node_classification import harmonic_function
 
     from kira.graph import graph_bert as gb
+    from kira.graph import graph_bert_train as gbt
     from kira.graph.view import GraphView
 
     g = nx.karate_club_graph()
@@ -143,9 +144,9 @@ def karate(seeds=(0, 1, 2), pre_steps: int = 30, steps: int = 40) -> dict:
         tr, te = perm[:17], perm[17:]
         torch.manual_seed(s)
         m = gb.GraphBert(gb.GraphBertConfig(n_nodes=34, k=7, hidden=32, heads=2, ffn=64, n_classes=2)).attach(inputs)
-        gb.pretrain(m, v, steps=pre_steps, batch_size=16, lr=3e-3, seed=s)
-        gb.train_node_classification(m, tr, y[tr], steps=steps, batch_size=17, lr=3e-3, seed=s)
-        acc_gb.append(float((gb.predict_classes(m, te) == y[te]).mean()))
+        gbt.pretrain(m, v, steps=pre_steps, batch_size=16, lr=3e-3, seed=s)
+        gbt.train_node_classification(m, tr, y[tr], steps=steps, batch_size=17, lr=3e-3, seed=s)
+        acc_gb.append(float((gbt.predict_classes(m, te) == y[te]).mean()))
         h = g.copy()
         for i in h.nodes:
             h.nodes[i].pop("label", None)

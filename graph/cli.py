@@ -68,16 +68,17 @@ def train_graph_bert(
         from pathlib import Path
 
         from kira.graph import graph_bert as gb
+        from kira.graph import graph_bert_predictor as gbp
         from kira.graph.view import cache_dir_for, load_view
 
         with _ctx(workspace) as (cfg, store):
             view = load_view(store, kb, splits=["train"], cache_dir=cache_dir_for(cfg))
             feats = None if features == "id" else gb.node_features(view, features)
-            p = gb.GraphBertLinkPredictor.create(view, feats, device=cfg.device, k=k, hidden=hidden, layers=layers,
+            p = gbp.GraphBertLinkPredictor.create(view, feats, device=cfg.device, k=k, hidden=hidden, layers=layers,
                                                  encoder=None if features == "id" else features)
             report = p.fit(store.iter_triples(kb, split="train"), steps=steps, pretrain_steps=pretrain_steps,
                            batch_size=batch_size, lr=lr)
-            d = gb.save(p.model, Path(out) if out else kb_artifact_dir(cfg.models_dir, kb, "graph-bert"), node_ids=view.node_ids,
+            d = gbp.save(p.model, Path(out) if out else kb_artifact_dir(cfg.models_dir, kb, "graph-bert"), node_ids=view.node_ids,
                         extra={"kb": kb, "graph_key": view.key, "relation_ids": view.relation_ids, **report})
             _print({"artifact": str(d), **report}, as_json)
     run(body)

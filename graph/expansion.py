@@ -321,7 +321,7 @@ def _load_scorer(directory: Path, view: GraphView):
 
         return load_embedder(directory, device="cpu")
     if kind == "graph-bert":
-        from kira.graph.graph_bert import GraphBertLinkPredictor, load
+        from kira.graph.graph_bert_predictor import GraphBertLinkPredictor, load
 
         model, meta = load(directory, device="cpu")
         if meta.get("node_ids") != view.node_ids:

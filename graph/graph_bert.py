@@ -13,17 +13,17 @@ A small transformer encodes the context; the target representation is the mean o
 Pretraining: masked-node feature reconstruction (mask context nodes' features, rebuild them) and
 graph structure recovery (cosine of node-pair representations regressed onto their PPR intimacy).
 Fine-tuning: node classification (linear head) and link prediction (DistMult over node
-representations, in-batch negatives). ``GraphBertLinkPredictor`` exposes it as a ``KBEmbedder``.
+representations, in-batch negatives).
+
+This file is the model only: training loops are in ``graph_bert_train``, the ``KBEmbedder`` wrapper
+and the artifact (save / load) in ``graph_bert_predictor``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,12 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from kira.artifacts import write_config
-from kira.errors import KiraError
-from kira.graph.linkpred import NodeVectorPredictor
 from kira.graph.view import GraphView
-from kira.plm.device import pick_device
-from kira.schema import Triple
 
 
 @dataclass
@@ -220,171 +215,3 @@ class GraphBert(nn.Module):
         zh = self(heads)[1]
         zt = self(tails)[1]
         return (zh * self.relations(rels)) @ zt.t() / math.sqrt(self.cfg.hidden)
-
-
-# ---- training loops -----------------------------------------------------------------------------
-def intimacy_targets(view: GraphView, nodes: np.ndarray, alpha: float = 0.15) -> np.ndarray:
-    """Symmetric PPR intimacy among ``nodes``, scaled to [0, 1] per row, diagonal 1."""
-    p = view.ppr(nodes, alpha=alpha)[nodes]  # p[i, j]: PPR mass of node i from target j
-    s = (p + p.T) / 2
-    np.fill_diagonal(s, 0.0)
-    s = s / np.maximum(s.max(axis=1, keepdims=True), 1e-12)
-    np.fill_diagonal(s, 1.0)
-    return s.astype(np.float32)
-
-
-def _optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
-
-
-def pretrain(model: GraphBert, view: GraphView, steps: int = 200, batch_size: int = 32, lr: float = 1e-3,
-             structure_weight: float = 1.0, seed: int = 0) -> list[float]:
-    """Joint masked-node reconstruction + structure recovery; returns per-step losses."""
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
-    opt = _optimizer(model, lr)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        nodes = rng.choice(view.n_nodes, size=min(batch_size, view.n_nodes), replace=False)
-        t = torch.as_tensor(nodes, device=model.device)
-        target = torch.as_tensor(intimacy_targets(view, nodes, model.cfg.alpha), device=model.device)
-        loss = model.reconstruction_loss(t, gen) + structure_weight * model.structure_loss(t, target)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-def train_node_classification(model: GraphBert, nodes: Sequence[int], labels: Sequence[int],
-                              steps: int = 100, batch_size: int = 32, lr: float = 1e-3,
-                              seed: int = 0) -> list[float]:
-    """Fine-tune with a linear head on the target representation."""
-    if model.classifier is None:
-        raise ValueError("model was built with n_classes=0; set GraphBertConfig.n_classes")
-    rng = np.random.default_rng(seed)
-    nodes_a, labels_a = np.asarray(nodes), np.asarray(labels)
-    opt = _optimizer(model, lr)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        pick = rng.choice(len(nodes_a), size=min(batch_size, len(nodes_a)), replace=False)
-        t = torch.as_tensor(nodes_a[pick], device=model.device)
-        y = torch.as_tensor(labels_a[pick], device=model.device)
-        loss = F.cross_entropy(model.classifier(model(t)[1]), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-def predict_classes(model: GraphBert, nodes: Sequence[int]) -> np.ndarray:
-    z = model.embed(nodes)
-    with torch.inference_mode():
-        return model.classifier(z).argmax(-1).cpu().numpy()
-
-
-def train_link_prediction(model: GraphBert, heads: np.ndarray, rels: np.ndarray, tails: np.ndarray,
-                          steps: int = 200, batch_size: int = 64, lr: float = 1e-3, seed: int = 0) -> list[float]:
-    """In-batch-negative cross-entropy over tails (and over heads, for symmetry)."""
-    rng = np.random.default_rng(seed)
-    opt = _optimizer(model, lr)
-    model.train()
-    losses = []
-    m = len(heads)
-    for _ in range(steps):
-        pick = rng.choice(m, size=min(batch_size, m), replace=False)
-        dev = model.device
-        h, r, t = (torch.as_tensor(a[pick], device=dev) for a in (heads, rels, tails))
-        logits = model.link_logits(h, r, t)
-        same = t.unsqueeze(0) == t.unsqueeze(1)  # duplicate tails in the batch are not negatives
-        eye = torch.eye(len(pick), dtype=torch.bool, device=dev)
-        logits = logits.masked_fill(same & ~eye, -1e4)
-        y = torch.arange(len(pick), device=dev)
-        loss = (F.cross_entropy(logits, y) + F.cross_entropy(logits.t(), y)) / 2
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-# ---- KBEmbedder wrapper -------------------------------------------------------------------------
-class GraphBertLinkPredictor(NodeVectorPredictor):
-    """Graph-BERT as a ``kira.schema.KBEmbedder`` over a graph view (string ids in, scores out)."""
-
-    def __init__(self, view: GraphView, model: GraphBert):
-        super().__init__(view)
-        self.model = model
-
-    @classmethod
-    def create(cls, view: GraphView, features: np.ndarray | None = None, device: str = "auto",
-               **cfg_kw) -> GraphBertLinkPredictor:
-        cfg = GraphBertConfig(n_nodes=view.n_nodes, n_relations=len(view.relation_ids),
-                              feature_dim=0 if features is None else int(features.shape[1]), **cfg_kw)
-        torch.manual_seed(0)
-        model = GraphBert(cfg).to(pick_device(device))
-        model.attach(prepare_inputs(view, cfg.k, features, cfg.alpha, cfg.max_hops))
-        return cls(view, model)
-
-    def fit(self, triples: Iterable[Triple], steps: int = 200, pretrain_steps: int = 0,
-            batch_size: int = 64, lr: float = 1e-3) -> dict:
-        """Optional Graph-BERT pretraining, then link-prediction fine-tuning on ``triples``."""
-        if pretrain_steps:
-            pretrain(self.model, self.view, steps=pretrain_steps, batch_size=min(batch_size, 64), lr=lr)
-        ids = self._ids(triples)
-        losses = train_link_prediction(self.model, ids[:, 0], ids[:, 1], ids[:, 2], steps=steps,
-                                       batch_size=batch_size, lr=lr)
-        self._z = None
-        return {"first_loss": losses[0], "last_loss": float(np.mean(losses[-5:])), "steps": steps}
-
-    def node_vectors(self) -> torch.Tensor:
-        if self._z is None:
-            self._z = self.model.embed(np.arange(self.view.n_nodes))
-        return self._z
-
-    def pair_scores(self, zh: torch.Tensor, r: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
-        return (zh * self.model.relations(r)) @ zt.t() / math.sqrt(self.model.cfg.hidden)
-
-
-# ---- artifact -----------------------------------------------------------------------------------
-def save(model: GraphBert, directory: str | os.PathLike, node_ids: Sequence[str] | None = None,
-         extra: dict | None = None) -> Path:
-    """Weights (safetensors) + precomputed inputs (npz) + ``kira.json``; reload with ``load``."""
-    from safetensors.torch import save_file
-
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-              str(d / "model.safetensors"))
-    inp = model.inputs
-    arrays = {"context": inp.context, "hops": inp.hops, "wl": inp.wl, "ppr_scores": inp.ppr_scores}
-    if inp.features is not None:
-        arrays["features"] = inp.features
-    np.savez_compressed(d / "inputs.npz", **arrays)
-    meta = {"type": "graph-bert", "config": asdict(model.cfg), **(extra or {})}
-    if node_ids is not None:
-        meta["node_ids"] = list(node_ids)
-    write_config(d, meta)
-    return d
-
-
-def load(directory: str | os.PathLike, device: str = "auto") -> tuple[GraphBert, dict]:
-    """``(model with inputs attached, kira.json)`` from a ``save`` directory."""
-    from safetensors.torch import load_file
-
-    d = Path(directory)
-    meta = json.loads((d / "kira.json").read_text())
-    if meta.get("type") != "graph-bert":
-        raise KiraError(f"{d} is not a graph-bert artifact (type {meta.get('type')!r})")
-    model = GraphBert(GraphBertConfig(**meta["config"]))
-    model.load_state_dict(load_file(str(d / "model.safetensors")))
-    model.to(pick_device(device))
-    z = np.load(d / "inputs.npz")
-    model.attach(GraphBertInputs(context=z["context"], hops=z["hops"], wl=z["wl"],
-                                 features=z["features"] if "features" in z.files else None,
-                                 ppr_scores=z["ppr_scores"]))
-    model.eval()
-    return model, meta

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from kira.reader import fid_train
 from kira.reader.calibration import NoAnswerCalibration, fit_no_answer
 from kira.reader.extractive import ExtractiveReader, ReaderExample, answer_char_spans, extractive_loss
 from kira.reader.fid import FiDReader
@@ -249,7 +250,7 @@ def _cache_encoder_states(reader: FiDReader, examples: list[tuple], opts: TrainO
     out = []
     for s in range(0, len(examples), 16):
         chunk = examples[s:s + 16]
-        states = reader.encode_compact([q for q, _, _ in chunk], [e for _, e, _ in chunk], bf16=opts.bf16)
+        states = fid_train.encode_compact(reader, [q for q, _, _ in chunk], [e for _, e, _ in chunk], bf16=opts.bf16)
         out += [(q, st, a) for (q, _, a), st in zip(chunk, states, strict=True)]
     if opts.log:
         opts.log(f"cached frozen-encoder states of {len(out)} questions in {time.perf_counter() - t0:.0f}s")
@@ -317,7 +318,7 @@ def train_reader(records: list[dict], opts: TrainOptions, retriever=None, out: s
     else:
         reader = FiDReader.load(base, device=opts.device, max_length=opts.max_length)
         if opts.gradient_checkpointing and not opts.freeze_encoder:  # a decoder alone has few activations
-            reader.enable_gradient_checkpointing()
+            fid_train.enable_gradient_checkpointing(reader)
         if opts.freeze_embeddings:
             _freeze_input_embeddings(reader.model)
         if opts.freeze_encoder:
@@ -332,10 +333,10 @@ def train_reader(records: list[dict], opts: TrainOptions, retriever=None, out: s
             examples = _cache_encoder_states(reader, examples, opts)
 
             def fid_loss(b):
-                return reader.loss_on_states(reader.pad_states([s for _, s, _ in b]), [a for _, _, a in b])
+                return fid_train.loss_on_states(reader, fid_train.pad_states(reader, [s for _, s, _ in b]), [a for _, _, a in b])
         else:
             def fid_loss(b):
-                return reader.loss([q for q, _, _ in b], [e for _, e, _ in b], [a for _, _, a in b])
+                return fid_train.fid_loss(reader, [q for q, _, _ in b], [e for _, e, _ in b], [a for _, _, a in b])
 
         batches = [examples[i:i + opts.batch_size] for i in range(0, len(examples), opts.batch_size)]
         _loop(reader.trainable(), batches, fid_loss, opts, opts.lr or 2e-4, result,

@@ -3,6 +3,8 @@ import numpy as np
 import torch
 
 from kira.graph import graph_bert as gb
+from kira.graph import graph_bert_predictor as gbp
+from kira.graph import graph_bert_train as gbt
 from kira.graph.view import GraphView
 from kira.schema import Triple
 
@@ -47,20 +49,20 @@ def test_pretrain_and_classification_on_karate(tmp_path):
     torch.manual_seed(0)
     cfg = gb.GraphBertConfig(n_nodes=34, k=4, hidden=16, heads=2, ffn=32, n_classes=2, dropout=0.0)
     m = gb.GraphBert(cfg).attach(gb.prepare_inputs(v, k=5))
-    losses = gb.pretrain(m, v, steps=16, batch_size=12, lr=5e-3)
+    losses = gbt.pretrain(m, v, steps=16, batch_size=12, lr=5e-3)
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     train = np.arange(0, 34, 2)
-    cl = gb.train_node_classification(m, train, labels[train], steps=12, batch_size=17, lr=5e-3)
+    cl = gbt.train_node_classification(m, train, labels[train], steps=12, batch_size=17, lr=5e-3)
     assert cl[-1] < cl[0]
-    gb.save(m, tmp_path / "gb", node_ids=v.node_ids)
-    m2, meta = gb.load(tmp_path / "gb", device="cpu")
+    gbp.save(m, tmp_path / "gb", node_ids=v.node_ids)
+    m2, meta = gbp.load(tmp_path / "gb", device="cpu")
     assert meta["node_ids"] == v.node_ids
-    assert (gb.predict_classes(m2, np.arange(34)) == gb.predict_classes(m, np.arange(34))).all()
+    assert (gbt.predict_classes(m2, np.arange(34)) == gbt.predict_classes(m, np.arange(34))).all()
 
 
 def test_link_predictor_protocol():
     v, _ = karate()
-    p = gb.GraphBertLinkPredictor.create(v, k=4, hidden=16, heads=2, ffn=32, device="cpu")
+    p = gbp.GraphBertLinkPredictor.create(v, k=4, hidden=16, heads=2, ffn=32, device="cpu")
     trip = [Triple("karate", v.node_ids[h], "knows", v.node_ids[t]) for h, t in zip(v.heads, v.tails, strict=True)]
     rep = p.fit(trip, steps=10, batch_size=32, lr=3e-3)
     assert rep["last_loss"] < rep["first_loss"]

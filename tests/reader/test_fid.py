@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
+from kira.reader import fid_train
 from kira.reader.fid import FiDReader, fid_text
 from kira.schema import Evidence
 
@@ -60,14 +61,14 @@ def test_masked_slots_do_not_change_the_decoder_and_chunking_is_exact():
 def test_training_reduces_loss_generates_answer_and_round_trips(tmp_path):
     torch.manual_seed(0)
     r = FiDReader.load("tiny-t5", device="cpu", max_length=32, max_answer_tokens=6)
-    r.enable_gradient_checkpointing()
+    fid_train.enable_gradient_checkpointing(r)
     qs = ["capital of France?", "largest planet?"]
     evs = [_evs(3), [Evidence(id="j", title="Jupiter", text="Jupiter is the largest planet", score=1.0)]]
     opt = torch.optim.AdamW(r.model.parameters(), lr=2e-2)
     r.model.train()
     losses = []
     for _ in range(20):
-        loss = r.loss(qs, evs, ["paris", "jupiter"])
+        loss = fid_train.fid_loss(r, qs, evs, ["paris", "jupiter"])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -93,11 +94,11 @@ def test_copy_head_round_trips(tmp_path):
     torch.nn.init.normal_(r.copy.rank_bias.weight)
     qs, evs = ["where is paris?"], [_evs(3)]
     with torch.no_grad():
-        before = r.loss(qs, evs, ["France"])
+        before = fid_train.fid_loss(r, qs, evs, ["France"])
     again = FiDReader.load(str(r.save(tmp_path / "fid")), device="cpu")
     assert again.copy is not None and again.copy.config == r.copy.config
     with torch.no_grad():
-        assert torch.allclose(again.loss(qs, evs, ["France"]), before, atol=1e-6)
+        assert torch.allclose(fid_train.fid_loss(again, qs, evs, ["France"]), before, atol=1e-6)
 
 
 def test_bert2bert_reads_many_passages():
@@ -121,12 +122,12 @@ def test_compact_cached_states_give_the_same_loss(spec, copy):
     r.trainable().eval()
     qs, evs, answers = ["where is paris?", "which city"], [_evs(3), _evs(2, "x")], ["France", "Paris"]
     with torch.no_grad():
-        full = r.loss(qs, evs, answers)
-        states = r.encode_compact(qs, evs)
+        full = fid_train.fid_loss(r, qs, evs, answers)
+        states = fid_train.encode_compact(r, qs, evs)
         f = r.encode(qs, evs)
         assert [s.hidden.shape[1] for s in states] == f.mask.sum(1).tolist()
         assert states[1].slots.unique().tolist() == [0, 1]
-        cached = r.loss_on_states(r.pad_states(states), answers)
+        cached = fid_train.loss_on_states(r, fid_train.pad_states(r, states), answers)
     assert torch.allclose(full, cached, atol=1e-5)
 
 
