@@ -41,6 +41,18 @@ def workspace_for(index: str | None, workspace: str | None = None) -> Path | Non
     return p if not workspace else Path(workspace).resolve()
 
 
+def deprecated_alias(command: Callable[..., Any], old: str, new: str) -> Callable[..., Any]:
+    """``command`` under its old spelling: the same options, plus one line on stderr naming the new one."""
+    import functools
+
+    @functools.wraps(command)
+    def alias(*args: Any, **kwargs: Any) -> Any:
+        print(f"kira: `{old}` is now `{new}`; the old name will be removed", file=sys.stderr)
+        return command(*args, **kwargs)
+
+    return alias
+
+
 def fail(message: str) -> NoReturn:
     """A user error: one line on stderr, exit code 2."""
     print(f"kira: error: {message}", file=sys.stderr)

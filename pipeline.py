@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kira.errors import KiraError
-from kira.schema import Answer, Evidence
+from kira.schema import Answer, Evidence, passage_kind
 
 log = logging.getLogger(__name__)
 SOURCES = ("all", "text", "kb", "tables")
@@ -60,13 +60,9 @@ class AskResult:
 
 
 def evidence_kind(e: Evidence) -> str:
-    """The evidence kind, trusting provenance metadata when a retriever left the default."""
-    if e.kind != "passage":
-        return e.kind
-    meta = e.metadata or {}
-    if meta.get("kind") in ("kb_fact", "table"):
-        return meta["kind"]
-    return "table" if meta.get("table") and "rows" in meta else "passage"
+    """The evidence kind: the one the index stored at build time; for versions built before it did,
+    derived from the provenance metadata the same way (``schema.passage_kind``)."""
+    return e.kind if e.kind != "passage" else passage_kind(e.metadata)
 
 
 def default_reader_dir(cfg, kind: str) -> Path:

@@ -52,6 +52,15 @@ class Triple:
     split: str = "train"
 
 
+def passage_kind(metadata: dict[str, Any] | None) -> EvidenceKind:
+    """What a stored passage is -- a KB fact, a table chunk or text -- from its provenance metadata.
+    Decided once, when the index is built (the Lucene doc keeps ``kind``), not guessed per request."""
+    meta = metadata or {}
+    if meta.get("kind") in ("kb_fact", "table"):
+        return meta["kind"]
+    return "table" if meta.get("table") and "rows" in meta else "passage"
+
+
 @dataclass
 class Evidence:
     """A scored piece of evidence with provenance: where it came from and who found it.

@@ -155,7 +155,7 @@ def make_manifest(version: str, cfg: KiraConfig, store, *, n: int, ids_sum: str,
         "faiss": faiss_info,  # type, params, ntotal, metric; None without dense
         "bm25": {"k1": cfg.index.bm25_k1, "b": cfg.index.bm25_b, "analyzer": "DefaultEnglishAnalyzer",
                  "contents": "title\\ntext"},
-        "lucene": {"docs": n, "raw": ["id", "title", "text", "contents", "source", "metadata"]},
+        "lucene": {"docs": n, "raw": ["id", "title", "text", "contents", "source", "kind", "metadata"]},
         "stats": stats,
     }
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kira.clikit import JsonOpt, ReplaceOpt, run, workspace_for
+from kira.clikit import JsonOpt, ReplaceOpt, deprecated_alias, run, workspace_for
 from kira.workspace import opened
 
 app = typer.Typer(help="Build, inspect, update and compact versioned indexes.", no_args_is_help=True,
@@ -207,8 +207,8 @@ def remove(index: IndexOpt = None,
     _emit(out, as_json, f"{out['version']}: deleted {out['deleted']} passages")
 
 
-# the old spelling still works, hidden, so scripts written against it keep running
-app.command("delete", hidden=True)(remove)
+# the old spelling still works, hidden, with one deprecation line, so scripts written against it keep running
+app.command("delete", hidden=True)(deprecated_alias(remove, "kira index delete", "kira index remove"))
 
 
 @app.command()

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from kira.index_build.shards import passage_contents
-from kira.schema import Passage
+from kira.schema import Passage, passage_kind
 
 ID_FIELD = "id"  # Anserini's Constants.ID, an indexed StringField
 
@@ -23,7 +23,7 @@ ID_FIELD = "id"  # Anserini's Constants.ID, an indexed StringField
 def raw_doc(p: Passage) -> str:
     return json.dumps({"id": p.id, "title": p.title, "text": p.text,
                        "contents": passage_contents(p.title, p.text), "source": p.source,
-                       "metadata": p.metadata}, ensure_ascii=False)
+                       "kind": passage_kind(p.metadata), "metadata": p.metadata}, ensure_ascii=False)
 
 
 def _threads() -> int:

@@ -6,7 +6,7 @@ Layout (the contract the retriever reads)::
       v0007/
         manifest.json        # see build.make_manifest: counts, encoder, faiss type, bm25 k1/b, checksums
         lucene/              # Lucene index (pyserini JsonCollection); stored raw JSON per passage:
-                             #   {"id", "title", "text", "contents", "source", "metadata"}
+                             #   {"id", "title", "text", "contents", "source", "kind", "metadata"}
         faiss/index.faiss    # faiss.IndexIDMap2 over the base index; ids are int64
         faiss/docids.txt     # line i = passage id of FAISS id i ("" where the id was deleted)
       v0008.building/        # a build in progress (never read by retrievers)

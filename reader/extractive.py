@@ -217,6 +217,8 @@ class ExtractiveReader(BaseReader):
     name: str = "extractive"
     type_prior: bool = True  # weigh candidates by answer-type agreement with the question's wh-word
     title_in_passage: bool = False  # read ``title | text`` as the passage (kira's own readers since gen-2)
+    # the retriever's order as a prior on the passage: its relevance logit minus rank_prior * log(rank)
+    rank_prior: float = 0.0
 
     @classmethod
     def load(cls, spec: str | os.PathLike, device: str = "auto", bf16: bool = False,
@@ -224,7 +226,7 @@ class ExtractiveReader(BaseReader):
         """Any zoo spec (SQuAD checkpoint, tiny model, base encoder) or a kira reader artifact."""
         a = zoo.load_artifact(spec, "extractive-qa",
                               ("max_length", "stride", "max_query_tokens", "max_answer_tokens",
-                               "title_in_passage"), kw)
+                               "title_in_passage", "rank_prior"), kw)
         head, path = None, a.resolved.path
         if path is not None and (path / HEAD_FILE).exists():
             from safetensors.torch import load_file
@@ -252,7 +254,7 @@ class ExtractiveReader(BaseReader):
         d = zoo.save_artifact(directory, self.model.qa, self.tokenizer, {
             "type": ARTIFACT_TYPE, "base": self.spec, "max_length": self.max_length, "stride": self.stride,
             "max_query_tokens": self.max_query_tokens, "max_answer_tokens": self.max_answer_tokens,
-            "title_in_passage": self.title_in_passage,
+            "title_in_passage": self.title_in_passage, "rank_prior": self.rank_prior,
             "no_answer": self.calibration.to_dict() if self.calibration else None, **(extra or {}),
         })
         save_file({k: v.detach().cpu().contiguous() for k, v in self.model.relevance.state_dict().items()},
@@ -342,6 +344,8 @@ class ExtractiveReader(BaseReader):
                 results.append([])
                 continue
             logits = pair_rel[ids]
+            if self.rank_prior:  # evidence comes best first from the retriever
+                logits = logits - self.rank_prior * torch.log(torch.arange(1, len(ids) + 1, dtype=logits.dtype))
             probs = torch.softmax(logits, 0) if torch.isfinite(logits).any() else torch.zeros(len(ids))
             p_of = dict(zip(ids, probs.tolist(), strict=True))
             results.append(self._aggregate(q, [c for c in cands if c.pair in p_of], p_of, owner,

@@ -86,5 +86,6 @@ def test_index_option_means_the_same_in_every_command_line(workspace):
     assert res.exit_code == 0 and json.loads(res.output)["hits"][0]["id"] == "t:1"
     res = runner.invoke(app, ["index", "remove", "--index", str(v.path), "--id", "t:2", "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["deleted"] == 1
-    res = runner.invoke(app, ["index", "delete", "-w", str(workspace), "--id", "t:1", "--json"])
-    assert res.exit_code == 0 and json.loads(res.output)["deleted"] == 1
+    res = CliRunner().invoke(app, ["index", "delete", "-w", str(workspace), "--id", "t:1", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["deleted"] == 1
+    assert "`kira index delete` is now `kira index remove`" in res.stderr
