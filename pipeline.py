@@ -142,8 +142,10 @@ class QAPipeline:
 
             obj = GraphExpansionRetriever.from_config(self.cfg, store=store)
         elif name == "tables" and store is not None and store.list_tables():
-            parser_dir = Path(self.cfg.models_dir) / "table-parser"
-            tapas_dir = Path(self.cfg.models_dir) / "table-qa"
+            from kira.artifacts import role_dir
+
+            parser_dir = role_dir(self.cfg.models_dir, "table-parser")
+            tapas_dir = role_dir(self.cfg.models_dir, "table-qa")
             if (parser_dir / "kira.json").exists():
                 from kira.tables.answer import ParserTableReader
 
@@ -157,7 +159,9 @@ class QAPipeline:
         return obj
 
     def _graph_cached(self) -> bool:
-        d = Path(self.cfg.models_dir) / "graph-cache"
+        from kira.artifacts import role_dir
+
+        d = role_dir(self.cfg.models_dir, "graph-cache")
         return d.is_dir() and any(d.iterdir())
 
     # ---- retrieval --------------------------------------------------------------------------
