@@ -174,9 +174,10 @@ def description(doc: Doc) -> tuple[str, list[str], str]:
     text = doc.text.strip()
     examples: list[str] = []
     sig = ""
-    if doc.kind == "kb_fact":
+    if doc.kind == "kb_fact":  # "name, alias, alias: description. facts…" (kira.kb.verbalize)
         head, sep, rest = text.partition(": ")
-        first = rest.split(". ", 1)[0] if sep and head.strip().lower() == doc.title.lower() else ""
+        names = [x.strip().lower() for x in head.split(",")]
+        first = rest.split(". ", 1)[0] if sep and doc.title.lower() in names else ""
         return first.strip().rstrip("."), [], ""
     head, sep, rest = text.partition(": ")
     if sep and doc.title and doc.title.lower() in [x.strip().lower() for x in head.split(",")]:
