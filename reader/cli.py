@@ -183,6 +183,8 @@ def pretrain_cmd(
     base: Annotated[str | None, typer.Option(help="Base model spec (default minilm-l6).")] = None,
     out: Annotated[str | None, typer.Option(help="Artifact directory (default: the per-user cache).")] = None,
     max_seconds: Annotated[float | None, typer.Option(help="Safety cap on wall time.")] = None,
+    n_passages: Annotated[int | None, typer.Option(help="Passages per question: 1 positive + hard negatives.")] = None,
+    freeze_layers: Annotated[int | None, typer.Option(help="Lowest encoder layers kept fixed.")] = None,
     force: bool = False,
 ) -> None:
     """Pretrain the extractive reader once on WordNet-generated questions; cached in ~/.cache/kira
@@ -196,6 +198,10 @@ def pretrain_cmd(
         recipe = replace(recipe, steps=steps)
     if base:
         recipe = replace(recipe, base=base)
+    if n_passages:
+        recipe = replace(recipe, n_passages=n_passages)
+    if freeze_layers is not None:
+        recipe = replace(recipe, freeze_layers=freeze_layers)
     path = ensure_pretrained(recipe, force=force, out=out, max_seconds=max_seconds,
                              log=lambda m: typer.echo(m, err=True))
     _echo_json({"path": str(path), "key": recipe.key()})
