@@ -17,7 +17,7 @@ def test_kb_or_table_never_takes_a_text_sources_name(ws, tmp_path, probe):
     probe.clean(r, "taken by a text source")
     r = probe.kira(ws, "kb", "remove", "docs")
     probe.clean(r, "is a text source", "not a knowledge base")
-    r = probe.kira(ws, "index", "delete", "--source", "geo")
+    r = probe.kira(ws, "index", "remove", "--source", "geo")
     probe.clean(r, "is a knowledge base", "kira kb remove geo")
     assert probe.counts(ws) == before
 
@@ -34,8 +34,8 @@ def test_same_kind_other_input_needs_replace(ws, tmp_path, probe):
 
 
 def test_incremental_add_and_delete_in_fresh_processes(ws, tmp_path, probe):
-    """`index delete --id`, `--source` and `index add` used to die with NoClassDefFoundError."""
-    r = probe.kira(ws, "index", "delete", "--id", "docs:d0:0", "--json")
+    """`index remove --id`, `--source` and `index add` used to die with NoClassDefFoundError."""
+    r = probe.kira(ws, "index", "remove", "--id", "docs:d0:0", "--json")
     assert r.rc == 0, r.err
     assert json.loads(r.out)["deleted"] == 1
     changed = tmp_path / "changed" / "docs.jsonl"
@@ -48,7 +48,7 @@ def test_incremental_add_and_delete_in_fresh_processes(ws, tmp_path, probe):
     assert out["added"] == 4 and out["deleted"] == 7, out  # d1..d4 re-read from a new path; d5..d11 gone
     r = probe.kira(ws, "index", "verify", "--json")
     assert r.rc == 0 and json.loads(r.out)["ok"], r.err
-    r = probe.kira(ws, "index", "delete", "--source", "docs", "--json")
+    r = probe.kira(ws, "index", "remove", "--source", "docs", "--json")
     assert r.rc == 0, r.err
     assert "docs" not in probe.counts(ws)
     assert probe.kira(ws, "index", "verify", "--json").rc == 0
