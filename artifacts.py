@@ -11,6 +11,7 @@ types, so a plug-in package can add artifact types and nothing dispatches on ``t
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -139,7 +140,7 @@ def kb_artifact_dirs(models_dir: str | os.PathLike, kb: str) -> list[Path]:
     if not root.is_dir():
         return []
     out = []
-    for d in sorted(root.glob(f"{glob_escape(kb)}-*")):
+    for d in sorted(root.glob(f"{glob.escape(kb)}-*")):
         if not d.is_dir() or d.name in WORKSPACE_ROLES or not (d / CONFIG_FILE).exists():
             continue
         try:
@@ -149,10 +150,3 @@ def kb_artifact_dirs(models_dir: str | os.PathLike, kb: str) -> list[Path]:
         if owner == kb:
             out.append(d)
     return out
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob metacharacters quoted, for ``Path.glob``."""
-    import glob
-
-    return glob.escape(name)

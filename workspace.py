@@ -288,15 +288,13 @@ def upgrade(workspace: str | os.PathLike | None) -> str:
         return f"{cfg.workspace}: {cur.name} now has its store snapshot ({rows.get('passages', 0)} passages){note}"
 
 
-KB_MODEL_SUFFIXES = ("transe", "transh", "transd", "kepler", "graph-bert", "graphformers")
-
-
 def stamp_kb_artifacts(models_dir: Path, kbs: list[str]) -> list[Path]:
     """Older ``<kb>-<model>`` artifacts without a ``kb`` field get it, when exactly one current KB
     and a known KB model explain the directory name."""
-    import json
-
     from kira.artifacts import CONFIG_FILE
+    from kira.kb.kge_models import MODELS as KGE_MODELS  # here, not at import: it loads torch
+
+    suffixes = (*KGE_MODELS, "kepler", "graph-bert", "graphformers")  # the names `kira kb embed`/`graph` write
 
     out = []
     for d in sorted(Path(models_dir).glob("*-*")) if Path(models_dir).is_dir() else []:
@@ -306,7 +304,7 @@ def stamp_kb_artifacts(models_dir: Path, kbs: list[str]) -> list[Path]:
         conf = json.loads(cfg_file.read_text())
         if conf.get("kb"):
             continue
-        owners = [kb for kb in kbs if d.name in (f"{kb}-{m}" for m in KB_MODEL_SUFFIXES)]
+        owners = [kb for kb in kbs if d.name in (f"{kb}-{m}" for m in suffixes)]
         if len(owners) == 1:
             cfg_file.write_text(json.dumps({**conf, "kb": owners[0]}, indent=2, sort_keys=True))
             out.append(d)

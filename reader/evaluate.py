@@ -70,15 +70,18 @@ def coverage_curve(scores: Sequence[float], correct: Sequence[bool],
     return out
 
 
-def by_kind(records: Sequence[dict], preds: Sequence[str], golds: Sequence[Sequence[str]]) -> dict[str, dict]:
-    """EM / F1 per question ``kind`` (the dev sets' quota field), so a closing note can say which
-    kinds of question a change helped; empty when the records carry no kind."""
-    kinds = sorted({r["kind"] for r in records if r.get("kind")})
-    out = {}
-    for kind in kinds:
-        idx = [i for i, r in enumerate(records) if r.get("kind") == kind]
-        out[kind] = {"n": len(idx), **score([preds[i] for i in idx], [golds[i] for i in idx])}
-    return out
+def score_by(records: Sequence[dict], preds: Sequence[str], golds: Sequence[Sequence[str]],
+             field: str = "kind", missing: str | None = None) -> dict[str, dict]:
+    """EM / F1 per value of a record ``field`` (the dev sets' ``kind`` quota, generated questions'
+    ``qtype``), so a note can say which kinds of question a change helped. Records without the field
+    count under ``missing``, or are left out when it is None (then no field at all gives {})."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        key = r.get(field) or missing
+        if key:
+            groups.setdefault(key, []).append(i)
+    return {key: {"n": len(idx), **score([preds[i] for i in idx], [golds[i] for i in idx])}
+            for key, idx in sorted(groups.items())}
 
 
 def evaluate_qa(records: Sequence[dict], retriever, readers: dict[str, Any], k: int = 20, batch_size: int = 8,
@@ -113,7 +116,7 @@ def evaluate_qa(records: Sequence[dict], retriever, readers: dict[str, Any], k: 
                 progress(name, min(s + batch_size, len(records)), len(records))
         out[name] = score(preds, golds)
         correct = [exact_match(p, g) for p, g in zip(preds, golds, strict=True)]
-        kinds = by_kind(records, preds, golds)
+        kinds = score_by(records, preds, golds, "kind")
         if kinds:
             out[name]["by_kind"] = kinds
         if predictions is not None:
@@ -157,8 +160,4 @@ def evaluate_generated(reader, records: Sequence[dict], batch_size: int = 8) -> 
                                     top_n=1, allow_no_answer=False)
         preds.extend(a[0].text if a else "" for a in answers)
     golds = [list(r["answers"]) for r in records]
-    out: dict[str, Any] = {"n": len(records), **score(preds, golds), "by_qtype": {}}
-    for qt in sorted({r.get("qtype", "?") for r in records}):
-        idx = [i for i, r in enumerate(records) if r.get("qtype", "?") == qt]
-        out["by_qtype"][qt] = {"n": len(idx), **score([preds[i] for i in idx], [golds[i] for i in idx])}
-    return out
+    return {"n": len(records), **score(preds, golds), "by_qtype": score_by(records, preds, golds, "qtype", "?")}

@@ -303,10 +303,6 @@ class ExtractiveReader(BaseReader):
                 rel[w] = r[j]
         return starts, ends, rel
 
-    def read(self, question: str, evidence: list[Evidence], top_n: int = 1,
-             allow_no_answer: bool = True) -> list[Answer]:
-        return self.read_batch([question], [evidence], top_n, allow_no_answer)[0]
-
     def read_batch(self, questions: Sequence[str], evidences: Sequence[list[Evidence]], top_n: int = 1,
                    allow_no_answer: bool = True) -> list[list[Answer]]:
         """Answers for many questions at once: all their windows share forward batches."""

@@ -357,10 +357,6 @@ class FiDReader(BaseReader):
         return finished
 
     # ---- reading ----------------------------------------------------------------------------
-    def read(self, question: str, evidence: list[Evidence], top_n: int = 1,
-             allow_no_answer: bool = True) -> list[Answer]:
-        return self.read_batch([question], [evidence], top_n, allow_no_answer)[0]
-
     @torch.inference_mode()
     def read_batch(self, questions: Sequence[str], evidences: Sequence[list[Evidence]], top_n: int = 1,
                    allow_no_answer: bool = True) -> list[list[Answer]]:

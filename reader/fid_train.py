@@ -22,7 +22,7 @@ def answer_labels(reader: FiDReader, answers: Sequence[str]) -> torch.Tensor:
 
 
 def fid_loss(reader: FiDReader, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]],
-         answers: Sequence[str]) -> torch.Tensor:
+             answers: Sequence[str]) -> torch.Tensor:
     return loss_on_states(reader, reader.encode(questions, evidences), answers)
 
 
@@ -43,7 +43,6 @@ def loss_on_states(reader: FiDReader, fused: Fused, answers: Sequence[str]) -> t
 
 
 @torch.no_grad()
-
 def encode_compact(reader: FiDReader, questions: Sequence[str], evidences: Sequence[Sequence[Evidence]],
                    bf16: bool | None = None) -> list[Fused]:
     """Per question, the fused passages at their *unmasked* positions only (``[1, n_i, …]``).

@@ -174,13 +174,12 @@ def description(doc: Doc) -> tuple[str, list[str], str]:
     text = doc.text.strip()
     examples: list[str] = []
     sig = ""
-    if doc.kind == "kb_fact":  # "name, alias, alias: description. facts…" (kira.kb.verbalize)
-        head, sep, rest = text.partition(": ")
-        names = [x.strip().lower() for x in head.split(",")]
-        first = rest.split(". ", 1)[0] if sep and doc.title.lower() in names else ""
+    head, sep, rest = text.partition(": ")  # "name, alias, alias: description…" (glosses, kira.kb.verbalize)
+    names_head = bool(sep) and bool(doc.title) and doc.title.lower() in [x.strip().lower() for x in head.split(",")]
+    if doc.kind == "kb_fact":  # "…: description. facts…"
+        first = rest.split(". ", 1)[0] if names_head else ""
         return first.strip().rstrip("."), [], ""
-    head, sep, rest = text.partition(": ")
-    if sep and doc.title and doc.title.lower() in [x.strip().lower() for x in head.split(",")]:
+    if names_head:
         text = rest
         body, _, ex = text.partition(". Examples: ")
         examples = [e.strip() for e in ex.split(";") if e.strip()]

@@ -94,6 +94,11 @@ def _training_workspace(cfg, log: Callable[[str], None] | None) -> tuple[Path, l
         return data_ws, _training_store_tables(store, log)
 
 
+def _flags(opts: dict[str, Any]) -> list[str]:
+    """``{"batch_size": 16}`` -> ``["--batch-size", "16"]``: settings as the trainer's CLI options."""
+    return [arg for k, v in opts.items() for arg in (f"--{k.replace('_', '-')}", str(v))]
+
+
 def _train_once(final: Path, args: Callable[[Path], list[str]], what: str) -> dict[str, Any]:
     """Run ``kira.tables <args(tmp)>`` in a fresh interpreter into ``<final>.partial``, then rename it
     into place, so an interrupted run never leaves a half-written model that would pass as cached."""
@@ -124,7 +129,7 @@ def ensure_default_table_model(cfg, max_seconds: float = 420, steps: int = 3000,
     summary = _train_once(final, lambda tmp: [
         "train", "--workspace", str(data_ws), "--base", base, "--out", str(tmp), "--steps", str(steps),
         "--max-seconds", str(max_seconds), "--json",
-        *[arg for k, v in opts.items() for arg in (f"--{k.replace('_', '-')}", str(v))]],
+        *_flags(opts)],
         "training the default table-QA model")
     info.update(trained=True, summary=summary)
     if log:
@@ -161,7 +166,7 @@ def ensure_default_table_parser(cfg, max_seconds: float = 1500, force: bool = Fa
     summary = _train_once(final, lambda tmp: [
         "train-parser", "--workspace", str(data_ws), "--base", base, "--out", str(tmp),
         "--max-seconds", str(max_seconds), "--json",
-        *[arg for k, v in opts.items() for arg in (f"--{k.replace('_', '-')}", str(v))], *with_tapas],
+        *_flags(opts), *with_tapas],
         "training the default table parser")
     info.update(trained=True, summary=summary)
     if log:
