@@ -95,7 +95,6 @@ class TextEncoder(torch.nn.Module):
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
         """Encode with length bucketing and bf16 autocast; output order matches input order."""
-        set_threads()
         self.model.eval()
         n = len(texts)
         out = np.zeros((n, self.dim), dtype=np.float32)
@@ -108,6 +107,8 @@ class TextEncoder(torch.nn.Module):
 
             bar = tqdm(total=n, unit="psg", desc="encode")
         for start in range(0, n, batch_size):
+            if self.device.type == "cpu":
+                set_threads()  # per batch: follows other jobs' load during a long index build
             idx = order[start:start + batch_size]
             batch = self._tokenize([texts[i] for i in idx])
             with autocast(self.device, self.bf16):

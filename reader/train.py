@@ -204,7 +204,6 @@ def _loop(model: torch.nn.Module, batches: list, loss_fn: Callable[[Any], torch.
     outputs are the features the trained part learns from, and the pass is ~2x cheaper)."""
     from kira.plm.device import autocast, set_threads
 
-    set_threads()  # KIRA_THREADS=1 helps a lot on an oversubscribed machine
     set_seed(opts.seed)
     device = next(model.parameters()).device
     total = len(batches) * opts.epochs
@@ -217,6 +216,8 @@ def _loop(model: torch.nn.Module, batches: list, loss_fn: Callable[[Any], torch.
         frozen.eval()
     for _epoch in range(opts.epochs):
         for batch in batches:
+            if device.type == "cpu":
+                set_threads()  # per step: the cores other jobs leave free (plm.device.ThreadGovernor)
             with autocast(device, opts.bf16):
                 loss = loss_fn(batch).float()
             opt.zero_grad(set_to_none=True)

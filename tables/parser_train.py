@@ -121,6 +121,7 @@ def train_parser(parser: TableParser, items: list, steps: int = 600, batch_size:
     done = 0
     stopped = False
     for step in range(steps):
+        set_threads()  # per step: the cores other jobs leave free
         if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
             msg = (f"table parser: wall-clock cap of {max_seconds:.0f}s reached after {step}/{steps} steps; "
                    "the machine is much slower than planned (or busy) -- the parser is under-trained")

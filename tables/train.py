@@ -92,6 +92,7 @@ def train_table_qa(model: TableQAModel, questions: Sequence[TableQuestion], tabl
     t_train = time.perf_counter()
     done = 0
     for step in range(steps):
+        set_threads()  # per step: the cores other jobs leave free
         if max_seconds is not None and time.perf_counter() - t_train > max_seconds:
             if log:
                 log(f"time budget of {max_seconds:.0f}s reached after {step} steps")
