@@ -1,8 +1,10 @@
 """Retrieval throughput: kira's retrievers against their raw engines, on the same index and queries.
 
 1. Dense: ``DenseRetriever.search_vectors`` (FAISS search + id mapping + passage text from the
-   version's Lucene doc store + ``Evidence``) vs raw ``faiss.Index.search`` on the very same index
-   object and the same pre-encoded query vectors (query encoding excluded from both). Goal ≥ 0.9.
+   version's memory-mapped docstore + ``Evidence``) vs raw ``faiss.Index.search`` on the very same
+   index object and the same pre-encoded query vectors (query encoding excluded from both). Goal
+   ≥ 0.9. "cold" re-opens the docstore before each pass (``--lucene-docstore``: the Lucene doc
+   store of versions built before docstores, with its parsed-doc LRU cleared), "warm" does not.
 2. BM25: ``BM25Retriever.batch_search`` (returns ``Evidence`` with text) vs pyserini's own
    ``LuceneSearcher.batch_search`` on the same Lucene index, same k1/b, k and threads — both bare (Java
    hit objects, nothing read) and reading what a caller needs (docid, score, stored raw text) —
@@ -88,21 +90,25 @@ def build_version(workdir: Path, passages: list[Passage]):
     """A version in index build's on-disk format: Lucene (raw docs) + FAISS IDMap2 flat + docids."""
     import faiss
 
-    from kira.index_build.lucene import LuceneWriter
+    from kira.index_build import docstore
+    from kira.index_build.lucene import LuceneWriter, raw_doc
     from kira.index_build.versions import IndexVersion, write_docids
 
     v = workdir / "indexes" / "v0001"
     mf = v / "manifest.json"
-    if mf.exists() and json.loads(mf.read_text()).get("passages") == len(passages):
+    if mf.exists() and json.loads(mf.read_text()).get("passages") == len(passages) and docstore.exists(v):
         return IndexVersion.open(v)
     if v.exists():
         shutil.rmtree(v)
     (v / "faiss").mkdir(parents=True)
     t = time.perf_counter()
-    w = LuceneWriter(v / "lucene")
+    w, ds = LuceneWriter(v / "lucene"), docstore.DocStoreWriter(v)
     for s in range(0, len(passages), 10_000):
-        w.add(passages[s:s + 10_000])
+        raws = [raw_doc(p) for p in passages[s:s + 10_000]]
+        w.add_raw(raws)
+        ds.add(raws)
     w.close()
+    ds.close()
     print(f"# built Lucene over {len(passages)} passages in {time.perf_counter() - t:.1f}s", file=sys.stderr)
     index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
     index.add_with_ids(unit_vectors(len(passages), DIM, 0), np.arange(len(passages), dtype=np.int64))
@@ -128,13 +134,16 @@ def interleaved(fns: dict, reps: int) -> dict[str, float]:
     return {name: min(ts) for name, ts in times.items()}
 
 
-def bench_dense(version, nq: int, k: int, batch: int, reps: int, threads: int) -> dict:
+def bench_dense(version, nq: int, k: int, batch: int, reps: int, threads: int, lucene_docstore: bool = False) -> dict:
     import faiss
 
     from kira.retriever.dense import DenseRetriever
+    from kira.retriever.docstore import LuceneDocStore, open_docstore, open_searcher
 
     faiss.omp_set_num_threads(threads)
     dense = DenseRetriever(version, threads=threads)
+    if lucene_docstore:
+        dense.docs = LuceneDocStore(open_searcher(version.lucene_dir))
     index = dense.index  # the very same index object for both sides
     q = unit_vectors(nq, DIM, 7)
     batches = [q[s:s + batch] for s in range(0, nq, batch)]
@@ -144,7 +153,11 @@ def bench_dense(version, nq: int, k: int, batch: int, reps: int, threads: int) -
             index.search(b, k)
 
     def kira_cold():
-        dense.docs._cache.clear()  # every passage text fetched from Lucene again
+        if isinstance(dense.docs, LuceneDocStore):
+            dense.docs._cache.clear()  # every passage text fetched from Lucene again
+        else:
+            dense.docs.close()
+            dense.docs = open_docstore(version.path, dense.docids)  # a fresh map; nothing parsed is kept
         for b in batches:
             dense.search_vectors(b, k)
 
@@ -160,16 +173,18 @@ def bench_dense(version, nq: int, k: int, batch: int, reps: int, threads: int) -
     t_warm = interleaved({"warm": kira_warm}, reps)["warm"]
     hits = dense.search_vectors(q[:1], k)[0]
     assert len(hits) == k and hits[0].text, "dense retriever returned no text"
-    return {"k": k, "queries": nq, "batch": batch, "faiss_qps": nq / t_raw, "kira_qps_cold_cache": nq / t_cold,
-            "kira_qps_warm_cache": nq / t_warm, "ratio_cold": t_raw / t_cold, "ratio_warm": t_raw / t_warm}
+    return {"k": k, "queries": nq, "batch": batch, "docstore": type(dense.docs).__name__, "faiss_qps": nq / t_raw,
+            "kira_qps_cold_cache": nq / t_cold, "kira_qps_warm_cache": nq / t_warm, "ratio_cold": t_raw / t_cold, "ratio_warm": t_raw / t_warm}
 
 
 def bench_bm25(version, passages: list[Passage], queries: list[str], k: int, reps: int, threads: int,
-               with_bm25s: bool) -> dict:
+               with_bm25s: bool, lucene_docstore: bool = False) -> dict:
     from kira.retriever.bm25 import BM25Retriever
-    from kira.retriever.docstore import open_searcher
+    from kira.retriever.docstore import LuceneDocStore, open_searcher
 
     kira = BM25Retriever(version, k1=0.9, b=0.4, threads=threads)
+    if lucene_docstore:
+        kira.docs = LuceneDocStore(kira.searcher)
     ps = open_searcher(version.lucene_dir)
     ps.set_bm25(0.9, 0.4)
     qids = [str(i) for i in range(len(queries))]
@@ -250,6 +265,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-bm25s", action="store_true")
+    ap.add_argument("--lucene-docstore", action="store_true",
+                    help="hit text from Lucene (how versions built before docstores read), for before/after")
     ap.add_argument("--workdir", default="/tmp/kira-bench-retrieval")
     ap.add_argument("--json", action="store_true", help="print one JSON object (last stdout line: "
                     "Lucene's indexer logs to stdout while a first run builds the index)")
@@ -269,9 +286,10 @@ def main(argv: list[str] | None = None) -> dict:
     queries = make_queries(passages, a.queries)
     res: dict = {"n": len(passages), "corpus": passages[0].source, "threads": a.threads, "dense": [], "bm25": []}
     for k in a.k:
-        res["dense"].append(bench_dense(version, a.queries, k, a.batch, a.reps, a.threads))
+        res["dense"].append(bench_dense(version, a.queries, k, a.batch, a.reps, a.threads, a.lucene_docstore))
         print(f"# {json.dumps(res['dense'][-1])}", file=sys.stderr, flush=True)
-        res["bm25"].append(bench_bm25(version, passages, queries, k, a.reps, a.threads, not a.no_bm25s))
+        res["bm25"].append(bench_bm25(version, passages, queries, k, a.reps, a.threads, not a.no_bm25s,
+                                      a.lucene_docstore))
         print(f"# {json.dumps(res['bm25'][-1])}", file=sys.stderr, flush=True)
     res["total_s"] = time.perf_counter() - t0
     if a.json_out:

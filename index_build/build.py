@@ -28,7 +28,7 @@ import numpy as np
 
 from kira.config import KiraConfig
 from kira.errors import IndexError_
-from kira.index_build import faiss_index, lucene
+from kira.index_build import docstore, faiss_index, lucene
 from kira.index_build.shards import (
     PROGRESS,
     ShardProgress,
@@ -104,10 +104,11 @@ def source_checksums(store) -> list[dict[str, Any]]:
 
 def write_lucene(store, lucene_dir: Path, docids_path: Path, shard_size: int,
                  progress: bool = False) -> tuple[int, str]:
-    """All store passages into Lucene, and their ids (in store order) into docids.txt."""
+    """All store passages into Lucene and the docstore, and their ids (in store order) into docids.txt."""
     if lucene_dir.exists():
         shutil.rmtree(lucene_dir)
     writer = lucene.LuceneWriter(lucene_dir)
+    docs = docstore.DocStoreWriter(lucene_dir.parent)
     h = hashlib.sha256()
     n = 0
     bar = None
@@ -120,7 +121,9 @@ def write_lucene(store, lucene_dir: Path, docids_path: Path, shard_size: int,
     try:
         with tmp.open("w", encoding="utf-8") as f:
             for _, batch in iter_shard_batches(store, shard_size):
-                writer.add(batch)
+                raws = [lucene.raw_doc(p) for p in batch]
+                writer.add_raw(raws)
+                docs.add(raws)
                 for p in batch:
                     f.write(p.id + "\n")
                     h.update(p.id.encode())
@@ -130,6 +133,7 @@ def write_lucene(store, lucene_dir: Path, docids_path: Path, shard_size: int,
                     bar.update(len(batch))
     finally:
         writer.close()
+        docs.close()
         if bar:
             bar.close()
     os.replace(tmp, docids_path)
@@ -231,6 +235,12 @@ def verify_version(version: IndexVersion, *, expected: int | None = None, encode
     finally:
         s.close()
     report["bm25_probes"] = len(picks)
+    if docstore.exists(version.path):
+        # a row per docids.txt line, and the probes' rows are exactly Lucene's stored documents
+        bad = docstore.check(version.path, docids, {pid: raws[pid] for _, pid in picks})
+        if bad:
+            raise IndexError_(f"{version.path}: verification failed: " + "; ".join(bad))
+        report["docstore_probes"] = len(picks)
     if index is not None:
         if encoder is None:
             encoder = load_encoder(m["encoder"], KiraConfig())

@@ -13,6 +13,7 @@ itself plus one shard. Training and adding run on GPU when FAISS sees one.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,41 @@ def build_from_shards(shards_dir: Path, shard_sizes: list[int], dim: int, kind: 
     if work is not index:
         index = faiss.index_gpu_to_cpu(work)
     return index, params
+
+
+IVFDATA = "index.ivfdata"  # on-disk inverted lists, beside index.faiss
+
+
+def build_ivf_ondisk(trained, chunks: Iterable[tuple[np.ndarray, np.ndarray]], out_dir: Path,
+                     progress: bool = False):
+    """An IVF index whose inverted lists live in ``out_dir/index.ivfdata`` (memory-mapped at search
+    time), so the index can exceed RAM: each chunk of ``(vectors, ids)`` is added to its own copy of
+    the ``trained`` empty index and written as a block, then the blocks' lists are merged into one
+    file (FAISS's ``OnDiskInvertedLists``). Peak memory is one chunk plus its codes. Write the
+    result with :func:`write` into the same ``out_dir``; ``IndexVersion.load_faiss`` finds the lists
+    there (``IO_FLAG_ONDISK_SAME_DIR``), so the directory may be renamed after the build."""
+    import faiss
+    from faiss.contrib.ondisk import merge_ondisk
+
+    if not isinstance(faiss.downcast_index(trained), faiss.IndexIVF) or not trained.is_trained:
+        raise IndexError_("build_ivf_ondisk needs a trained, empty IVF index")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    blocks: list[Path] = []
+    try:
+        for i, (vecs, ids) in enumerate(chunks):
+            block = faiss.clone_index(trained)
+            block.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+            blocks.append(out_dir / f"block{i:05d}.index")
+            faiss.write_index(block, str(blocks[-1]))
+            del block
+            if progress:
+                print(f"faiss: block {i} written ({len(ids)} vectors)", flush=True)
+        index = faiss.clone_index(trained)
+        merge_ondisk(index, [str(b) for b in blocks], str(out_dir / IVFDATA))
+    finally:
+        for b in blocks:
+            b.unlink(missing_ok=True)
+    return index
 
 
 def wrap(base):

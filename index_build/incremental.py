@@ -23,7 +23,7 @@ import numpy as np
 
 from kira.config import KiraConfig
 from kira.errors import IndexError_
-from kira.index_build import faiss_index, lucene
+from kira.index_build import docstore, faiss_index, lucene
 from kira.index_build.build import finalize, ids_checksum, load_encoder, source_checksums
 from kira.index_build.shards import passage_contents
 from kira.index_build.versions import (
@@ -65,9 +65,26 @@ def _derived_manifest(version: IndexVersion, build: Path, docids: list[str], *, 
     return m
 
 
+def _docstore(version: IndexVersion, build: Path, docids: list[str], new_raws: dict[str, str]) -> None:
+    """The new version's docstore: rows of added passages from ``new_raws``, the rest copied from the
+    parent's docstore (or read from the parent's Lucene when the parent predates docstores)."""
+    if docstore.exists(version.path):
+        docstore.derive(version.path, build, docids, new_raws, version.docids())
+        return
+    m = version.manifest.get("bm25") or {}
+    s = lucene.searcher(version.lucene_dir, m.get("k1", 0.9), m.get("b", 0.4))
+    try:
+        docstore.derive(version.path, build, docids, new_raws, version.docids(),
+                        lucene_raw=lambda pid: s.object.doc_raw(pid))
+    finally:
+        s.close()
+
+
 def _finish(version: IndexVersion, build: Path, docids: list[str], index, manifest: dict[str, Any], *,
-            store, encoder, expected: int | None, keep_versions: int) -> IndexVersion:
+            store, encoder, expected: int | None, keep_versions: int,
+            new_raws: dict[str, str] | None = None) -> IndexVersion:
     write_docids(build / "faiss" / DOCIDS, docids)
+    _docstore(version, build, docids, new_raws or {})
     if index is not None:
         faiss_index.write(index, build / "faiss" / FAISS_FILE)
     return finalize(version.path.parent, build, manifest, store, encoder=encoder, expected=expected,
@@ -115,9 +132,10 @@ def add_passages(version: IndexVersion, passages: Iterable[Passage], *, cfg: Kir
         try:
             if replaced or removed:
                 lucene.delete_ids(build / "lucene", replaced + removed)
+            new_raws = {p.id: lucene.raw_doc(p) for p in passages}
             w = lucene.LuceneWriter(build / "lucene", append=True)
             try:
-                w.add(passages)
+                w.add_raw(list(new_raws.values()))
             finally:
                 w.close()
             index = None
@@ -142,7 +160,7 @@ def add_passages(version: IndexVersion, passages: Iterable[Passage], *, cfg: Kir
             _abort(build)
             raise
         return _finish(version, build, docids, index, manifest, store=store, encoder=encoder, expected=expected,
-                       keep_versions=cfg.index.keep_versions)
+                       keep_versions=cfg.index.keep_versions, new_raws=new_raws)
 
 
 def delete_passages(version: IndexVersion, ids: Iterable[str], *, cfg: KiraConfig | None = None, store=None,

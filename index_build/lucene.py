@@ -60,7 +60,10 @@ class LuceneWriter:
         self.n = 0
 
     def add(self, passages: Iterable[Passage]) -> int:
-        docs = [raw_doc(p) for p in passages]
+        return self.add_raw([raw_doc(p) for p in passages])
+
+    def add_raw(self, docs: list[str]) -> int:
+        """Add documents already rendered by ``raw_doc`` (the build also writes them to the docstore)."""
         if docs:
             self._indexer.add_batch_raw(docs)
         self.n += len(docs)

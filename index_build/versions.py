@@ -82,7 +82,8 @@ class IndexVersion:
         path = self.faiss_dir / FAISS_FILE
         if not path.exists():
             raise IndexError_(f"{self.path}: version has no dense index ({path} missing)")
-        index = faiss.read_index(str(path))
+        # an IVF index with on-disk inverted lists finds them beside index.faiss (memory-mapped)
+        index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
         if gpu is None:
             gpu = faiss_gpus() > 0
         if gpu:

@@ -5,7 +5,8 @@ question encoder is, in order: the one passed in, the config's ``index.query_enc
 manifest's ``query_encoder``, the ``query_encoder`` recorded in the passage encoder's ``kira.json``
 (what ``kira retriever train --separate`` writes, so an index built with the trained passage
 encoder finds its question encoder by itself), else the passage encoder (shared, as with MiniLM).
-Passage text comes from the version's Lucene doc store, so hits match the vectors they scored.
+Passage text comes from the version's document store (memory-mapped; Lucene for older versions),
+so hits match the vectors they scored.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from kira.errors import IndexError_
-from kira.retriever.docstore import LuceneDocStore, evidence_from_doc, open_searcher
+from kira.retriever.docstore import evidence_from_doc, open_docstore
 from kira.schema import BaseRetriever, Evidence
 
 
@@ -99,7 +100,7 @@ class DenseRetriever(BaseRetriever):
             raise IndexError_(f"{getattr(version, 'path', version)}: query encoder "
                               f"{getattr(self.encoder, 'spec', self.encoder)!r} gives {self.encoder.dim}-d vectors "
                               f"but the FAISS index holds {self.index.d}-d vectors")
-        self.docs = LuceneDocStore(doc_searcher or open_searcher(version.lucene_dir))
+        self.docs = open_docstore(version.path, self.docids, doc_searcher)
 
     def encode(self, queries: Sequence[str]) -> np.ndarray:
         """Question vectors, float32 contiguous, batched."""
@@ -138,7 +139,7 @@ class DenseRetriever(BaseRetriever):
                 for srow, irow in zip(scores.tolist(), ids.tolist(), strict=True)]
 
     def evidence(self, rows: list[list[tuple[str, float]]], threads: int | None = None) -> list[list[Evidence]]:
-        """Hits → ``Evidence`` with text from the version's Lucene doc store (one fetch per unique id)."""
+        """Hits → ``Evidence`` with text from the version's doc store (one fetch per unique id)."""
         docs = self.docs.get_many([p for row in rows for p, _ in row], threads or self.threads)
         out = []
         for row in rows:
@@ -153,5 +154,8 @@ class DenseRetriever(BaseRetriever):
         return out
 
     def search_vectors(self, vectors: np.ndarray, k: int | None = None, threads: int | None = None) -> list[list[Evidence]]:
-        """Search pre-encoded question vectors and assemble evidence from the Lucene doc store."""
+        """Search pre-encoded question vectors and assemble evidence from the version's doc store."""
         return self.evidence(self.search_hits(vectors, k), threads)
+
+    def close(self) -> None:
+        self.docs.close()

@@ -1,8 +1,10 @@
-"""A version's Lucene index as its document store: passage id → stored raw JSON → ``Evidence``.
+"""A version's document store: passage id → stored raw JSON → ``Evidence``.
 
-Index build stores each passage's raw JSON (``id``, ``title``, ``text``, ``contents``, ``source``,
-``metadata``) in Lucene, so a version is self-contained: dense hits take their text from the same
+Index build writes each passage's raw JSON (``id``, ``title``, ``text``, ``contents``, ``source``,
+``kind``, ``metadata``) into Lucene and into the memory-mapped ``docstore/`` beside it
+(``index_build.docstore``), so a version is self-contained: hits take their text from the same
 version they were scored in, never from the live DuckDB store (which may have moved on).
+``open_docstore`` reads the memory-mapped file when the version has one, else Lucene.
 """
 
 from __future__ import annotations
@@ -55,6 +57,19 @@ def evidence_from_doc(doc: dict[str, Any], score: float, retriever: str, rank: i
                     source=doc.get("source", "") or "", retriever=retriever, metadata=meta)
 
 
+def open_docstore(version_dir: str | os.PathLike, docids: list[str] | None = None, searcher=None):
+    """``MmapDocStore`` when the version has a docstore, else ``LuceneDocStore`` (older versions);
+    both answer ``get_many(ids) -> {id: doc}``."""
+    from kira.index_build import docstore
+    from kira.index_build.versions import DOCIDS, read_docids
+
+    if docstore.exists(version_dir):
+        if docids is None:
+            docids = read_docids(Path(version_dir) / "faiss" / DOCIDS)
+        return docstore.MmapDocStore(version_dir, docids)
+    return LuceneDocStore(searcher or open_searcher(Path(version_dir) / "lucene"))
+
+
 class LuceneDocStore:
     """Fetch stored docs by passage id, with a bounded LRU of parsed docs.
 
@@ -88,6 +103,9 @@ class LuceneDocStore:
             if raw is not None:
                 out[i] = self._put(i, parse_raw(raw, i))
         return out
+
+    def close(self) -> None:
+        """The searcher belongs to whoever opened it."""
 
     def _put(self, key: str, doc: dict[str, Any]) -> dict[str, Any]:
         if self.cache_size > 0:

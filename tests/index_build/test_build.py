@@ -223,12 +223,12 @@ def test_failed_verification_never_becomes_current(cfg, store, corpus, monkeypat
     ingest_source(store, f"jsonl:{corpus}")
     good = build_index(cfg, store, encoder_spec=ENC, progress=False)
 
-    orig = lucene.LuceneWriter.add
+    orig = lucene.LuceneWriter.add_raw
 
-    def lossy_add(self, passages):  # a corrupt Lucene stage: one passage silently lost
-        return orig(self, [p for p in passages if p.id != "corpus:d4:0"])
+    def lossy_add(self, docs):  # a corrupt Lucene stage: one passage silently lost
+        return orig(self, [d for d in docs if json.loads(d)["id"] != "corpus:d4:0"])
 
-    monkeypatch.setattr(lucene.LuceneWriter, "add", lossy_add)
+    monkeypatch.setattr(lucene.LuceneWriter, "add_raw", lossy_add)
     with pytest.raises(IndexError_, match="verification failed") as ei:
         build_index(cfg, store, encoder_spec=ENC, progress=False)
     msg = str(ei.value)

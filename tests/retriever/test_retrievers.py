@@ -36,6 +36,12 @@ class TestDense(RetrieverContract):
     def retriever(self, tiny_retrievers):
         return tiny_retrievers["dense"]
 
+    @pytest.fixture
+    def retriever_factory(self, tiny_index):
+        from kira.retriever.dense import DenseRetriever
+
+        return lambda: DenseRetriever(tiny_index[1], device="cpu")  # its own docstore map, closed by the test
+
 
 class TestHybridRRF(RetrieverContract):
     easy_queries = EASY
