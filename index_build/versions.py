@@ -9,10 +9,14 @@ Layout (the contract the retriever reads)::
                              #   {"id", "title", "text", "contents", "source", "kind", "metadata"}
         faiss/index.faiss    # faiss.IndexIDMap2 over the base index; ids are int64
         faiss/docids.txt     # line i = passage id of FAISS id i ("" where the id was deleted)
+        faiss/index.ivfdata  # IVF inverted lists on disk (only for indexes built past RAM)
+        docstore/            # the same raw JSON, memory-mapped, row i = FAISS id i (index_build.docstore)
+        store.duckdb         # read-only snapshot of the store this version was built from
       v0008.building/        # a build in progress (never read by retrievers)
       current -> v0007       # replaced with os.replace only after the version verified itself
 
-A version is self-contained: Lucene is its document store, so a retriever needs nothing else.
+A version is self-contained: its docstore (or, for versions built before docstores, Lucene) holds
+every passage's text, so a retriever needs nothing else.
 Why docids.txt instead of positions: incremental adds/deletes keep FAISS ids stable (IDMap2), so
 the id → passage mapping is explicit and ``compact`` renumbers densely.
 """
