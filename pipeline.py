@@ -193,7 +193,7 @@ class QAPipeline:
                 from kira.retriever.fusion import fuse_evidence
 
                 for r in extra:
-                    more = [r.search(q, k=k) for q in questions]
+                    more = r.batch_search(list(questions), k=k)
                     names.append(getattr(r, "name", type(r).__name__))
                     hits = [fuse_evidence([h, m], k=max(k, len(h))) for h, m in zip(hits, more, strict=True)]
         return [h[:k] for h in hits], "+".join(names)

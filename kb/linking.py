@@ -78,6 +78,7 @@ class EntityLinker:
         self._encoder_spec = encoder_spec
         self._aliases: dict[str, list[tuple[str, str]]] | None = None
         self._names: dict[tuple[str, str], str] = {}
+        self._texts: dict[tuple[str, str], str] = {}  # "<name>: <description>", what candidates are ranked by
         self._degree: dict[tuple[str, str], int] = {}
         self._vec_cache: dict[tuple[str, str], np.ndarray] = {}
 
@@ -91,6 +92,8 @@ class EntityLinker:
             for e in self.store.iter_entities(kb):
                 key = (kb, e.id)
                 self._names[key] = e.name
+                if e.description:
+                    self._texts[key] = f"{e.name}: {e.description}"
                 for surface in dict.fromkeys([e.name, *e.aliases]):
                     n = normalize(surface)
                     if n and (len(n) > 1 or n.isdigit()) and key not in aliases[n]:
@@ -104,8 +107,14 @@ class EntityLinker:
         """Forget the dictionary (after KBs were added or removed)."""
         self._aliases = None
         self._names.clear()
+        self._texts.clear()
         self._degree.clear()
         self._vec_cache.clear()
+
+    def names(self, kb: str, ids) -> dict[str, str]:
+        """Entity id → name for ``ids`` of ``kb`` (from the dictionary in memory; no store query)."""
+        self._build()
+        return {i: self._names.get((kb, i), i) for i in ids}
 
     # ---- encoder ------------------------------------------------------------------------------
     @property
@@ -116,19 +125,22 @@ class EntityLinker:
             self._encoder = TextEncoder(self._encoder_spec, max_length=64)
         return self._encoder
 
-    def _entity_vectors(self, keys: list[tuple[str, str]]) -> np.ndarray:
-        missing = [k for k in keys if k not in self._vec_cache]
-        if missing:
-            ents = {}
-            for kb in {k[0] for k in missing}:
-                for e in self.store.get_entities(kb, [k[1] for k in missing if k[0] == kb]):
-                    ents[(kb, e.id)] = e
-            texts = [f"{ents[k].name}: {ents[k].description}" if k in ents else self._names.get(k, k[1]) for k in missing]
-            vecs = np.asarray(self.encoder.encode(texts), dtype=np.float32)
-            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True).clip(1e-9)
-            for k, v in zip(missing, vecs, strict=True):
-                self._vec_cache[k] = v
-        return np.stack([self._vec_cache[k] for k in keys])
+    MAX_CACHED_VECTORS = 200_000  # ~300 MB at 384-d; cleared when full (a server runs for days)
+
+    def _encode(self, questions: list[str], keys: list[tuple[str, str]]) -> np.ndarray:
+        """Unit vectors of ``questions``, and of the candidate ``keys`` not cached yet, in ONE encoder
+        call (a forward pass per question and per mention cost ~20 ms each on CPU)."""
+        missing = list(dict.fromkeys(k for k in keys if k not in self._vec_cache))
+        texts = questions + [self._texts.get(k) or self._names.get(k, k[1]) for k in missing]
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        vecs = np.asarray(self.encoder.encode(texts), dtype=np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True).clip(1e-9)
+        if len(self._vec_cache) + len(missing) > self.MAX_CACHED_VECTORS:
+            self._vec_cache.clear()
+        for k, v in zip(missing, vecs[len(questions):], strict=True):
+            self._vec_cache[k] = v
+        return vecs[:len(questions)]
 
     # ---- linking ------------------------------------------------------------------------------
     def mentions(self, text: str) -> list[tuple[int, int, str, list[tuple[str, str]]]]:
@@ -152,10 +164,20 @@ class EntityLinker:
 
     def link(self, text: str) -> list[LinkedEntity]:
         """Linked entities of ``text``, best candidate(s) per mention, by score."""
-        found = self.mentions(text)
-        if not found:
-            return []
-        qvec = None
+        return self.link_batch([text])[0]
+
+    def link_batch(self, texts: list[str]) -> list[list[LinkedEntity]]:
+        """``link`` for many texts; every text with an ambiguous mention and every uncached
+        candidate are encoded together, once."""
+        found = [self.mentions(t) for t in texts]
+        ambiguous = [i for i, f in enumerate(found) if any(len(c) > 1 for *_, c in f)]
+        qvecs: dict[int, np.ndarray] = {}
+        if ambiguous and self.encoder is not None:
+            keys = [k for i in ambiguous for *_, cands in found[i] if len(cands) > 1 for k in cands]
+            qvecs = dict(zip(ambiguous, self._encode([texts[i] for i in ambiguous], keys), strict=True))
+        return [self._rank(f, qvecs.get(i)) for i, f in enumerate(found)]
+
+    def _rank(self, found, qvec: np.ndarray | None) -> list[LinkedEntity]:
         out: list[LinkedEntity] = []
         for start, end, surface, cands in found:
             prior = []
@@ -163,11 +185,8 @@ class EntityLinker:
                 exact = 1.0 if normalize(self._names.get(key, "")) == normalize(surface) else 0.8
                 prior.append(exact + 0.05 * math.log1p(self._degree.get(key, 0)))
             scores = np.asarray(prior, dtype=np.float32)
-            if len(cands) > 1 and self.encoder is not None:
-                if qvec is None:
-                    qvec = np.asarray(self.encoder.encode([text]), dtype=np.float32)[0]
-                    qvec /= max(float(np.linalg.norm(qvec)), 1e-9)
-                sims = self._entity_vectors(list(cands)) @ qvec + 0.01 * scores
+            if len(cands) > 1 and qvec is not None:
+                sims = np.stack([self._vec_cache[k] for k in cands]) @ qvec + 0.01 * scores
                 probs = np.exp((sims - sims.max()) / 0.05)
                 probs /= probs.sum()
                 # order by similarity; confidence = surface prior scaled by how clearly it won
@@ -192,6 +211,7 @@ class KBFactRetriever(BaseRetriever):
         self.linker = linker or EntityLinker(store, encoder=encoder, kbs=kbs, encoder_spec=encoder_spec)
         self.max_facts_per_entity = max_facts_per_entity
         self._templates: dict[str, dict[str, str]] = {}
+        self._rel_names: dict[str, dict[str, str]] = {}
 
     @classmethod
     def from_config(cls, cfg, store) -> KBFactRetriever:
@@ -213,17 +233,34 @@ class KBFactRetriever(BaseRetriever):
         return sentence(template, names.get(t.head, t.head), rname, names.get(t.tail, t.tail))
 
     def search(self, query: str, k: int = 10) -> list[Evidence]:
-        links = self.linker.link(query)
-        if not links:
+        return self.batch_search([query], k)[0]
+
+    def batch_search(self, queries: Sequence[str], k: int = 10, threads: int | None = None) -> list[list[Evidence]]:
+        """One list per query; the questions are linked together (one encoder call)."""
+        links = self.linker.link_batch(list(queries))
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for ls in links:
+            for link in ls:
+                wanted[link.kb].add(link.entity_id)
+        facts = {kb: self.store.triples_about_many(kb, sorted(ids)) for kb, ids in wanted.items()}
+        return [self._facts(q, ls, k, facts) for q, ls in zip(queries, links, strict=True)]
+
+    def _relation_names(self, kb: str) -> dict[str, str]:
+        if kb not in self._rel_names:
+            self._rel_names[kb] = {r.id: r.name for r in self.store.list_relations(kb)}
+        return self._rel_names[kb]
+
+    def _facts(self, query: str, links: list[LinkedEntity], k: int,
+               facts_of: dict[str, dict[str, list[Triple]]]) -> list[Evidence]:
+        if not links or k <= 0:
             return []
         qwords = {_singular(w) for w in tokens(query) if w not in STOPWORDS}
         linked_ids = {(link.kb, link.entity_id) for link in links}
         out: dict[str, Evidence] = {}
         for link in links:
-            facts = self.store.triples_about(link.kb, link.entity_id)[: self.max_facts_per_entity * 4]
-            ids = sorted({x for t in facts for x in (t.head, t.tail)})
-            names = {e.id: e.name for e in self.store.get_entities(link.kb, ids)}
-            rel_names = {r.id: r.name for r in self.store.list_relations(link.kb)}
+            facts = facts_of[link.kb][link.entity_id][: self.max_facts_per_entity * 4]
+            names = self.linker.names(link.kb, {x for t in facts for x in (t.head, t.tail)})
+            rel_names = self._relation_names(link.kb)
             mention_words = {_singular(w) for w in tokens(link.mention)}
             scored = []
             for t in facts:

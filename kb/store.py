@@ -158,6 +158,7 @@ class KnowledgeStore(Protocol):
     def list_relations(self, kb: str | None = None) -> list[Relation]: ...
     def iter_triples(self, kb: str | None = None, split: str | None = None) -> Iterator[Triple]: ...
     def triples_about(self, kb: str, entity_id: str) -> list[Triple]: ...
+    def triples_about_many(self, kb: str, entity_ids: Iterable[str]) -> dict[str, list[Triple]]: ...
     def list_kbs(self) -> list[str]: ...
     def kb_counts(self, kb: str) -> dict[str, int]: ...
     def entity_degrees(self, kb: str) -> dict[str, int]: ...
@@ -426,11 +427,25 @@ class DuckDBStore:
             yield from (Triple(*r) for r in rows)
 
     def triples_about(self, kb: str, entity_id: str) -> list[Triple]:
+        return self.triples_about_many(kb, [entity_id])[entity_id]
+
+    def triples_about_many(self, kb: str, entity_ids: Iterable[str]) -> dict[str, list[Triple]]:
+        """Each entity's triples (as head or tail), in one scan: a scan per entity costs ~5 ms."""
+        ids = list(dict.fromkeys(entity_ids))
+        out: dict[str, list[Triple]] = {i: [] for i in ids}
+        if not ids:
+            return out
         rows = self.con.execute(
-            "SELECT kb, head, relation, tail, split FROM triples WHERE kb = ? AND (head = ? OR tail = ?)",
-            [kb, entity_id, entity_id],
-        ).fetchall()
-        return [Triple(*r) for r in rows]
+            "SELECT kb, head, relation, tail, split FROM triples WHERE kb = ? "
+            "AND (head IN (SELECT unnest(?)) OR tail IN (SELECT unnest(?))) ORDER BY rowid",
+            [kb, ids, ids]).fetchall()
+        for r in rows:
+            t = Triple(*r)
+            if t.head in out:
+                out[t.head].append(t)
+            if t.tail in out and t.tail != t.head:
+                out[t.tail].append(t)
+        return out
 
     def kb_counts(self, kb: str) -> dict[str, int]:
         """Entities, relations and triples a KB holds."""

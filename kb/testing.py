@@ -79,6 +79,9 @@ class StoreContract:
         assert len(list(store.iter_triples("kb"))) == 2
         assert len(list(store.iter_triples("kb", split="test"))) == 1
         assert {t.tail for t in store.triples_about("kb", "q1")} == {"q2", "q1"}
+        many = store.triples_about_many("kb", ["q1", "q2", "nobody", "q1"])
+        assert set(many) == {"q1", "q2", "nobody"} and many["nobody"] == []
+        assert many["q1"] == store.triples_about("kb", "q1") and len(many["q2"]) == 2
         assert store.list_kbs() == ["kb"]
         assert [r.name for r in store.list_relations("kb")] == ["capital of"]
 

@@ -1,8 +1,12 @@
 """Micro-batching: concurrent questions share one encoder/reader forward pass.
 
 Why: a transformer forward over 16 questions costs far less than 16 forwards of one, so under
-concurrent load the server waits up to ``max_wait_ms`` for more questions (never longer, never
-more than ``max_batch``) and hands them to ``ask_batch`` together. Requests are grouped by
+concurrent load the server keeps collecting questions while they keep arriving -- until none has
+come for ``max_wait_ms``, for at most ``GAP_CAP`` × ``max_wait_ms`` in all, never more than
+``max_batch`` -- and hands them to ``ask_batch`` together. Waiting for a quiet gap rather than a
+fixed time after the first question matters: when a batch's answers go out, the clients' next
+questions come back spread over tens of milliseconds (one response is serialised at a time), and a
+fixed 5 ms window split them into batches of ~8 of 16 (measured: 1.63x instead of 2x+). Requests are grouped by
 everything that must be identical within a batch (snapshot, k, sources, reader, method).
 The model work runs on one worker thread so the event loop stays free for I/O.
 """
@@ -20,6 +24,7 @@ from typing import Any
 from kira.serve.service import detach_jvm
 
 BatchFn = Callable[[Hashable, list[Any]], list[Any]]
+GAP_CAP = 10  # a batch waits at most this many quiet gaps (max_wait_ms) in all
 
 
 @dataclass
@@ -79,9 +84,9 @@ class MicroBatcher:
     async def _collect(self) -> list[_Item]:
         first = await self._queue.get()
         batch = [first]
-        deadline = time.perf_counter() + self.max_wait
+        deadline = time.perf_counter() + GAP_CAP * self.max_wait
         while len(batch) < self.max_batch:
-            remaining = deadline - time.perf_counter()
+            remaining = min(self.max_wait, deadline - time.perf_counter())
             if remaining <= 0:
                 # take whatever is already queued without waiting
                 while len(batch) < self.max_batch and not self._queue.empty():

@@ -16,7 +16,7 @@ def run(
     host: Annotated[str | None, typer.Option(help="Bind address (default serve.host, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default serve.port, 8000).")] = None,
     max_batch: Annotated[int | None, typer.Option(help="Micro-batch size (1 = one question at a time).")] = None,
-    max_wait_ms: Annotated[float | None, typer.Option(help="Longest wait to fill a micro-batch.")] = None,
+    max_wait_ms: Annotated[float | None, typer.Option(help="Quiet gap that closes a micro-batch (at most 10 gaps).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve /v1/ask, /v1/search, KB and admin endpoints, /metrics and the web page at /."""

@@ -208,6 +208,33 @@ def test_microbatcher_batches_concurrent_items():
     assert sum(len(c) for c in calls) == 21 and len(calls) < 21
 
 
+def test_microbatcher_collects_while_questions_keep_arriving():
+    """Questions 20 ms apart with a 50 ms quiet gap form one batch, though they span 140 ms (a fixed
+    window after the first question would have split them); a lone question is a batch of one."""
+    calls: list[list[int]] = []
+
+    def ident(key, xs):
+        calls.append(list(xs))
+        return list(xs)
+
+    async def main():
+        b = MicroBatcher(ident, max_batch=16, max_wait_ms=50)
+        await b.start()
+
+        async def later(i):
+            await asyncio.sleep(0.02 * i)
+            return await b.submit(0, i)
+
+        outs = await asyncio.gather(*[later(i) for i in range(8)])
+        await b.submit(0, 99)
+        await b.stop()
+        return outs
+
+    outs = asyncio.run(main())
+    assert [o[0] for o in outs] == list(range(8))
+    assert calls == [list(range(8)), [99]]
+
+
 def test_microbatcher_propagates_errors():
     def boom(key, xs):
         raise ValueError("bad batch")
