@@ -7,10 +7,13 @@ Prints build time per stage, peak RSS of this process (goal < 24 GB; the flat fl
 exact inner-product search over all N vectors for a sample of queries, at several ``nprobe`` (and
 how often the exact nearest neighbour is in the top 10: PQ codes bound the first figure, not this).
 
-Vectors are "real-shaped": a mixture of ``--clusters`` Gaussian clusters on the unit sphere (cosine
-to their centre ~0.6, like sentence embeddings of one topic), generated chunk by chunk from fixed
-seeds, so the exact search regenerates them instead of keeping 15 GB in memory. Queries are fresh
-draws from the same mixture.
+Vectors are "real-shaped": topics (``--clusters`` centres on the unit sphere), each split into
+sub-topics (``--subclusters`` in all, ~10 vectors each at 10M), so a vector has a handful of near
+neighbours (cosine ~0.8, paraphrases of one fact) inside a topic (~0.6) -- the structure passage
+embeddings have. Isotropic noise around topic centres alone (``--subclusters 0``) is the worst case
+for PQ: every neighbour is about as far as the rest of its topic. Vectors are generated chunk by
+chunk from fixed seeds, so the exact search regenerates them instead of keeping 15 GB in memory.
+Queries are fresh draws from the same mixture.
 
     python bench/ivfpq_ondisk.py --n 10000000 --out bench/regressions/
     python bench/ivfpq_ondisk.py --n 200000 --chunk 50000      # a quick check
@@ -31,30 +34,43 @@ from kira import benchmarks
 DIM = 384
 
 
-def centres(n_clusters: int, seed: int = 0) -> np.ndarray:
-    c = np.random.default_rng(seed).standard_normal((n_clusters, DIM), dtype=np.float32)
-    return c / np.linalg.norm(c, axis=1, keepdims=True)
+class Mixture:
+    """Topic centres, and sub-topic offsets (float16, ~0.8 GB for 1M) that place sub-topics inside them."""
+
+    def __init__(self, n_clusters: int, n_sub: int, noise: float, sub_spread: float = 0.6, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        c = rng.standard_normal((n_clusters, DIM), dtype=np.float32)
+        self.c = c / np.linalg.norm(c, axis=1, keepdims=True)
+        self.n_sub, self.noise = n_sub, noise
+        self.sub = None
+        if n_sub:
+            o = rng.standard_normal((n_sub, DIM), dtype=np.float32)
+            self.sub = (sub_spread * o / np.linalg.norm(o, axis=1, keepdims=True)).astype(np.float16)
+
+    def draw(self, n: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        if self.sub is None:
+            v = self.c[rng.integers(0, len(self.c), n)]
+        else:
+            j = rng.integers(0, self.n_sub, n)
+            v = self.c[j % len(self.c)] + self.sub[j].astype(np.float32)
+        v = v + self.noise * rng.standard_normal((n, DIM), dtype=np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        return v
 
 
-def draw(c: np.ndarray, n: int, seed: int, noise: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    v = c[rng.integers(0, len(c), n)] + noise * rng.standard_normal((n, DIM), dtype=np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    return v
-
-
-def chunks(c: np.ndarray, n: int, size: int, noise: float):
+def chunks(mix: Mixture, n: int, size: int):
     """``(vectors, ids)`` for ids 0..n-1, chunk i drawn with seed 1000 + i (reproducible)."""
     for i, start in enumerate(range(0, n, size)):
         m = min(size, n - start)
-        yield draw(c, m, 1000 + i, noise), np.arange(start, start + m, dtype=np.int64)
+        yield mix.draw(m, 1000 + i), np.arange(start, start + m, dtype=np.int64)
 
 
-def exact_top(c: np.ndarray, q: np.ndarray, n: int, size: int, noise: float, k: int) -> np.ndarray:
+def exact_top(mix: Mixture, q: np.ndarray, n: int, size: int, k: int) -> np.ndarray:
     """Exact top-``k`` ids by inner product over all ``n`` vectors, regenerated chunk by chunk."""
     best_s = np.full((len(q), k), -np.inf, dtype=np.float32)
     best_i = np.zeros((len(q), k), dtype=np.int64)
-    for vecs, ids in chunks(c, n, size, noise):
+    for vecs, ids in chunks(mix, n, size):
         s = q @ vecs.T
         top = np.argpartition(-s, k, axis=1)[:, :k]
         cand_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], 1)
@@ -76,7 +92,8 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=48, help="PQ sub-quantizers (8 bits each)")
     ap.add_argument("--train", type=int, default=100_000)
     ap.add_argument("--clusters", type=int, default=20_000)
-    ap.add_argument("--noise", type=float, default=0.07)
+    ap.add_argument("--subclusters", type=int, default=1_000_000, help="0: topics with isotropic noise only")
+    ap.add_argument("--noise", type=float, default=0.03)
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--nprobe", type=int, nargs="+", default=[8, 32, 128])
     ap.add_argument("--workdir", default="/tmp/kira-bench-ivfpq")
@@ -95,15 +112,15 @@ def main() -> None:
         shutil.rmtree(work)
     vdir = work / "v0001.building"
     stages: dict[str, float] = {}
-    c = centres(args.clusters)
+    mix = Mixture(args.clusters, args.subclusters, args.noise)
 
     t = time.perf_counter()
     trained = faiss.IndexIVFPQ(faiss.IndexFlatIP(DIM), DIM, args.nlist, args.m, 8, faiss.METRIC_INNER_PRODUCT)
-    trained.train(draw(c, args.train, 7, args.noise))
+    trained.train(mix.draw(args.train, 7))
     stages["train_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    index = faiss_index.build_ivf_ondisk(trained, chunks(c, args.n, args.chunk, args.noise), vdir / "faiss")
+    index = faiss_index.build_ivf_ondisk(trained, chunks(mix, args.n, args.chunk), vdir / "faiss")
     stages["add_and_merge_s"] = time.perf_counter() - t
     faiss_index.write(index, vdir / "faiss" / "index.faiss")
     del index
@@ -113,9 +130,9 @@ def main() -> None:
     disk = {p.name: p.stat().st_size for p in (work / "v0001" / "faiss").iterdir()}
 
     index = IndexVersion.open(work / "v0001").load_faiss(gpu=False)
-    q = draw(c, args.queries, 999, args.noise)
+    q = mix.draw(args.queries, 999)
     t = time.perf_counter()
-    exact = exact_top(c, q, args.n, args.chunk, args.noise, 10)
+    exact = exact_top(mix, q, args.n, args.chunk, 10)
     stages["exact_search_s"] = time.perf_counter() - t
     rows = []
     for nprobe in args.nprobe:
@@ -129,6 +146,7 @@ def main() -> None:
         rows.append({"nprobe": nprobe, "recall_at_10": round(recall, 3), "top1_in_10": round(top1, 3),
                      "qps": round(len(q) / dt, 1)})
     result = {"n": args.n, "dim": DIM, "nlist": args.nlist, "pq_m": args.m, "chunk": args.chunk,
+              "clusters": args.clusters, "subclusters": args.subclusters, "noise": args.noise,
               "ntotal": int(index.ntotal), "ondisk": faiss_index.IVFDATA in disk,
               "disk_bytes": disk, "flat_float32_gb": round(args.n * DIM * 4 / 1e9, 1),
               "peak_rss_gb_build": round(rss_build, 2), "peak_rss_gb": round(peak_rss_gb(), 2),
