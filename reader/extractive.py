@@ -178,6 +178,23 @@ def type_agreement(question: str, answer: str) -> float:
     return 1.0
 
 
+ECHO_PENALTY = 0.1
+
+
+def echo_factor(question: str, answer: str) -> float:
+    """``ECHO_PENALTY`` when every content word of the answer is already in the question ("What is a
+    dog a kind of?" -> "dog"; "Which body part contains the retina?" -> "retina"): a span the
+    question already names is rarely what it asks for. Questions offering a choice ("... X or Y?")
+    are exempt, because there the answer is one of the question's own words."""
+    from kira.kb.linking import STOPWORDS
+
+    q = {w for w in normalize(question).split() if w not in STOPWORDS}
+    a = [w for w in normalize(answer).split() if w not in STOPWORDS]
+    if not a or " or " in f" {question.lower()} ":
+        return 1.0
+    return ECHO_PENALTY if all(w in q for w in a) else 1.0
+
+
 # ---- the model ----------------------------------------------------------------------------------
 def _hidden_size(config) -> int:
     return int(getattr(config, "hidden_size", None) or config.d_model)
@@ -216,6 +233,7 @@ class ExtractiveReader(BaseReader):
     bf16: bool = False
     name: str = "extractive"
     type_prior: bool = True  # weigh candidates by answer-type agreement with the question's wh-word
+    echo_prior: bool = True  # down-weigh spans the question already names (echo_factor)
     title_in_passage: bool = False  # read ``title | text`` as the passage (kira's own readers since gen-2)
     # the retriever's order as a prior on the passage: its relevance logit minus rank_prior * log(rank)
     rank_prior: float = 0.0
@@ -360,6 +378,8 @@ class ExtractiveReader(BaseReader):
             c.score = p_of[c.pair] * float(torch.tensor(c.logprob).exp())
             if self.type_prior:
                 c.score *= type_agreement(question, c.text)
+            if self.echo_prior:
+                c.score *= echo_factor(question, c.text)
             key = (c.pair, c.norm)
             if key not in per_pair or c.score > per_pair[key].score:
                 per_pair[key] = c

@@ -141,3 +141,15 @@ def test_training_reduces_loss_and_artifact_round_trips(tmp_path):
     again.no_answer_threshold = 2.0
     na = again.read("What is dog a kind of?", evs, top_n=2)
     assert na[0].no_answer and na[0].text == "" and na[1].text == "canine"
+
+
+def test_echo_factor_down_weighs_spans_the_question_already_names():
+    from kira.reader.extractive import ECHO_PENALTY, echo_factor
+
+    assert echo_factor("What is a dog a kind of?", "dog") == ECHO_PENALTY
+    assert echo_factor("Which body part contains the retina?", "Retina") == ECHO_PENALTY
+    assert echo_factor("Who wrote the Iliad?", "the Iliad") == ECHO_PENALTY
+    assert echo_factor("What is a dog a kind of?", "domestic animal") == 1.0
+    assert echo_factor("What do you call a baby cat?", "kitten") == 1.0
+    assert echo_factor("Is a whale a fish or a mammal?", "mammal") == 1.0  # a choice: the answer is named
+    assert echo_factor("What is a dog?", "a") == 1.0  # nothing left to compare
