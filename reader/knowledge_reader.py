@@ -166,24 +166,25 @@ class KnowledgeReader(ExtractiveReader):
         self._link_cache.clear()
 
     def load_adapters(self, models_dir: str | os.PathLike, kbs: Sequence[str], store=None) -> list[str]:
-        """Load the K-Adapter artifact of every KB in ``kbs`` that has one; returns those KBs."""
-        loaded = []
-        for kb in kbs:
-            for d in kb_artifact_dirs(models_dir, kb):
-                if read_config(d).get("type") == ADAPTER_TYPE:
-                    self.attach(load_adapter_artifact(d), store)
-                    loaded.append(kb)
-        return loaded
+        """Load the K-Adapter artifact of every KB in ``kbs`` that has one trained for this reader
+        (an adapter learned on another reader's states would be noise); returns those KBs."""
+        return [self.attach(load_adapter_artifact(d), store) for d in adapter_dirs(models_dir, kbs, self.spec)]
 
-    def attach(self, art: dict[str, Any], store=None) -> None:
+    def attach(self, art: dict[str, Any], store=None) -> str:
         """Plug in a loaded adapter artifact (``load_adapter_artifact``): adapter, entity vectors, head."""
         from kira.kb.embeddings import load_embedder
 
         kb = art["kb"]
         self.add_adapter(kb, art["adapter"])
         emb = load_embedder(art["embedder"], device="cpu")
-        self.injector.table.add_embedder(kb, emb)
+        vectors = emb.module.ent if getattr(emb, "module", None) is not None else emb._need()
+        if int(vectors.shape[1]) == self.injector.table.dim:  # fusion reads one width; adapters need none
+            self.injector.table.add_embedder(kb, emb)
         self.answerers[kb] = KBAnswerer(kb, emb, art["adapter"], art["head"], art["relations"], store)
+        if self.linker is not None:
+            self.linker.refresh()
+        self._link_cache.clear()
+        return kb
 
     # ---- entity answers -----------------------------------------------------------------------
     def question_states(self, questions: Sequence[str], grad: bool = False) -> torch.Tensor:
@@ -271,6 +272,33 @@ class KnowledgeReader(ExtractiveReader):
                 text = names[0].name if names else eid.replace("_", " ")
                 results[qi] = [Answer(text=text, score=best[0], evidence=[], reader=f"{self.name}+entity",
                                       retriever=""), *results[qi]][:max(top_n, 1)]
+
+
+def adapter_dirs(models_dir: str | os.PathLike, kbs: Sequence[str], reader_spec: str) -> list[Path]:
+    """The adapter artifacts of ``kbs`` trained for the reader at ``reader_spec``."""
+    want = str(Path(reader_spec).resolve())
+    return [d for kb in kbs for d in kb_artifact_dirs(models_dir, kb)
+            if (cfg := read_config(d)).get("type") == ADAPTER_TYPE and cfg.get("reader") in (None, want)]
+
+
+def with_kb_adapters(reader: ExtractiveReader, models_dir: str | os.PathLike, store) -> ExtractiveReader:
+    """``reader`` with the K-Adapters of the KBs in ``store`` (the answering snapshot: a hot swap to a
+    version with a new KB builds a new pipeline, so it picks the new adapter up), or ``reader``
+    itself when none of them has one."""
+    from kira.kb.linking import EntityLinker
+
+    kbs = store.list_kbs() if store is not None else []
+    dirs = adapter_dirs(models_dir, kbs, reader.spec)
+    if not dirs:
+        return reader
+    first = load_adapter_artifact(dirs[0])
+    from kira.kb.embeddings import load_embedder
+
+    emb = load_embedder(first["embedder"], device="cpu")
+    vectors = emb.module.ent if getattr(emb, "module", None) is not None else emb._need()
+    know = KnowledgeReader.wrap(reader, EntityTable.empty(int(vectors.shape[1])), EntityLinker(store, kbs=kbs))
+    know.load_adapters(models_dir, kbs, store)
+    return know
 
 
 def encoder_layers(qa_model) -> torch.nn.ModuleList:

@@ -249,3 +249,49 @@ def train_adapter(reader: KnowledgeReader, store, kb: str, embedder, records: Se
     return adapter, head, relations, res
 
 
+
+
+# ---- a KB plugged in: its adapter -----------------------------------------------------------------
+def kb_embedder_dir(models_dir, kb: str):
+    """The KB's newest embedding artifact (TransE/H/D or KEPLER), or None."""
+    from kira.artifacts import kb_artifact_dirs, read_config
+
+    found = [d for d in kb_artifact_dirs(models_dir, kb) if read_config(d).get("type") in ("kge", "kepler")]
+    return max(found, key=lambda d: (d / "kira.json").stat().st_mtime) if found else None
+
+
+def build_kb_adapter(models_dir, store, kb: str, reader_spec: str, steps: int = 200, seed: int = 0,
+                     log=None) -> dict[str, Any]:
+    """Train and save ``models/<kb>-adapter`` for the reader ``reader_spec`` (``kira kb add --adapter``):
+    the KB's embedder is its newest embedding artifact, or a TransE trained now (and saved with the KB)."""
+    from pathlib import Path
+
+    from kira.artifacts import kb_artifact_dir
+    from kira.kb.embeddings import KGEmbedder, load_embedder
+    from kira.kb.linking import EntityLinker
+    from kira.reader.knowledge import EntityTable
+    from kira.reader.knowledge_reader import save_adapter
+    from kira.reader.questions import questions_from_kb
+
+    t0 = time.perf_counter()
+    sources = [s for s in store.list_sources() if s["name"] == kb]
+    emb_dir = kb_embedder_dir(models_dir, kb)
+    embedder_seconds = 0.0
+    if emb_dir is None:
+        emb = KGEmbedder("transe", device="cpu", seed=seed)
+        emb.fit(list(store.iter_triples(kb)))
+        emb_dir = emb.save(kb_artifact_dir(models_dir, kb, "transe"), sources=sources)
+        embedder_seconds = round(time.perf_counter() - t0, 1)
+    emb = load_embedder(emb_dir, device="cpu")
+    reader = ExtractiveReader.load(reader_spec, device="cpu")
+    table = EntityTable.empty(int(emb.module.ent.shape[1]) if getattr(emb, "module", None) is not None
+                              else int(emb._need().shape[1]))
+    table.add_embedder(kb, emb)
+    know = KnowledgeReader.wrap(reader, table, EntityLinker(store, kbs=[kb]))
+    records = questions_from_kb(store, kb, heldout=0.0, seed=seed + 1, limit=3000)
+    adapter, head, relations, info = train_adapter(know, store, kb, emb, records, steps, seed=seed, log=log)
+    d = save_adapter(models_dir, kb, adapter, head, relations, emb_dir,
+                     {"reader": str(Path(reader_spec).resolve()), "train": info}, sources)
+    return {"path": str(d), "embedder": str(emb_dir), "embedder_seconds": embedder_seconds,
+            "adapter_seconds": info["seconds"], "steps": steps, "n_questions": info["n_questions"],
+            "loss_first": info["loss_first"], "loss_last": info["loss_last"]}

@@ -179,3 +179,34 @@ def test_adapter_saved_with_its_kb_loaded_when_present_removed_with_it(geo, embe
     assert [p.name for p in kb_artifact_dirs(models, "geo")] == ["geo-adapter", "geo-transe"]
     remove_kb(geo, "geo", models_dir=models)
     assert kb_artifact_dirs(models, "geo") == [] and not d.exists()
+
+
+def test_kb_add_adapter_is_loaded_at_ask_time_and_removed_with_the_kb(workspace, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from kira.artifacts import role_dir
+    from kira.cli import app
+    from kira.config import load_config
+    from kira.pipeline import QAPipeline
+
+    cfg = load_config(workspace)
+    torch.manual_seed(0)
+    ExtractiveReader.load("tiny-bert", device="cpu").save(role_dir(cfg.models_dir, "reader-extractive"))
+    (tmp_path / "facts.tsv").write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in FACTS))
+    res = CliRunner().invoke(app, ["kb", "add", "geo", str(tmp_path / "facts.tsv"), "--adapter",
+                                   "--adapter-steps", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    assert out["adapter"]["steps"] == 2 and out["adapter"]["adapter_seconds"] >= 0
+    assert sorted(p.name for p in kb_artifact_dirs(cfg.models_dir, "geo")) == ["geo-adapter", "geo-transe"]
+    reader = QAPipeline.from_config(cfg).reader("extractive")
+    assert isinstance(reader, KnowledgeReader) and list(reader.injector.adapters) == ["geo"]
+    got = reader.read_batch(["What is Paris the capital of?"], [_evidence()], allow_no_answer=False)
+    assert got[0] and got[0][0].text
+    res = CliRunner().invoke(app, ["kb", "remove", "geo"])
+    assert res.exit_code == 0, res.output
+    assert kb_artifact_dirs(cfg.models_dir, "geo") == []
+    plain = QAPipeline.from_config(load_config(workspace)).reader("extractive")
+    assert not isinstance(plain, KnowledgeReader)
