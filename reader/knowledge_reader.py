@@ -247,7 +247,7 @@ class KnowledgeReader(ExtractiveReader):
                    allow_no_answer: bool = True) -> list[list[Answer]]:
         """Span answers, and where a KB's entity head is surer than the best span, its entity."""
         results = super().read_batch(questions, evidences, top_n, allow_no_answer)
-        if not (self.entity_answers and self.answerers):
+        if not (self.entity_answers and self.answerers and any(results)):
             return results
         with torch.inference_mode():
             self._entity_answers(questions, results, top_n)
@@ -256,6 +256,8 @@ class KnowledgeReader(ExtractiveReader):
     def _entity_answers(self, questions: Sequence[str], results: list[list[Answer]], top_n: int) -> None:
         states = self.question_states(questions)
         for qi, q in enumerate(questions):
+            if not results[qi]:  # no evidence read, nothing to cite: no answer (ReaderContract)
+                continue
             best: tuple[float, str, str] | None = None
             for ans in self.answerers.values():
                 got = self.entity_answer_probs(ans, q, states[qi])
@@ -265,13 +267,21 @@ class KnowledgeReader(ExtractiveReader):
                 j = int(torch.argmax(probs))
                 if best is None or float(probs[j]) > best[0]:
                     best = (float(probs[j]), ans.kb, cands[j])
-            span_score = max((a.score for a in results[qi] if not a.no_answer), default=0.0)
-            if best is not None and best[0] > span_score:
-                kb, eid = best[1], best[2]
-                names = self.answerers[kb].store.get_entities(kb, [eid]) if self.answerers[kb].store else []
-                text = names[0].name if names else eid.replace("_", " ")
-                results[qi] = [Answer(text=text, score=best[0], evidence=[], reader=f"{self.name}+entity",
-                                      retriever=""), *results[qi]][:max(top_n, 1)]
+            spans = [a for a in results[qi] if not a.no_answer]
+            if best is None or best[0] <= max((a.score for a in spans), default=0.0):
+                continue
+            thr = self.threshold
+            if results[qi][0].no_answer and thr is not None and best[0] < thr:
+                continue  # abstaining stays right unless the entity head clears the same threshold
+            kb, eid = best[1], best[2]
+            store = self.answerers[kb].store
+            names = store.get_entities(kb, [eid]) if store is not None else []
+            text = names[0].name if names else eid.replace("_", " ")
+            # it cites the passage the span reader ranked best: the entity rests on the question's link
+            # and the KB's embedding and adapter, and nothing from link prediction enters the evidence
+            cite = results[qi][0].evidence[:1]
+            results[qi] = [Answer(text=text, score=best[0], evidence=cite, reader=f"{self.name}:entity",
+                                  retriever=cite[0].retriever if cite else ""), *spans][:max(top_n, 1)]
 
 
 def adapter_dirs(models_dir: str | os.PathLike, kbs: Sequence[str], reader_spec: str) -> list[Path]:

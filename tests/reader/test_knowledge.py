@@ -15,9 +15,10 @@ from kira.kb.linking import EntityLinker
 from kira.kb.plugin import add_kb, remove_kb
 from kira.reader.extractive import ExtractiveReader, ReaderExample
 from kira.reader.knowledge import EntityTable, KnowledgeBatch
-from kira.reader.knowledge_reader import KnowledgeReader, load_adapter_artifact, save_adapter
+from kira.reader.knowledge_reader import KBAnswerer, KnowledgeReader, load_adapter_artifact, save_adapter
 from kira.reader.knowledge_train import entity_types, finetune, replace_mentions, train_adapter, wklm_pretrain
 from kira.reader.questions import questions_from_kb
+from kira.reader.testing import ReaderContract
 from kira.schema import Evidence
 
 FACTS = [("paris", "capital_of", "france"), ("berlin", "capital_of", "germany"), ("rome", "capital_of", "italy"),
@@ -198,7 +199,7 @@ def test_kb_add_adapter_is_loaded_at_ask_time_and_removed_with_the_kb(workspace,
     res = CliRunner().invoke(app, ["kb", "add", "geo", str(tmp_path / "facts.tsv"), "--adapter",
                                    "--adapter-steps", "2", "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output.strip().splitlines()[-1])
+    out = json.loads(next(line for line in res.output.splitlines() if line.startswith("{")))  # Lucene logs too
     assert out["adapter"]["steps"] == 2 and out["adapter"]["adapter_seconds"] >= 0
     assert sorted(p.name for p in kb_artifact_dirs(cfg.models_dir, "geo")) == ["geo-adapter", "geo-transe"]
     reader = QAPipeline.from_config(cfg).reader("extractive")
@@ -210,3 +211,31 @@ def test_kb_add_adapter_is_loaded_at_ask_time_and_removed_with_the_kb(workspace,
     assert kb_artifact_dirs(cfg.models_dir, "geo") == []
     plain = QAPipeline.from_config(load_config(workspace)).reader("extractive")
     assert not isinstance(plain, KnowledgeReader)
+
+
+class TestKnowledgeReaderContract(ReaderContract):
+    """The knowledge reader with KAR fusion and a KB's adapter and entity head is still a Reader."""
+
+    @pytest.fixture(scope="class")
+    def reader(self, tmp_path_factory):
+        from kira.kb.store import DuckDBStore
+
+        d = tmp_path_factory.mktemp("kb")
+        store = DuckDBStore(str(d / "store.duckdb"))
+        (d / "facts.tsv").write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in FACTS))
+        add_kb(store, "geo", "tsv", [str(d / "facts.tsv")])
+        emb = KGEmbedder("transe", dim=16, epochs=30, device="cpu", seed=0)
+        emb.fit(list(store.iter_triples("geo")))
+        torch.manual_seed(0)
+        know = KnowledgeReader.wrap(ExtractiveReader.load("tiny-bert", device="cpu", max_length=48, stride=16,
+                                                          max_query_tokens=16), _table(emb), EntityLinker(store),
+                                    fusion="kar")
+        know.injector.fusion.gate.data.fill_(0.3)
+        adapter, head, relations, _ = train_adapter(know, store, "geo", emb, questions_from_kb(store, "geo"),
+                                                    steps=2, batch_size=4)
+        know.answerers["geo"] = KBAnswerer("geo", emb, adapter, head, relations, store)
+        return know
+
+    @pytest.fixture
+    def cases(self):
+        return [(q, _evidence()) for q in QUESTIONS] + [("Which city is the capital of Spain?", _evidence()[:1])]
