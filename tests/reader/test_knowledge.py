@@ -199,7 +199,7 @@ def test_kb_add_adapter_is_loaded_at_ask_time_and_removed_with_the_kb(workspace,
     res = CliRunner().invoke(app, ["kb", "add", "geo", str(tmp_path / "facts.tsv"), "--adapter",
                                    "--adapter-steps", "2", "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(next(line for line in res.output.splitlines() if line.startswith("{")))  # Lucene logs too
+    out = json.loads(res.stdout.strip().splitlines()[-1])  # progress bars go to stderr
     assert out["adapter"]["steps"] == 2 and out["adapter"]["adapter_seconds"] >= 0
     assert sorted(p.name for p in kb_artifact_dirs(cfg.models_dir, "geo")) == ["geo-adapter", "geo-transe"]
     reader = QAPipeline.from_config(cfg).reader("extractive")
