@@ -252,6 +252,57 @@ def evaluate(reader, settings: list[Setting], results: dict, name: str) -> None:
 
 
 # ---- main ---------------------------------------------------------------------------------------
+def report(state: dict, out_file: Path | None, load, final: bool) -> str:
+    """The table (variants not run yet say so) and, with ``out_file``, the record."""
+    results, names = state["results"], state["settings"]
+    done = [v for v in VARIANTS if all(v in results.get(n, {}) for n in names)]
+    lines = [f"{'variant':10}" + "".join(f"{n:>24}" for n in names)]
+    for v in VARIANTS:
+        cells = []
+        for n in names:
+            r = results.get(n, {}).get(v)
+            if r is None:
+                cells.append("not run")
+                continue
+            base = results.get(n, {}).get("base")
+            p = paired_bootstrap_p(base["correct"], r["correct"]) if v != "base" and base else None
+            cells.append(f"{r['em']:.3f}" + (f" (p={p:.2f})" if p is not None else ""))
+        lines.append(f"{v:10}" + "".join(f"{x:>24}" for x in cells))
+    lines.append(f"KB embedder (TransE) Hits@1 on the withheld questions, gold relation given: "
+                 f"{state['kge_hits1_withheld']:.3f}")
+    table = "\n".join(lines)
+    if out_file is None or "base" not in done:
+        return table
+    em = {n: {v: results[n][v]["em"] for v in done} for n in names}
+    a, b1, b2 = names[0], names[1], names[2]
+    base_b1, hits = em[b1]["base"], state["kge_hits1_withheld"]
+    metrics = []
+    others = [v for v in done if v != "base"]
+    if others:
+        best = max(others, key=lambda v: em[b1][v])
+        want = base_b1 + min(0.10, (1 - base_b1) / 2)  # goals bind the ratio to the peer when there is one
+        metrics.append(benchmarks.metric(f"UMLS facts in index: best knowledge variant ({best}) EM", em[b1][best],
+                                         "base reader, same run", base_b1,
+                                         goal=f">= {want / base_b1 if base_b1 else want:.3f} (issue #18: EM >= "
+                                              f"{want:.3f}, base + min(0.10, half its error))"))
+    if "+adapter" in done:
+        metrics.append(benchmarks.metric("UMLS 20% withheld: +adapter EM", em[b2]["+adapter"],
+                                         "KB embedder Hits@1, same withheld questions (gold relation)", hits,
+                                         goal=f">= {(hits - 0.02) / hits if hits else -0.02:.3f} "
+                                              f"(issue #18: EM >= Hits@1 - 0.02 = {hits - 0.02:.3f})"))
+    for v in others:
+        metrics.append(benchmarks.metric(f"natural dev: {v} EM", em[a][v], "base reader, same run", em[a]["base"]))
+    details = {k: v for k, v in state.items() if k not in ("results", "command")}
+    details |= {"table": table, "em": em, "variants_run": done, "complete": final and len(done) == len(VARIANTS),
+                "p_vs_base": {n: {v: paired_bootstrap_p(results[n]["base"]["correct"], results[n][v]["correct"])
+                                  for v in others} for n in names},
+                "eval_seconds": {n: {v: results[n][v]["seconds"] for v in done} for n in names}}
+    rec = benchmarks.record(__file__, metrics, load=load, details=details)
+    rec["command"] = state["command"]
+    benchmarks.write(out_file, rec)
+    return table
+
+
 def main() -> None:  # noqa: PLR0915 - one run, in order
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workspace", required=True, help="demo workspace (read only)")
@@ -273,8 +324,14 @@ def main() -> None:  # noqa: PLR0915 - one run, in order
     ap.add_argument("--limit-natural", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--report-partial", default=None, metavar="PARTIAL_JSON",
+                    help="only rebuild the table and record from the partial.json a cut-short run left")
     args = ap.parse_args()
     out_file = benchmarks.out_path(args.out, __file__)
+    if args.report_partial:
+        state = json.loads(Path(args.report_partial).read_text())
+        print(report(state, out_file, state.get("machine_load", benchmarks.NOT_RECORDED), final=False))
+        return
     load = benchmarks.machine_load()
     t_start = time.perf_counter()
     torch.manual_seed(args.seed)
@@ -358,6 +415,11 @@ def main() -> None:  # noqa: PLR0915 - one run, in order
     examples = training_examples(gen, args.steps * args.batch_size, args.seed)
     results: dict[str, dict] = {}
     train_info: dict[str, dict] = {}
+    state = {"command": benchmarks.command_line(), "machine_load": load, "results": results, "settings": [st.name for st in settings],
+             "n": {st.name: len(st.records) for st in settings}, "kge_hits1_withheld": kge_hits1,
+             "withheld_triples": n_withheld, "umls_triples": len(rows), "steps": args.steps,
+             "batch_size": args.batch_size, "wklm_steps": args.wklm_steps, "adapter_steps": args.adapter_steps,
+             "k_natural": args.k, "k_umls": args.umls_k, "train": train_info, "timings_s": timings}
 
     def fresh() -> ExtractiveReader:
         torch.manual_seed(args.seed)
@@ -380,9 +442,10 @@ def main() -> None:  # noqa: PLR0915 - one run, in order
         evaluate(know, settings, results, "+adapter")
         partial()
 
-    def partial() -> None:  # what a run cut short still leaves
-        (work / "partial.json").write_text(json.dumps(
-            {s.name: {v: r["em"] for v, r in results.get(s.name, {}).items()} for s in settings}, indent=1))
+    def partial() -> None:  # after each variant: the state and the record so far (a run cut short leaves both)
+        state["wall_min"] = round((time.perf_counter() - t_start) / 60, 1)
+        (work / "partial.json").write_text(json.dumps(state, indent=1, default=str))
+        report(state, out_file, load, final=False)
 
     for name, fusion in (("base", None), ("+ERNIE", "ernie"), ("+KAR", "kar"), ("+WKLM", None)):
         t = time.perf_counter()
@@ -400,45 +463,8 @@ def main() -> None:  # noqa: PLR0915 - one run, in order
         if name == "base":
             adapters_on(reader)
 
-    # the table
-    names = [s.name for s in settings]
-    lines = [f"{'variant':10}" + "".join(f"{n:>24}" for n in names)]
-    for v in VARIANTS:
-        cells = []
-        for s in settings:
-            em = results[s.name][v]["em"]
-            p = paired_bootstrap_p(results[s.name]["base"]["correct"], results[s.name][v]["correct"]) if v != "base" else None
-            cells.append(f"{em:.3f}" + (f" (p={p:.2f})" if p is not None else ""))
-        lines.append(f"{v:10}" + "".join(f"{x:>24}" for x in cells))
-    lines.append(f"KB embedder (TransE) Hits@1 on the withheld questions, gold relation given: {kge_hits1:.3f}")
-    table = "\n".join(lines)
-    total = time.perf_counter() - t_start
-    print(table)
-    print(f"wall {total / 60:.1f} min; steps {args.steps} x batch {args.batch_size}; timings {timings}")
-    if out_file is not None:
-        em = {s.name: {v: results[s.name][v]["em"] for v in VARIANTS} for s in settings}
-        best_b1 = max(em[b1.name][v] for v in VARIANTS if v != "base")
-        base_b1 = em[b1.name]["base"]
-        gain_goal = min(0.10, (1 - base_b1) / 2)
-        metrics = [
-            benchmarks.metric("UMLS facts in index: best knowledge variant EM", best_b1, "base reader, same run",
-                              base_b1, goal=f">= {base_b1 + gain_goal:.3f} (issue #18: +min(0.10, half the error))"),
-            benchmarks.metric("UMLS withheld: +adapter EM", em[b2.name]["+adapter"],
-                              "KB embedder Hits@1, same withheld questions", kge_hits1,
-                              goal=f">= {kge_hits1 - 0.02:.3f} (issue #18: Hits@1 - 0.02)"),
-            benchmarks.metric("natural dev: +KAR EM", em[a.name]["+KAR"], "base reader, same run",
-                              em[a.name]["base"]),
-        ]
-        details = {"table": table, "em": em, "n": {s.name: len(s.records) for s in settings},
-                   "p_vs_base": {s.name: {v: paired_bootstrap_p(results[s.name]["base"]["correct"],
-                                                                results[s.name][v]["correct"])
-                                          for v in VARIANTS if v != "base"} for s in settings},
-                   "kge_hits1_withheld": kge_hits1, "withheld_triples": n_withheld, "umls_triples": len(rows),
-                   "steps": args.steps, "batch_size": args.batch_size, "wklm_steps": args.wklm_steps,
-                   "adapter_steps": args.adapter_steps, "k_natural": args.k, "k_umls": args.umls_k,
-                   "train": train_info, "timings_s": timings, "wall_min": round(total / 60, 1),
-                   "eval_seconds": {s.name: {v: results[s.name][v]["seconds"] for v in VARIANTS} for s in settings}}
-        benchmarks.write(out_file, benchmarks.record(__file__, metrics, load=load, details=details))
+    state["wall_min"] = round((time.perf_counter() - t_start) / 60, 1)
+    print(report(state, out_file, load, final=True))
 
 
 if __name__ == "__main__":
