@@ -265,7 +265,8 @@ def report(state: dict, out_file: Path | None, load, final: bool) -> str:
                 cells.append("not run")
                 continue
             base = results.get(n, {}).get("base")
-            p = paired_bootstrap_p(base["correct"], r["correct"]) if v != "base" and base else None
+            p = (paired_bootstrap_p(base["correct"], r["correct"])
+                 if v != "base" and base and "correct" in r and "correct" in base else None)
             cells.append(f"{r['em']:.3f}" + (f" (p={p:.2f})" if p is not None else ""))
         lines.append(f"{v:10}" + "".join(f"{x:>24}" for x in cells))
     lines.append(f"KB embedder (TransE) Hits@1 on the withheld questions, gold relation given: "
@@ -295,8 +296,9 @@ def report(state: dict, out_file: Path | None, load, final: bool) -> str:
     details = {k: v for k, v in state.items() if k not in ("results", "command")}
     details |= {"table": table, "em": em, "variants_run": done, "complete": final and len(done) == len(VARIANTS),
                 "p_vs_base": {n: {v: paired_bootstrap_p(results[n]["base"]["correct"], results[n][v]["correct"])
-                                  for v in others} for n in names},
-                "eval_seconds": {n: {v: results[n][v]["seconds"] for v in done} for n in names}}
+                                  for v in others if "correct" in results[n][v] and "correct" in results[n]["base"]}
+                              for n in names},
+                "eval_seconds": {n: {v: results[n][v].get("seconds") for v in done} for n in names}}
     rec = benchmarks.record(__file__, metrics, load=load, details=details)
     rec["command"] = state["command"]
     benchmarks.write(out_file, rec)
