@@ -473,8 +473,8 @@ def main() -> None:  # noqa: PLR0915 - one run, in order
     evaluate(know, [a], results, "base", adapters=False)  # no adapter, no fusion: exactly the base reader
     evaluate(know, [a], results, "+adapter")
     partial()
-    for name, fusion in (("+KAR", "kar"), ("+ERNIE", "ernie"), ("+WKLM", None)):
-        evaluate(train_variant(name, fusion), settings, results, name)
+    for name, fusion in (("+KAR", "kar"), ("+ERNIE", "ernie"), ("+WKLM", None)):  # fusion alone, no adapters
+        evaluate(train_variant(name, fusion), settings, results, name, adapters=False)
         partial()
 
     state["wall_min"] = round((time.perf_counter() - t_start) / 60, 1)

@@ -67,6 +67,9 @@ class KnowledgeReader(ExtractiveReader):
     max_candidates: int = 4
     answerers: dict[str, KBAnswerer] = field(default_factory=dict)
     entity_answers: bool = True
+    # an entity answer replaces the spans only when the head is sure of the relation and of the entity
+    # (a priori, not tuned: probabilities over a handful of neighbours are easily high)
+    entity_min_prob: float = 0.5
     _link_cache: dict[str, list] = field(default_factory=dict, repr=False)
 
     # ---- construction -------------------------------------------------------------------------
@@ -218,9 +221,9 @@ class KnowledgeReader(ExtractiveReader):
         return out.hidden_states[-1][:, 0].float()
 
     def entity_answer_probs(self, answerer: KBAnswerer, question: str, cls_state: torch.Tensor,
-                            ) -> tuple[list[str], torch.Tensor] | None:
-        """Candidate entity ids and their probabilities, or None when the question links no entity
-        of the KB the embedder knows."""
+                            ) -> tuple[list[str], torch.Tensor, float] | None:
+        """Candidate entity ids, their probabilities and the relation classifier's confidence, or
+        None when the question links no entity of the KB the embedder knows."""
         vocab = answerer.embedder.vocab
         heads = [c for m in self._mentions(question) for c in m.candidates[:1]
                  if c[0] == answerer.kb and c[1] in vocab.e2i]
@@ -241,7 +244,7 @@ class KnowledgeReader(ExtractiveReader):
         h_idx = vocab.entity_index([h]).repeat(n_rel)
         r_idx = vocab.relation_index(answerer.relations)
         scores = answerer.embedder.score_tails(h_idx, r_idx).float().cpu()[:, vocab.entity_index(cands)]
-        return cands, answerer.head(rel_probs, scores)
+        return cands, answerer.head(rel_probs, scores), float(rel_probs.max())
 
     def read_batch(self, questions: Sequence[str], evidences: Sequence[list[Evidence]], top_n: int = 1,
                    allow_no_answer: bool = True) -> list[list[Answer]]:
@@ -263,8 +266,10 @@ class KnowledgeReader(ExtractiveReader):
                 got = self.entity_answer_probs(ans, q, states[qi])
                 if got is None:
                     continue
-                cands, probs = got
+                cands, probs, rel_conf = got
                 j = int(torch.argmax(probs))
+                if rel_conf < self.entity_min_prob or float(probs[j]) < self.entity_min_prob:
+                    continue
                 if best is None or float(probs[j]) > best[0]:
                     best = (float(probs[j]), ans.kb, cands[j])
             spans = [a for a in results[qi] if not a.no_answer]

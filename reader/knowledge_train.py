@@ -235,7 +235,7 @@ def train_adapter(reader: KnowledgeReader, store, kb: str, embedder, records: Se
                 tails = {names.get(a.lower()) for a in r["answers"]}
                 if got is None:
                     continue
-                cands, probs = got
+                cands, probs, _ = got
                 hit = [j for j, c in enumerate(cands) if c in tails]
                 if hit:
                     ent_terms.append(-torch.log(probs[hit].sum().clamp_min(1e-9)))

@@ -172,9 +172,9 @@ def test_adapter_saved_with_its_kb_loaded_when_present_removed_with_it(geo, embe
     answers = fresh.read_batch(["What is Paris the capital of?"], [_evidence()], allow_no_answer=False)
     assert answers[0] and answers[0][0].text
     # the entity head ranks KB entities (never evidence pasted from link prediction)
-    cands, probs = fresh.entity_answer_probs(fresh.answerers["geo"], "What is Paris the capital of?",
+    cands, probs, rel_conf = fresh.entity_answer_probs(fresh.answerers["geo"], "What is Paris the capital of?",
                                              fresh.question_states(["What is Paris the capital of?"])[0])
-    assert "paris" not in cands and abs(float(probs.detach().sum()) - 1) < 1e-4
+    assert "paris" not in cands and abs(float(probs.detach().sum()) - 1) < 1e-4 and 0 < rel_conf <= 1
     fresh.remove_kb("geo")
     assert "geo" not in fresh.injector.adapters and ("geo", "paris") not in fresh.injector.table.rows
     assert [p.name for p in kb_artifact_dirs(models, "geo")] == ["geo-adapter", "geo-transe"]
