@@ -200,7 +200,10 @@ class KnowledgeInjector(nn.Module):
     """What runs between encoder layers ``layer`` and ``layer + 1``: fusion, then each KB's adapter.
 
     ``install(encoder_layers)`` hooks it in; ``context`` is the current batch's ``KnowledgeBatch``
-    (set by the reader before each forward; None = no linked mentions = fusion is skipped)."""
+    (set by the reader before each forward; None = no linked mentions = fusion is skipped).
+    Adapters run only while ``adapters_on`` (the entity head's question pass): as in K-Adapter they
+    sit beside the base model, so the span reader reads exactly as without them (measured: adapters
+    in the span path, trained on questions alone, cost span EM)."""
 
     def __init__(self, hidden: int, table: EntityTable, fusion: str | None = None, layer: int = 3):
         super().__init__()
@@ -212,13 +215,15 @@ class KnowledgeInjector(nn.Module):
                                          else KARLayer(hidden, table.dim) if fusion == "kar" else None)
         self.adapters = nn.ModuleDict()
         self.context: KnowledgeBatch | None = None
+        self.adapters_on = False
         self._handle = None
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if self.fusion is not None and self.context is not None:
             h = self.fusion(h, self.table.vectors.to(h.device), self.context)
-        for adapter in self.adapters.values():
-            h = adapter(h)
+        if self.adapters_on:
+            for adapter in self.adapters.values():
+                h = adapter(h)
         return h
 
     def install(self, layers: nn.ModuleList) -> None:

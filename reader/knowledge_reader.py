@@ -213,11 +213,13 @@ class KnowledgeReader(ExtractiveReader):
             wins.mentions.append(found[: self.max_mentions])
         idx = list(range(len(questions)))
         self.injector.context = self.knowledge_batch(wins, idx)
+        self.injector.adapters_on = True  # the KBs' adapters read the question for the entity head
         try:
             batch = collate(self.tokenizer, wins, idx, self.device)
             out = self.model.qa(**batch, output_hidden_states=True)
         finally:
             self.injector.context = None
+            self.injector.adapters_on = False
         return out.hidden_states[-1][:, 0].float()
 
     def entity_answer_probs(self, answerer: KBAnswerer, question: str, cls_state: torch.Tensor,

@@ -164,11 +164,15 @@ def test_adapter_saved_with_its_kb_loaded_when_present_removed_with_it(geo, embe
     d = save_adapter(models, "geo", adapter, head, relations, emb_dir, {"steps": 3}, geo.list_sources())
     art = load_adapter_artifact(d)
     assert art["kb"] == "geo" and torch.equal(art["adapter"].up.weight, adapter.up.weight)
+    torch.manual_seed(1)
     fresh = KnowledgeReader.wrap(ExtractiveReader.load("tiny-bert", device="cpu"), EntityTable.empty(16),
                                  EntityLinker(geo))
+    _, before = _logits(fresh)
     assert fresh.load_adapters(models, ["other"]) == []
     assert fresh.load_adapters(models, ["geo"], store=geo) == ["geo"]
     assert "geo" in fresh.injector.adapters and ("geo", "paris") in fresh.injector.table.rows
+    _, after = _logits(fresh)  # a trained adapter sits beside the span reader (K-Adapter), never in it
+    assert all(torch.equal(x, y) for x, y in zip(before, after, strict=True))
     answers = fresh.read_batch(["What is Paris the capital of?"], [_evidence()], allow_no_answer=False)
     assert answers[0] and answers[0][0].text
     # the entity head ranks KB entities (never evidence pasted from link prediction)
