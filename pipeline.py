@@ -120,8 +120,13 @@ class QAPipeline:
                 from kira.reader.extractive import ExtractiveReader as R
             else:
                 from kira.reader.fid import FiDReader as R
-            self._readers[kind] = R.load(str(spec), device=self.cfg.device, bf16=self.cfg.bf16,
-                                         no_answer_threshold=self.cfg.reader.no_answer_threshold)
+            reader = R.load(str(spec), device=self.cfg.device, bf16=self.cfg.bf16,
+                            no_answer_threshold=self.cfg.reader.no_answer_threshold)
+            if kind == "extractive":  # the K-Adapters of this version's KBs (kira kb add --adapter)
+                from kira.reader.knowledge_reader import with_kb_adapters
+
+                reader = with_kb_adapters(reader, self.cfg.models_dir, self.store)
+            self._readers[kind] = reader
         return self._readers[kind]
 
     def _component(self, name: str):

@@ -71,6 +71,10 @@ def add(
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Source option key=value (e.g. pos=n,v).")] = None,
     no_verbalize: Annotated[bool, typer.Option("--no-verbalize", help="Store facts only, no passages.")] = False,
     max_facts: Annotated[int, typer.Option(help="Facts per verbalized passage.")] = 16,
+    adapter: Annotated[bool, typer.Option(
+        "--adapter", help="Also train a K-Adapter for the workspace's extractive reader on the KB's facts "
+                          "(base frozen; saved as models/<kb>-adapter, loaded at ask time, removed with the KB).")] = False,
+    adapter_steps: Annotated[int, typer.Option(help="K-Adapter training steps.")] = 200,
     replace: ReplaceOpt = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
@@ -86,14 +90,33 @@ def add(
             out = rep.to_dict()
             if not no_index:
                 out["index_version"] = _rebuild_index(cfg, store)
+            if adapter:
+                out["adapter"] = _train_adapter(cfg, store, name, adapter_steps)
         if as_json:
             print(json.dumps(out))
         else:
             print(f"{name}: version {rep.version}: {rep.n_entities} entities, {rep.n_relations} relations, "
                   f"{rep.n_triples} triples {rep.splits}, {rep.n_passages} passages"
                   + (f"; index {out['index_version']}" if out.get("index_version") else ""))
+            if out.get("adapter"):
+                a = out["adapter"]
+                print(f"{name}: K-Adapter {a['path']} ({a['steps']} steps, {a['adapter_seconds']:.0f}s; "
+                      f"embedder {a['embedder']}, {a['embedder_seconds']:.0f}s)")
 
     run(body)
+
+
+def _train_adapter(cfg, store, kb: str, steps: int) -> dict:
+    """``kira kb add --adapter``: the K-Adapter of ``kb`` for the workspace's extractive reader, timed
+    apart from the ingest and the index build."""
+    from kira.pipeline import default_reader_dir
+    from kira.reader.knowledge_train import build_kb_adapter
+
+    spec = cfg.reader.extractive or default_reader_dir(cfg, "extractive")
+    if not Path(str(spec)).exists():
+        raise KiraError(f"--adapter needs the workspace's extractive reader, and {spec} does not exist; "
+                        "train one with `kira reader train` or set reader.extractive in kira.toml")
+    return build_kb_adapter(cfg.models_dir, store, kb, str(spec), steps)
 
 
 @app.command()

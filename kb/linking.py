@@ -65,6 +65,17 @@ class LinkedEntity:
     entity: Entity | None = field(default=None, repr=False)
 
 
+@dataclass
+class Mention:
+    """A mention in a text by character offsets, its candidate entities and their priors (sum 1)."""
+
+    start: int
+    end: int
+    surface: str
+    candidates: list[tuple[str, str]]  # (kb, entity id)
+    priors: list[float]
+
+
 class EntityLinker:
     """Alias-dictionary mention detection + embedding disambiguation over the store's KBs."""
 
@@ -161,6 +172,21 @@ class EntityLinker:
                     out.append((i, i + n, " ".join(words[i:i + n]), cands))
                     used[i:i + n] = [True] * n
         return sorted(out)
+
+    def candidate_mentions(self, text: str, max_candidates: int = 4) -> list[Mention]:
+        """Mentions of ``text`` with character offsets and up to ``max_candidates`` candidates each,
+        priors from the surface match and KB degree (softmax; no encoder, so cheap on every passage):
+        what a knowledge-injected reader attends over."""
+        spans = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+        out = []
+        for start, end, surface, cands in self.mentions(text):
+            prior = np.asarray([(1.0 if normalize(self._names.get(k, "")) == normalize(surface) else 0.8)
+                                + 0.05 * math.log1p(self._degree.get(k, 0)) for k in cands], dtype=np.float32)
+            order = np.argsort(-prior, kind="stable")[:max_candidates]
+            p = np.exp((prior[order] - prior[order].max()) / 0.1)
+            out.append(Mention(spans[start][0], spans[end - 1][1], surface, [cands[int(j)] for j in order],
+                               (p / p.sum()).tolist()))
+        return out
 
     def link(self, text: str) -> list[LinkedEntity]:
         """Linked entities of ``text``, best candidate(s) per mention, by score."""

@@ -12,4 +12,7 @@
   cached under ``~/.cache/kira/readers/<base>-<generator version>-<recipe>``.
 * ``evaluate`` — SQuAD EM/F1 with retrieval top-k and answer-free baselines.
 * ``defaults`` — the workspace's default readers (trained once, cached under ``models/``).
+* ``knowledge`` / ``knowledge_reader`` / ``knowledge_train`` — KB knowledge injected into the
+  extractive reader: linked mentions, ERNIE fusion or a KnowBERT KAR layer behind zero gates, one
+  K-Adapter per KB (``models/<kb>-adapter``, ``kira kb add --adapter``), an entity-answer head, WKLM.
 """
