@@ -64,14 +64,14 @@ class MmapDocStore:
 
     def __init__(self, version_dir: str | os.PathLike, docids: Sequence[str]):
         d = Path(version_dir) / DIR
-        self.offsets = np.load(d / OFFSETS, mmap_mode="r")
-        if len(self.offsets) != len(docids) + 1:
-            raise IndexError_(f"{d}: {len(self.offsets) - 1} rows but docids.txt lists {len(docids)} ids")
+        # a Python list: per-hit indexing without numpy scalars
+        self._bounds: list[int] = np.load(d / OFFSETS).tolist()
+        if len(self._bounds) != len(docids) + 1:
+            raise IndexError_(f"{d}: {len(self._bounds) - 1} rows but docids.txt lists {len(docids)} ids")
         self._file = (d / DOCS).open("rb")
         size = os.fstat(self._file.fileno()).st_size
         self._buf = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         self.rows = {pid: i for i, pid in enumerate(docids) if pid}
-        self._bounds = self.offsets.tolist()  # a Python list: per-hit indexing without numpy scalars
 
     def __len__(self) -> int:
         return len(self.rows)

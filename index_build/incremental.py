@@ -71,8 +71,7 @@ def _docstore(version: IndexVersion, build: Path, docids: list[str], new_raws: d
     if docstore.exists(version.path):
         docstore.derive(version.path, build, docids, new_raws, version.docids())
         return
-    m = version.manifest.get("bm25") or {}
-    s = lucene.searcher(version.lucene_dir, m.get("k1", 0.9), m.get("b", 0.4))
+    s = lucene.searcher(version.lucene_dir)
     try:
         docstore.derive(version.path, build, docids, new_raws, version.docids(),
                         lucene_raw=lambda pid: s.object.doc_raw(pid))

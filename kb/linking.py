@@ -141,14 +141,14 @@ class EntityLinker:
     def _encode(self, questions: list[str], keys: list[tuple[str, str]]) -> np.ndarray:
         """Unit vectors of ``questions``, and of the candidate ``keys`` not cached yet, in ONE encoder
         call (a forward pass per question and per mention cost ~20 ms each on CPU)."""
+        if len(self._vec_cache) + len(keys) > self.MAX_CACHED_VECTORS:
+            self._vec_cache.clear()  # before choosing what to encode: every key of this call stays cached
         missing = list(dict.fromkeys(k for k in keys if k not in self._vec_cache))
         texts = questions + [self._texts.get(k) or self._names.get(k, k[1]) for k in missing]
         if not texts:
             return np.zeros((0, 0), np.float32)
         vecs = np.asarray(self.encoder.encode(texts), dtype=np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True).clip(1e-9)
-        if len(self._vec_cache) + len(missing) > self.MAX_CACHED_VECTORS:
-            self._vec_cache.clear()
         for k, v in zip(missing, vecs[len(questions):], strict=True):
             self._vec_cache[k] = v
         return vecs[:len(questions)]
@@ -173,6 +173,11 @@ class EntityLinker:
                     used[i:i + n] = [True] * n
         return sorted(out)
 
+    def _priors(self, cands: list[tuple[str, str]], surface: str) -> np.ndarray:
+        """Surface prior of each candidate: exact name match over alias match, plus KB degree."""
+        return np.asarray([(1.0 if normalize(self._names.get(k, "")) == normalize(surface) else 0.8)
+                           + 0.05 * math.log1p(self._degree.get(k, 0)) for k in cands], dtype=np.float32)
+
     def candidate_mentions(self, text: str, max_candidates: int = 4) -> list[Mention]:
         """Mentions of ``text`` with character offsets and up to ``max_candidates`` candidates each,
         priors from the surface match and KB degree (softmax; no encoder, so cheap on every passage):
@@ -180,8 +185,7 @@ class EntityLinker:
         spans = [(m.start(), m.end()) for m in _WORD.finditer(text)]
         out = []
         for start, end, surface, cands in self.mentions(text):
-            prior = np.asarray([(1.0 if normalize(self._names.get(k, "")) == normalize(surface) else 0.8)
-                                + 0.05 * math.log1p(self._degree.get(k, 0)) for k in cands], dtype=np.float32)
+            prior = self._priors(cands, surface)
             order = np.argsort(-prior, kind="stable")[:max_candidates]
             p = np.exp((prior[order] - prior[order].max()) / 0.1)
             out.append(Mention(spans[start][0], spans[end - 1][1], surface, [cands[int(j)] for j in order],
@@ -206,17 +210,13 @@ class EntityLinker:
     def _rank(self, found, qvec: np.ndarray | None) -> list[LinkedEntity]:
         out: list[LinkedEntity] = []
         for start, end, surface, cands in found:
-            prior = []
-            for key in cands:
-                exact = 1.0 if normalize(self._names.get(key, "")) == normalize(surface) else 0.8
-                prior.append(exact + 0.05 * math.log1p(self._degree.get(key, 0)))
-            scores = np.asarray(prior, dtype=np.float32)
+            scores = prior = self._priors(cands, surface)
             if len(cands) > 1 and qvec is not None:
-                sims = np.stack([self._vec_cache[k] for k in cands]) @ qvec + 0.01 * scores
+                sims = np.stack([self._vec_cache[k] for k in cands]) @ qvec + 0.01 * prior
                 probs = np.exp((sims - sims.max()) / 0.05)
                 probs /= probs.sum()
                 # order by similarity; confidence = surface prior scaled by how clearly it won
-                scores = np.asarray(prior, dtype=np.float32)[np.argmax(sims)] * (0.5 + 0.5 * probs)
+                scores = prior[np.argmax(sims)] * (0.5 + 0.5 * probs)
             # longer mentions are more reliable evidence of an entity than single words
             length_bonus = min(1.0, 0.6 + 0.2 * (end - start))
             for j in np.argsort(-scores, kind="stable")[: self.top_per_mention]:

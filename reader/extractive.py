@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from kira.kb.linking import STOPWORDS
 from kira.plm import zoo
 from kira.plm.device import autocast, pick_device, set_threads
 from kira.reader.calibration import NoAnswerCalibration
@@ -186,8 +187,6 @@ def echo_factor(question: str, answer: str) -> float:
     dog a kind of?" -> "dog"; "Which body part contains the retina?" -> "retina"): a span the
     question already names is rarely what it asks for. Questions offering a choice ("... X or Y?")
     are exempt, because there the answer is one of the question's own words."""
-    from kira.kb.linking import STOPWORDS
-
     q = {w for w in normalize(question).split() if w not in STOPWORDS}
     a = [w for w in normalize(answer).split() if w not in STOPWORDS]
     if not a or " or " in f" {question.lower()} ":

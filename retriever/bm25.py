@@ -1,9 +1,9 @@
 """BM25 over a version's Lucene index, through pyserini's ``LuceneSearcher`` (Anserini).
 
 ``batch_search`` hands all queries to Anserini's multi-threaded batch search in one JNI call,
-which is where the throughput comes from. A hit's text comes from the version's memory-mapped
-docstore (two cheap field reads per hit: id and score), or, for versions built before docstores,
-from the stored Lucene document the hit carries (two JNI calls per hit).
+which is where the throughput comes from. A hit's text comes from the version's doc store
+(``retriever.docstore.open_docstore``): the memory-mapped docstore (two cheap field reads per hit:
+id and score), or, for versions built before docstores, Lucene's stored raw JSON by id.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kira.errors import IndexError_
-from kira.retriever.docstore import LuceneDocStore, evidence_from_doc, open_docstore, open_searcher, parse_raw
+from kira.retriever.docstore import LuceneDocStore, evidence_from_doc, open_docstore, open_searcher
 from kira.schema import BaseRetriever, Evidence
 
 
@@ -45,23 +45,14 @@ class BM25Retriever(BaseRetriever):
 
     def _evidence(self, hits, k: int) -> list[Evidence]:
         name, version = self.name, self.version_name
-        if not isinstance(self.docs, LuceneDocStore):
-            pairs = [(h.docid, h.score) for h in hits[:k]]
-            docs = self.docs.get_many(p for p, _ in pairs)
-            missing = [pid for pid, _ in pairs if pid not in docs]
-            if missing:  # a Lucene doc without a docstore row: the version is inconsistent
-                raise IndexError_(f"index version {version}: passage {missing[0]!r} is in Lucene but not in "
-                                  "its docstore")
-            return [evidence_from_doc(docs[pid], s, name, rank, version)
-                    for rank, (pid, s) in enumerate(pairs, start=1)]
-        out = []
-        for rank, h in enumerate(hits[:k], start=1):
-            # two JNI reads per hit (document, raw); the id comes from the raw JSON itself
-            doc = h.lucene_document
-            raw = doc.get("raw") if doc is not None else None
-            d = parse_raw(raw, "") if raw else {"id": h.docid}
-            out.append(evidence_from_doc(d, h.score, name, rank, version))
-        return out
+        pairs = [(h.docid, h.score) for h in hits[:k]]
+        docs = self.docs.get_many([p for p, _ in pairs])
+        missing = [pid for pid, _ in pairs if pid not in docs]
+        if missing and not isinstance(self.docs, LuceneDocStore):
+            # a Lucene doc without a docstore row: the version is inconsistent
+            raise IndexError_(f"index version {version}: passage {missing[0]!r} is in Lucene but not in its docstore")
+        return [evidence_from_doc(docs.get(pid) or {"id": pid}, s, name, rank, version)
+                for rank, (pid, s) in enumerate(pairs, start=1)]
 
     def search(self, query: str, k: int = 100) -> list[Evidence]:
         """Top-``k`` passages for ``query``; an empty or all-stopword query returns []."""
