@@ -1,7 +1,7 @@
 """A version's passages as one memory-mapped file beside its indexes: row i = FAISS id i.
 
 Why: reading a hit's stored JSON from Lucene costs two JNI calls per hit (~17 µs), more than the
-search itself at k=100; a slice of a memory-mapped file and a ``json.loads`` cost a few µs, need
+search itself at k=100; a slice of a memory-mapped file and an ``orjson`` parse cost about a µs, need
 no Java, and the pages are shared by every process that opens the version (server workers, CLI).
 
 Layout inside a version directory (rows aligned with ``faiss/docids.txt``)::
@@ -23,12 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from kira.errors import IndexError_
 
 DIR = "docstore"
 DOCS = "docs.bin"
 OFFSETS = "offsets.npy"
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse a stored passage's JSON: ``orjson`` (3x the standard library on these rows), falling
+    back to ``json`` for what orjson refuses but ``json.dumps`` writes (``NaN``, huge integers)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def exists(version_dir: str | os.PathLike) -> bool:
@@ -82,14 +92,20 @@ class MmapDocStore:
     def get_many(self, ids: Iterable[str], threads: int = 1) -> dict[str, dict[str, Any]]:
         """Parsed docs for ``ids`` (ids not in this version are absent); the LuceneDocStore interface."""
         out: dict[str, dict[str, Any]] = {}
-        rows, b, buf, loads = self.rows, self._bounds, self._buf, json.loads
+        rows, b, buf, parse = self.rows, self._bounds, self._buf, loads
         for pid in ids:
             if pid in out:
                 continue
             i = rows.get(pid)
             if i is not None and b[i + 1] > b[i]:
-                out[pid] = loads(buf[b[i]:b[i + 1]])
+                out[pid] = parse(buf[b[i]:b[i + 1]])
         return out
+
+    def at_rows(self, rows: Iterable[int]) -> list[dict[str, Any] | None]:
+        """Parsed docs by row (a FAISS id), no id lookup; ``None`` for a deleted or out-of-range row.
+        Each call parses afresh, so callers own (and may modify) the dicts."""
+        b, buf, parse, n = self._bounds, self._buf, loads, len(self._bounds) - 1
+        return [parse(buf[b[i]:b[i + 1]]) if 0 <= i < n and b[i + 1] > b[i] else None for i in rows]
 
     def close(self) -> None:
         if isinstance(self._buf, mmap.mmap):

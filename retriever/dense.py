@@ -154,8 +154,25 @@ class DenseRetriever(BaseRetriever):
         return out
 
     def search_vectors(self, vectors: np.ndarray, k: int | None = None, threads: int | None = None) -> list[list[Evidence]]:
-        """Search pre-encoded question vectors and assemble evidence from the version's doc store."""
-        return self.evidence(self.search_hits(vectors, k), threads)
+        """Search pre-encoded question vectors and assemble evidence from the version's doc store.
+        With a memory-mapped doc store, FAISS ids are its rows: no id lookups at all."""
+        at_rows = getattr(self.docs, "at_rows", None)
+        if at_rows is None:
+            return self.evidence(self.search_hits(vectors, k), threads)
+        scores, ids = self.search_ids(vectors, k)
+        docids, name, version = self.docids, self.name, self.version_name
+        out = []
+        for srow, irow in zip(scores.tolist(), ids.tolist(), strict=True):
+            live = [(s, i) for s, i in zip(srow, irow, strict=True) if 0 <= i < len(docids) and docids[i]]
+            docs = at_rows([i for _, i in live])
+            ev = []
+            for r, ((s, i), d) in enumerate(zip(live, docs, strict=True), start=1):
+                if d is None:
+                    raise IndexError_(f"index version {version}: passage {docids[i]!r} has a vector "
+                                      f"but no stored document")
+                ev.append(evidence_from_doc(d, s, name, r, version))
+            out.append(ev)
+        return out
 
     def close(self) -> None:
         self.docs.close()

@@ -116,3 +116,16 @@ def test_retrievers_read_the_docstore_like_lucene(built):
     assert kinds == (LuceneDocStore, LuceneDocStore)
     assert b_mmap == b_lucene and d_mmap == d_lucene
     assert b_mmap[0] and b_mmap[0][0].text
+
+
+def test_rows_parse_what_json_dumps_writes_and_deleted_rows_read_as_none(tmp_path):
+    rows = [{"id": "a", "text": "x", "metadata": {"v": float("nan")}}, None, {"id": "c", "n": 2**70}]
+    w = docstore.DocStoreWriter(tmp_path)
+    w.add([json.dumps(r) if r else b"" for r in rows])  # NaN and a 71-bit int: orjson refuses both
+    w.close()
+    store = docstore.MmapDocStore(tmp_path, ["a", "", "c"])
+    a, deleted, c, outside = store.at_rows([0, 1, 2, 7])
+    assert a["text"] == "x" and a["metadata"]["v"] != a["metadata"]["v"]  # NaN survives
+    assert deleted is None and outside is None and c["n"] == 2**70
+    assert set(store.get_many(["a", "c", "gone"])) == {"a", "c"}
+    store.close()
