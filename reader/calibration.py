@@ -8,9 +8,12 @@ when more likely right than wrong). The fitted numbers go into the artifact's ``
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -63,3 +66,20 @@ def fit_no_answer(scores: Sequence[float], correct: Sequence[bool], target: floa
     return NoAnswerCalibration(a=a, b=b, target=target, threshold=threshold, n=n,
                                accuracy_answered=(sum(answered) / len(answered)) if answered else 0.0,
                                coverage=len(answered) / n)
+
+
+def save_calibration(artifact_dir: str | os.PathLike, calibration: NoAnswerCalibration | None,
+                     how: dict | None = None) -> None:
+    """Store ``calibration`` in a reader artifact's ``kira.json`` (``no_answer``; ``how`` says what
+    it was fitted on), replacing the file atomically so a server loading the reader never reads
+    half of it."""
+    from kira.artifacts import CONFIG_FILE, read_config
+
+    d = Path(artifact_dir)
+    config = read_config(d)
+    config["no_answer"] = calibration.to_dict() if calibration else None
+    if how is not None:
+        config["no_answer_fitted_on"] = how
+    tmp = d / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, d / CONFIG_FILE)

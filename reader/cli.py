@@ -55,7 +55,11 @@ def train(
     max_steps: Annotated[int | None, typer.Option(help="Optimizer steps (the budget).")] = None,
     freeze_layers: Annotated[int, typer.Option(help="Extractive: keep the lowest N layers fixed.")] = 0,
     calibrate_questions: Annotated[str | None, typer.Option(
-        help="JSONL of held-out (generated) questions with contexts to calibrate abstention on.")] = None,
+        help="JSONL of held-out (generated) questions to calibrate abstention on. With --index or "
+             "--workspace they are read as users' questions are (the retriever's top --calibrate-k), "
+             "else over their own contexts.")] = None,
+    calibrate_k: Annotated[int | None, typer.Option(help="Passages per calibration question "
+                                                          "(default: the workspace's reader k).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Train a reader: retrieved passages with distant supervision, or the records' given contexts."""
@@ -64,13 +68,15 @@ def train(
 
     records = read_questions(questions)
     needs_retrieval = any(not r.get("contexts") for r in records)
-    retriever, cfg = None, None
-    if needs_retrieval or index:
+    retriever, cfg, cal_retriever = None, None, None
+    if needs_retrieval or index or (calibrate_questions and workspace):
         from kira.retriever import open_retrievers
 
         cfg, version = _setup(index, workspace)
         rets = open_retrievers(version, cfg)
         retriever = rets.get(method) or rets["bm25"]
+        if calibrate_questions:  # the conditions of use: the pipeline's default retrieval
+            cal_retriever = rets.get(cfg.retriever.default_method) or retriever
     if out is None:
         if cfg is None:
             from kira.config import load_config
@@ -81,16 +87,64 @@ def train(
                         max_length=max_length, max_questions=max_questions, max_seconds=max_seconds,
                         calibrate_seconds=calibrate_seconds, freeze_encoder=freeze_encoder, copy_head=copy_head,
                         max_steps=max_steps, freeze_layers=freeze_layers,
+                        calibrate_k=calibrate_k or (cfg.reader.k if cfg else 10),
                         log=(lambda m: typer.echo(m, err=True)))
     cal = read_questions(calibrate_questions) if calibrate_questions else None
     res = train_reader(records, opts, retriever=retriever, out=out, extra={"questions": str(questions)},
-                       calibrate_records=cal)
+                       calibrate_records=cal, calibrate_retriever=cal_retriever)
     summary = res.summary()
     if as_json:
         _echo_json(summary)
     else:
         typer.echo(f"saved {kind} reader to {res.path}: {res.n_train} questions, {res.steps} steps, "
                    f"loss {summary['loss_first10']:.3f} → {summary['loss_last10']:.3f}, {res.seconds:.0f}s")
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    reader: Annotated[str, typer.Option(help="Reader artifact directory (extractive or FiD) to calibrate.")],
+    questions: Annotated[str, typer.Option(help="JSONL of held-out {question, answers}, e.g. the workspace's "
+                                                "models/reader-data/heldout-generated.jsonl; never a dev set.")],
+    index: IndexOpt = None,
+    workspace: WorkspaceOpt = None,
+    k: Annotated[int | None, typer.Option(help="Passages read per question (default: the workspace's reader k).")] = None,
+    method: Annotated[str | None, typer.Option(help="bm25 | dense | hybrid (default: the workspace's).")] = None,
+    max_questions: int = 400,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Refit a reader's abstention on held-out questions read as ``kira ask`` reads them (retrieved
+    top-k, in order) and store it in the artifact: after an index change or for an older reader."""
+    from kira.artifacts import loader_for, read_config
+    from kira.reader.calibration import save_calibration
+    from kira.reader.questions import read_questions
+    from kira.reader.train import calibrate_in_use
+    from kira.retriever import open_retrievers
+
+    cfg, version = _setup(index, workspace)
+    method = method or cfg.retriever.default_method
+    rets = open_retrievers(version, cfg)
+    if method not in rets:
+        from kira.errors import KiraError
+
+        raise KiraError(f"retrieval method {method!r} is not available in index {version.name} "
+                        f"(available: {', '.join(sorted(rets))})")
+    model = loader_for(read_config(reader)["type"])(reader, device=cfg.device, bf16=cfg.bf16)
+    old = model.threshold
+    records = read_questions(questions)[:max_questions]
+    k = k or cfg.reader.k
+    cal = calibrate_in_use(model, records, rets[method], k)
+    save_calibration(reader, cal, {"questions": str(questions), "n": len(records), "k": k, "method": method,
+                                   "index_version": version.name})
+    out = {"reader": reader, "old_threshold": old, "calibration": cal.to_dict() if cal else None}
+    if as_json:
+        _echo_json(out)
+    elif cal is None:
+        typer.echo(f"{reader}: nothing to separate on {len(records)} questions (all right or all wrong); "
+                   f"the reader now always answers")
+    else:
+        typer.echo(f"{reader}: abstains below {cal.threshold:.3f} (was {old if old is None else round(old, 3)}); "
+                   f"on {cal.n} held-out questions at k={k} ({method}) it answers {cal.coverage:.0%}, "
+                   f"{cal.accuracy_answered:.0%} of those right")
 
 
 @app.command("generate-questions")

@@ -32,8 +32,9 @@ def _ready(d: Path) -> bool:
 def _train_subprocess(questions: Path, kind: str, out: Path, base: str, k: int, max_length: int, lr: float,
                       max_seconds: float, n_questions: int, batch_size: int = 4, epochs: int = 1,
                       freeze_encoder: bool = False, copy_head: bool = False, max_steps: int | None = None,
-                      heldout: Path | None = None) -> dict[str, Any]:
-    """Train in a fresh interpreter (``kira.isolated``) on passages retrieved beforehand."""
+                      heldout: Path | None = None, workspace: Path | None = None) -> dict[str, Any]:
+    """Train in a fresh interpreter (``kira.isolated``) on passages retrieved beforehand; with
+    ``workspace``, abstention is calibrated on ``heldout`` read over that workspace's retrieval."""
     from kira.isolated import run_kira_json
 
     return run_kira_json("kira.reader", [
@@ -42,7 +43,8 @@ def _train_subprocess(questions: Path, kind: str, out: Path, base: str, k: int, 
         "--max-seconds", str(max_seconds), "--max-questions", str(n_questions),
         "--calibrate-seconds", str(max_seconds / 5), "--json", *(["--freeze-encoder"] if freeze_encoder else []),
         *(["--copy-head"] if copy_head else []), *(["--max-steps", str(max_steps)] if max_steps else []),
-        *(["--calibrate-questions", str(heldout)] if heldout else [])],
+        *(["--calibrate-questions", str(heldout)] if heldout else []),
+        *(["--workspace", str(workspace)] if workspace and heldout else [])],
         f"training the default {kind} reader")
 
 
@@ -101,7 +103,8 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     ``~/.cache/kira``; trained now when missing) and is fine-tuned for ``finetune_steps`` steps
     (default ``n_questions / 16``, at most 120) on questions generated from *this workspace's*
     passages (``kira.reader.generate``), plus KB-template and two-hop questions when the store has
-    a KB. Abstention is calibrated on held-out generated questions. FiD is BERT2BERT over the
+    a KB. Abstention is calibrated on held-out generated questions read as ``kira ask`` reads
+    (the workspace's retrieval, the reader's default k). FiD is BERT2BERT over the
     fine-tuned extractive encoder, trained on the same questions. ``extractive_seconds`` and
     ``fid_seconds`` are wall-clock *caps* (a far-too-slow machine stops early, with a warning);
     the budgets are step counts. ``bases`` (tests, experiments) skips pretraining for the kinds it names."""
@@ -173,7 +176,8 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
         if log:
             log(f"training default {kind} reader on {len(rows)} generated questions ({ctx_file.name}) from "
                 f"{p['base']} …")
-        summary = _train_subprocess(ctx_file, kind, tmp, n_questions=n_questions, heldout=held_file, **p)
+        summary = _train_subprocess(ctx_file, kind, tmp, n_questions=n_questions, heldout=held_file,
+                                    workspace=cfg.workspace, **p)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         info["summaries"][kind] = summary | {"path": str(final)}

@@ -165,3 +165,50 @@ def test_eval_qa_graph_measures_text_plus_graph_against_text_alone(ws):
             assert d["graph_gain"][f"{kind}_{m}"] == pytest.approx(d[kind][m] - d["text_only"][kind][m], abs=1e-4)
     assert d["graph_gain"]["retrieval_top3"] == pytest.approx(
         d["retrieval"]["top3"] - d["text_only"]["retrieval"]["top3"], abs=1e-4)
+
+
+def test_calibration_reads_retrieved_passages_in_order_not_given_contexts(ws):
+    from kira.reader.extractive import ExtractiveReader
+    from kira.reader.train import calibrate_in_use
+    from kira.retriever import open_retrievers, resolve_version
+
+    cfg = ws["cfg"]
+    reader = ExtractiveReader.load(str(cfg.models_dir / "reader-extractive"), device="cpu")
+    misleading = [dict(r, contexts=[{"id": "given", "title": "x", "text": "nothing to read"}]) for r in ws["records"]]
+    seen: list[list[str]] = []
+    read_batch = reader.read_batch
+
+    def spy(questions, evidences, **kw):
+        seen.extend([e.id for e in evs] for evs in evidences)
+        return read_batch(questions, evidences, **kw)
+
+    reader.read_batch = spy
+    bm25 = open_retrievers(resolve_version(cfg.indexes_dir), cfg)["bm25"]
+    try:
+        calibrate_in_use(reader, misleading, bm25, k=3)
+        expected = [[e.id for e in h] for h in bm25.batch_search([r["question"] for r in misleading], k=3)]
+    finally:
+        bm25.close()
+    assert seen == expected and all(0 < len(ids) <= 3 for ids in seen) and "given" not in str(seen)
+
+
+def test_reader_calibrate_command_stores_what_it_fitted_on(ws, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from kira.reader.cli import app
+
+    cfg = ws["cfg"]
+    reader = tmp_path / "reader"
+    shutil.copytree(cfg.models_dir / "reader-extractive", reader)
+    res = CliRunner().invoke(app, ["calibrate", "--reader", str(reader), "--questions", str(ws["root"] / "questions.jsonl"),
+                                   "--workspace", str(ws["root"]), "--method", "bm25", "--k", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    saved = json.loads((reader / "kira.json").read_text())
+    assert saved["no_answer"] == out["calibration"] and saved["type"] == "extractive-reader"
+    assert saved["no_answer_fitted_on"]["k"] == 3 and saved["no_answer_fitted_on"]["method"] == "bm25"
+    res = CliRunner().invoke(app, ["calibrate", "--reader", str(reader), "--questions", str(ws["root"] / "questions.jsonl"),
+                                   "--workspace", str(ws["root"]), "--method", "dense"])
+    assert res.exit_code != 0 and "dense" in str(res.exception)
