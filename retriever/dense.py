@@ -101,6 +101,7 @@ class DenseRetriever(BaseRetriever):
                               f"{getattr(self.encoder, 'spec', self.encoder)!r} gives {self.encoder.dim}-d vectors "
                               f"but the FAISS index holds {self.index.d}-d vectors")
         self.docs = open_docstore(version.path, self.docids, doc_searcher)
+        self._rows: dict[str, int] | None = None  # passage id -> FAISS id, without a memory-mapped docstore
 
     def encode(self, queries: Sequence[str]) -> np.ndarray:
         """Question vectors, float32 contiguous, batched."""
@@ -172,6 +173,29 @@ class DenseRetriever(BaseRetriever):
                                       f"but no stored document")
                 ev.append(evidence_from_doc(d, s, name, r, version))
             out.append(ev)
+        return out
+
+    def passage_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Unit vectors of the passages ``ids`` that this version holds, read back from the index
+        rather than encoded again; ``{}`` when the index cannot give vectors back (IVF without a
+        direct map)."""
+        rows = getattr(self.docs, "rows", None)
+        if rows is None:
+            if self._rows is None:
+                self._rows = {pid: i for i, pid in enumerate(self.docids) if pid}
+            rows = self._rows
+        out: dict[str, np.ndarray] = {}
+        for pid in ids:
+            i = rows.get(pid)
+            if i is None:
+                continue
+            try:
+                v = np.asarray(self.index.reconstruct(int(i)), dtype=np.float32)
+            except RuntimeError:
+                return {}
+            norm = float(np.linalg.norm(v))
+            if norm > 0:
+                out[pid] = v / norm
         return out
 
     def close(self) -> None:

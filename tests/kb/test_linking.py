@@ -62,6 +62,32 @@ def test_embedding_similarity_disambiguates(geo):
     assert money[0].entity_id == "bank_money" and water[0].entity_id == "bank_river"
 
 
+class CountingEncoder(BagOfWordsEncoder):
+    def __init__(self):
+        self.seen: list[str] = []
+
+    def encode(self, texts, batch_size=64):
+        self.seen += list(texts)
+        return super().encode(texts, batch_size)
+
+
+def test_candidates_ranked_by_stored_passage_vectors_encode_only_the_question(geo):
+    from kira.kb.verbalize import entity_passage_id
+
+    enc = CountingEncoder()
+    stored = {entity_passage_id("geo", e): enc.encode([t])[0] / np.linalg.norm(enc.encode([t])[0])
+              for e, t in [("bank_money", "bank: financial institution lends money deposits"),
+                           ("bank_river", "bank: sloping land beside water river")]}
+    enc.seen.clear()
+    asked: list[list[str]] = []
+    linker = EntityLinker(geo, encoder=enc)
+    linker.use_passage_vectors(lambda ids: asked.append(ids) or {i: stored[i] for i in ids if i in stored})
+    money = [x for x in linker.link("Which bank lends money and accepts deposits?") if x.mention == "bank"]
+    assert money[0].entity_id == "bank_money"
+    assert enc.seen == ["Which bank lends money and accepts deposits?"]  # no candidate text encoded
+    assert sorted(asked[0]) == sorted(stored)
+
+
 def test_kb_fact_retriever_returns_provenance(geo):
     ret = KBFactRetriever(geo)
     assert isinstance(ret, Retriever) and ret.name == "kb"

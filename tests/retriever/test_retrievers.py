@@ -92,6 +92,18 @@ def test_dense_scores_are_faiss_inner_products(tiny_retrievers):
     assert [h.score for h in hits] == pytest.approx(scores[0].tolist())
 
 
+def test_passage_vectors_are_the_index_vectors_read_back(tiny_retrievers):
+    import numpy as np
+
+    dense = tiny_retrievers["dense"]
+    hit = dense.search("capital of Germany", k=1)[0]
+    q = dense.encode(["capital of Germany"])[0]
+    got = dense.passage_vectors([hit.id, "no-such-passage"])
+    assert set(got) == {hit.id} and float(np.linalg.norm(got[hit.id])) == pytest.approx(1.0, rel=1e-5)
+    assert float(got[hit.id] @ q) == pytest.approx(hit.score / float(np.linalg.norm(dense.index.reconstruct(
+        dense.docids.index(hit.id)))), rel=1e-4)
+
+
 def test_bm25_parameters_come_from_manifest_and_can_be_overridden(tiny_index):
     from kira.retriever.bm25 import BM25Retriever
 
