@@ -86,6 +86,11 @@ def train(
     bm25_k: Annotated[int, typer.Option(help="BM25 depth when mining positives/hard negatives.")] = 100,
     max_length: Annotated[int, typer.Option(help="Max tokens per question/passage.")] = 256,
     pooling: Annotated[str | None, typer.Option(help="cls | mean | max (default: the base encoder's).")] = None,
+    question_only: Annotated[bool, typer.Option(
+        "--question-only", help="Train only a question encoder against the index's own passage vectors "
+                                "(no passage re-encoding, no index rebuild; hard negatives mined by dense "
+                                "search); use it with [index] query_encoder.")] = False,
+    steps: Annotated[int, typer.Option(help="--question-only: optimizer steps (the budget).")] = 300,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Train DPR encoders (in-batch + BM25 hard negatives) from question/answer pairs."""
@@ -97,6 +102,8 @@ def train(
         from kira.retriever.evaluate import load_questions
 
         rows = load_questions(questions)
+        if question_only:
+            return _train_question_only(cfg, version, rows, out, steps, batch_size, lr, bm25_k, as_json)
         examples, rep = mine_examples(rows, BM25Retriever(version), k=bm25_k)
         dest = Path(out or role_dir(cfg.models_dir, "dpr")).resolve()  # the manifest records it; keep it absolute
 
@@ -120,6 +127,30 @@ def train(
         print(f"now re-encode the index with the new passage encoder:\n  {rebuild}")
 
     run(body)
+
+
+def _train_question_only(cfg, version, rows, out, steps: int, batch_size: int, lr: float, k: int,
+                         as_json: bool) -> None:
+    from kira.retriever.dense import DenseRetriever, manifest_encoder
+    from kira.retriever.dpr import mine_examples, train_question_encoder
+
+    dense = DenseRetriever(version, device=cfg.device)
+    try:
+        examples, rep = mine_examples(rows, dense, k=k)
+        enc = manifest_encoder(dense.manifest)
+        dest = Path(out or role_dir(cfg.models_dir, "dpr-question")).resolve()
+        res = train_question_encoder(examples, dense.passage_vectors, dest, base=enc.get("spec") or "minilm-l6",
+                                     steps=steps, batch_size=batch_size, lr=lr, device=cfg.device,
+                                     pooling=enc.get("pooling"), log=lambda m: print(m, file=sys.stderr))
+    finally:
+        dense.close()
+    use = f'[index]\nquery_encoder = "{dest}"'
+    if as_json:
+        print(json.dumps({"out": str(dest), "question_encoder": str(dest), "n_examples": res.n_examples,
+                          "mining": rep.__dict__, "loss_before": res.loss_before, "loss_after": res.loss_after,
+                          "use": use}))
+        return
+    print(f"saved a question encoder for index {version.name} to {dest}; to use it, add to kira.toml:\n{use}")
 
 
 def eval_retrieval(

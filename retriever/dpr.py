@@ -263,3 +263,77 @@ def train_dpr(examples: Sequence[DPRExample], out: str | os.PathLike, base: str 
          "loss_before": res.loss_before, "loss_after": res.loss_after, "shared": shared, "base": base},
         indent=1))
     return res
+
+
+def train_question_encoder(examples: Sequence[DPRExample], passage_vectors: Callable[[list[str]], dict[str, Any]],
+                           out: str | os.PathLike, base: str = "minilm-l6", steps: int = 300, batch_size: int = 32,
+                           lr: float = 2e-5, scale: float = 20.0, seed: int = 0, device: str = "auto",
+                           pooling: str | None = None, max_length: int = 64,
+                           log: Callable[[str], None] | None = None) -> TrainResult:
+    """Fine-tune only the question tower against the index's own passage vectors, kept fixed.
+
+    Why: the passages stay as they were encoded (``passage_vectors(ids)``, read back from the FAISS
+    index), so no passage is encoded during training and the index needs no rebuild: the result is
+    a ``dpr-question-encoder`` that ``[index] query_encoder`` (or ``kira ask --query-encoder``)
+    puts in front of the existing index. Loss as ``train_dpr`` (in-batch + one hard negative)."""
+    import numpy as np
+
+    from kira.plm import zoo
+    from kira.plm.encoder import TextEncoder
+
+    ids = list(dict.fromkeys(c.id for ex in examples for c in (ex.positive, ex.hard_negative) if c is not None))
+    vecs = passage_vectors(ids)
+    usable = [ex for ex in examples if ex.positive.id in vecs]
+    if len(usable) < 2:
+        raise KiraError(f"no training examples: {len(examples)} questions, {len(usable)} with a positive "
+                        f"passage in the index")
+    random.seed(seed)
+    torch.manual_seed(seed)
+    enc = TextEncoder(base, device=device, max_length=max_length, pooling=pooling)
+    row = {pid: i for i, pid in enumerate(vecs)}
+    table = torch.from_numpy(np.stack([np.asarray(v, dtype=np.float32) for v in vecs.values()])).to(enc.device)
+    params = [p for p in enc.model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warm = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+
+    def loss_of(batch: Sequence[DPRExample]) -> torch.Tensor:
+        cands = [ex.positive.id for ex in batch] + [ex.hard_negative.id for ex in batch
+                                                     if ex.hard_negative is not None and ex.hard_negative.id in row]
+        q = enc.embed([ex.question for ex in batch])
+        return dpr_loss(q, table[[row[c] for c in cands]], scale, _mask(cands, [ex.positive.id for ex in batch], q.device))
+
+    probe = usable[:256]
+
+    @torch.no_grad()
+    def probe_loss() -> float:
+        enc.model.eval()
+        return sum(float(loss_of(probe[i:i + batch_size])) for i in range(0, len(probe), batch_size)) / \
+            max(1, math.ceil(len(probe) / batch_size))
+
+    res = TrainResult(Path(out), Path(out), Path(out), shared=False, n_examples=len(usable))
+    res.loss_before = probe_loss()
+    order: list[DPRExample] = []
+    enc.model.train()
+    for step in range(steps):
+        if len(order) < batch_size:
+            order += random.sample(usable, len(usable))
+        batch, order = order[:batch_size], order[batch_size:]
+        loss = loss_of(batch)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 2.0)
+        opt.step()
+        sched.step()
+        res.losses.append(float(loss.detach()))
+        if log and (step + 1) % 50 == 0:
+            log(f"step {step + 1}/{steps} loss {sum(res.losses[-50:]) / 50:.4f}")
+    res.loss_after = probe_loss()
+    if log:
+        log(f"probe loss {res.loss_before:.4f} -> {res.loss_after:.4f} on {len(probe)} examples")
+    zoo.save_artifact(out, enc.model, enc.tokenizer, {
+        "type": "dpr-question-encoder", "role": "question", "pooling": enc.pooling, "normalize": enc.normalize,
+        "max_length": enc.max_length, "base": base, "passages": "fixed: the index's own vectors",
+        "steps": steps, "batch_size": batch_size, "lr": lr, "scale": scale, "n_examples": len(usable),
+        "loss_before": res.loss_before, "loss_after": res.loss_after})
+    return res

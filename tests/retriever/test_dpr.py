@@ -90,6 +90,31 @@ def test_train_separate_encoders_learns_saves_and_serves(tiny_index, build_tiny_
     assert top1 >= 5, [h[0].id for h in hits]
 
 
+def test_question_only_training_keeps_the_index_and_serves_through_query_encoder(tiny_index, tmp_path):
+    """Only the question tower learns, against the index's own vectors: no rebuild, same passages."""
+    from typer.testing import CliRunner
+
+    from kira.plm import zoo
+    from kira.retriever.cli import app
+    from kira.retriever.dense import DenseRetriever
+
+    _, version = tiny_index
+    qf = tmp_path / "train.jsonl"
+    qf.write_text("".join(json.dumps({"question": q, "answers": a}) + "\n" for q, a in TOY))
+    out = tmp_path / "dprq"
+    res = CliRunner().invoke(app, ["train", "--index", str(version.path), "--questions", str(qf), "--out", str(out),
+                                   "--question-only", "--steps", "12", "--batch-size", "4", "--lr", "1e-4", "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    assert info["n_examples"] == 8 and info["loss_after"] < info["loss_before"], info
+    assert zoo.artifact_config(out)["type"] == "dpr-question-encoder" and f'query_encoder = "{out}"' in info["use"]
+    tuned, own = DenseRetriever(version, query_encoder=str(out)), DenseRetriever(version)
+    assert tuned.encoder.spec == str(out) and tuned.index.ntotal == own.index.ntotal
+    hits = tuned.batch_search([q for q, _ in TOY], k=3)
+    top1 = sum(any(x.lower() in h[0].text.lower() for x in a) for h, (_, a) in zip(hits, TOY, strict=True))
+    assert top1 >= 6, [h[0].id for h in hits]
+
+
 def test_shared_encoder_training_writes_one_directory(tmp_path):
     from kira.plm import zoo
     from kira.plm.encoder import TextEncoder
