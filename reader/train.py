@@ -297,7 +297,7 @@ def calibrate_in_use(reader, records: Sequence[dict], retriever, k: int = 10,
                      max_seconds: float | None = None) -> NoAnswerCalibration | None:
     """Fit abstention in the conditions of use: each question read over the retriever's top ``k``
     (not its given contexts), in retrieval order, as ``kira ask`` reads it."""
-    questions = [{k_: v for k_, v in r.items() if k_ != "contexts"} for r in records]
+    questions = [{f: v for f, v in r.items() if f != "contexts"} for r in records]
     return calibrate(reader, questions, attach_passages(questions, retriever, k), max_seconds=max_seconds)
 
 
