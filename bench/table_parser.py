@@ -33,13 +33,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--model", default=None, help="evaluate this parser artifact instead of training one")
     ap.add_argument("--tapas", default=None, help="TAPAS artifact for the side-by-side (and its calibration)")
     ap.add_argument("--questions", default=None, help="JSONL {table, question, answers[, aggregation]}")
-    ap.add_argument("--steps", type=int, default=900)
-    ap.add_argument("--batch-size", type=int, default=32)
+    from kira.tables.defaults import PARSER_SETTINGS as D  # noqa: N812 - the default recipe, measured as shipped
+
+    ap.add_argument("--steps", type=int, default=D["steps"])
+    ap.add_argument("--batch-size", type=int, default=D["batch_size"])
     ap.add_argument("--max-seconds", type=float, default=None)
-    ap.add_argument("--random-tables", type=int, default=300)
-    ap.add_argument("--per-table-real", type=int, default=300)
-    ap.add_argument("--per-table-random", type=int, default=30)
-    ap.add_argument("--frozen-layers", type=int, default=4)
+    ap.add_argument("--random-tables", type=int, default=D["random_tables"])
+    ap.add_argument("--per-table-real", type=int, default=D["per_table_real"])
+    ap.add_argument("--per-table-random", type=int, default=D["per_table_random"])
+    ap.add_argument("--val-per-table", type=int, default=D["val_per_table"])
+    ap.add_argument("--frozen-layers", type=int, default=D["frozen_layers"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", "--record", dest="out", default=None,
                     help="write the record (kira.benchmarks schema) here, e.g. bench/regressions/table_parser.yaml")
@@ -63,10 +66,12 @@ def main(argv: list[str] | None = None) -> dict:
             _training_store_tables(store, None)
             summary = run_training(store, ws / "table-parser", steps=args.steps, batch_size=args.batch_size,
                                    per_table_real=args.per_table_real, n_random=args.random_tables,
-                                   per_table_random=args.per_table_random, max_seconds=args.max_seconds,
+                                   per_table_random=args.per_table_random, val_per_table=args.val_per_table,
+                                   max_seconds=args.max_seconds,
                                    seed=args.seed, tapas_model=args.tapas, frozen_layers=args.frozen_layers, log=lambda s: print(s, flush=True))
         model = summary["model"]
         report["training"] = summary["training"]
+        report["stage_seconds"] = summary.get("stage_seconds")
         report["train_questions"] = summary["train_questions"]
         report["train_tables"] = summary["train_tables"]
         report["random_train_tables"] = summary["random_train_tables"]

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from kira.tables.lexicon import SIGNALS
 from kira.tables.values import cell_text, parse_number
 
 KINDS = ("text", "number", "date", "bool")
@@ -425,8 +426,10 @@ def mention_text_for(m: Mention, col: Column) -> str:
 
 
 def header_overlap(question: str, header: str) -> float:
-    """Share of a header's words (or their stems) found in the question."""
-    q = {stem(w) for w in words(question)}
+    """Share of a header's words (or their stems) found in the question -- directly, or signalled by an
+    everyday word for them ('windiest' -> ``wind``, 'temperature' -> ``temp``; ``kira.tables.lexicon``)."""
+    qw = words(question)
+    q = {stem(w) for w in qw} | {stem(t) for w in qw for t in SIGNALS.get(w, ())}
     h = [stem(w) for w in words(header) if w not in ("of", "the", "in")]
     return sum(w in q for w in h) / len(h) if h else 0.0
 

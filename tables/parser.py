@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import torch
@@ -532,12 +533,22 @@ class TableParser:
         """Parse ``question`` over a whole table (DataFrame or TableSchema) and run it in DuckDB."""
         return self.answer_many([question], [table])[0]
 
-    def answer_many(self, questions: Sequence[str], tables: Sequence[Any], batch_size: int = 32) -> list[ParsedAnswer]:
+    def answer_many(self, questions: Sequence[str], tables: Sequence[Any], batch_size: int = 32,
+                    con: duckdb.DuckDBPyConnection | None = None) -> list[ParsedAnswer]:
+        """Answers for many questions; the queries share one DuckDB connection (``con``, else a fresh one
+        closed after the batch) -- opening one per query cost more than running it."""
         schemas = [self.schema_for(t) for t in tables]
         parsed = self.parse_many(questions, schemas, batch_size)
-        return [self._execute(s, c) for s, c in zip(schemas, parsed, strict=True)]
+        own = con is None
+        con = con or duckdb.connect()
+        try:
+            return [self._execute(s, c, con) for s, c in zip(schemas, parsed, strict=True)]
+        finally:
+            if own:
+                con.close()
 
-    def _execute(self, schema: TableSchema, cands: list[tuple[Query, float, list[float]]]) -> ParsedAnswer:
+    def _execute(self, schema: TableSchema, cands: list[tuple[Query, float, list[float]]],
+                 con: duckdb.DuckDBPyConnection | None = None) -> ParsedAnswer:
         if not cands:
             return ParsedAnswer([], "", [], [], "NONE", 0.0, True, "no query fits this table")
         best_q, best_conf, cond_p = cands[0]
@@ -560,7 +571,7 @@ class TableParser:
         first = None
         for q, conf in variants:
             try:
-                ex = execute(schema, q)
+                ex = execute(schema, q, con)
             except (QueryError, Exception) as err:  # noqa: BLE001 -- a bad variant falls through to the next
                 if isinstance(err, QueryError) or "duckdb" in type(err).__module__:
                     continue

@@ -11,9 +11,14 @@ those schemas instead of reading headers. So questions come from two kinds of ta
 
 Each question is rendered from a sketch (aggregation, SELECT, ORDER BY, 0-3 WHERE conditions) with
 many phrasings per operator and condition, column names paraphrased (split, lower-cased,
-abbreviations expanded or kept) and values written as people type them (lower case, dates as
-"July 4, 2012", numbers with thousands commas). A share of questions asks for an attribute the
-table lacks; their target is "no column" (abstain).
+abbreviations expanded or kept, shortened to one word) and values written as people type them (lower
+case, dates as "July 4, 2012", numbers with thousands commas). People rarely say a column's name the
+way its header spells it, so the phrasings also cover (WikiSQL / WTQ style): the value first as its
+owner ("AAPL's price on …", "how many days did it snow"), rows called by what they are ("which
+airport …" answers with the table's name column), superlative and comparative adjectives for a
+column ("the windiest day", "older than 40", "north of 45"; ``kira.tables.lexicon``), units after
+thresholds ("over 30 mm"), imperatives ("list/show/name the …"), lower case and no question mark.
+A share of questions asks for an attribute the table lacks; their target is "no column" (abstain).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from kira.tables.lexicon import ABBREV, adjectives_for
 from kira.tables.linking import TableSchema, words
 from kira.tables.sqlquery import Condition, Query
 from kira.tables.values import cell_text
@@ -58,19 +64,15 @@ class ParserExample:
 
 
 # ---- header paraphrases ---------------------------------------------------------------------------
-ABBREV = {"temp": ["temperature"], "max": ["maximum", "highest", "high"], "min": ["minimum", "lowest", "low"],
-          "avg": ["average"], "pct": ["percent", "percentage"], "num": ["number"], "no": ["number"],
-          "pop": ["population"], "lat": ["latitude"], "lon": ["longitude"], "lng": ["longitude"],
-          "qty": ["quantity"], "amt": ["amount"], "dept": ["department"], "yr": ["year"], "exp": ["expectancy"],
-          "percap": ["per capita"], "gdp": ["gdp"], "dob": ["date of birth"], "id": ["id"], "precip": ["precipitation"],
-          "dist": ["distance"], "cnt": ["count"], "desc": ["description"], "addr": ["address"], "ht": ["height"],
-          "wt": ["weight"], "mpg": ["miles per gallon"], "hp": ["horsepower"], "lbs": ["pounds"], "cat": ["category"]}
-
-
 def column_phrase(header: str, rng: random.Random) -> str:
+    """How a question names a column: its words, abbreviations expanded or kept, a high/low word moved
+    to the front, or -- as people shorten ``total_bill`` to 'bill' -- one content word of a longer header."""
     ws = words(header) or [header.lower()]
     if rng.random() < 0.5:
         ws = [rng.choice(ABBREV[w]) if w in ABBREV and rng.random() < 0.7 else w for w in ws]
+    content = [w for w in ws if len(w) > 2 and not w.isdigit() and w not in ("the", "of", "and", "per")]
+    if len(content) >= 2 and rng.random() < 0.15:
+        return rng.choice(content)
     if len(ws) == 2 and ws[-1] in ("max", "min", "maximum", "minimum", "high", "low", "highest", "lowest") \
             and rng.random() < 0.5:
         ws = [ws[1], ws[0]]
@@ -162,6 +164,9 @@ BOOLS = {
     "verified": (["verified"], ["verified"]),
     "student": (["student"], ["student"]),
 }
+ENTITY1 = {"person": ["person", "player", "employee"], "city": ["city", "town", "place"], "country": ["country", "nation"],
+           "product": ["product", "item"], "team": ["team", "club"], "title": ["film", "title", "movie"],
+           "code": ["entry", "stock", "code"], "station": ["station", "site"]}
 ENTITY = {"person": ["people", "employees", "players", "persons"], "city": ["cities", "towns", "places"],
           "country": ["countries", "nations"], "product": ["products", "items"], "team": ["teams", "clubs"],
           "title": ["films", "titles", "movies"], "code": ["entries", "stocks", "codes"],
@@ -251,32 +256,99 @@ def random_table(rng: random.Random) -> tuple[str, pd.DataFrame, dict[str, Any]]
     df = pd.DataFrame({h: cols[h] for h in first + rest})
     name = f"rand_{rng.randrange(10**9)}"
     nouns = ENTITY[key] if keyed else ["rows", "entries", "records"]
-    return name, df, {"phrases": phrases, "nouns": nouns}
+    info = {"phrases": phrases, "nouns": nouns}
+    if keyed:
+        info.update(noun1=ENTITY1[key], key=first[0])
+    if any(isinstance(v[0], pd.Timestamp) for v in cols.values()) and rng.random() < 0.5:
+        info["nouns"] = nouns + ["days", "dates"]
+        info.setdefault("noun1", ["day"])
+    return name, df, info
+
+
+def _singular(w: str) -> str:
+    if w.endswith("ies") and len(w) > 4:
+        return w[:-3] + "y"
+    if w.endswith(("sses", "ches", "shes", "xes")):
+        return w[:-2]
+    if w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    return w
+
+
+def _plural(w: str) -> str:
+    if w.endswith("y") and len(w) > 2 and w[-2] not in "aeiou":
+        return w[:-1] + "ies"
+    if w.endswith(("s", "x", "ch", "sh")):
+        return w + "es"
+    return w + "s"
+
+
+def table_info(name: str, df: pd.DataFrame) -> dict[str, Any]:
+    """How questions over a real table call its rows ('airports', 'days') and which column names a row
+    (its first mostly-unique text column), so 'which airport is farthest north' selects that column."""
+    last = words(name.removeprefix("px_"))[-1:] or ["row"]
+    one = _singular(last[0])
+    info: dict[str, Any] = {"nouns": [_plural(one)], "noun1": [one]}
+    schema = TableSchema(df)
+    n = max(len(df), 1)
+    keys = [c for c in schema.columns if c.kind == "text" and c.num_ident is None and c.date_ident is None
+            and (schema.frame[c.ident].nunique() == n or (n >= 10 and schema.frame[c.ident].nunique() >= 0.7 * n))]
+    named = [c for c in keys if set(words(c.name)) & {"name", "names", "title", "player", "person"}]
+    if keys:  # a 'name' column is what 'which airport …' asks for, even after a code column
+        info["key"] = (named or keys)[0].name
+    dates = [c for c in schema.columns if c.date_ident is not None
+             and schema.frame[c.date_ident].nunique() >= 0.5 * n]  # a time series: its rows are days
+    if dates:
+        info["nouns"] += ["days", "dates"]
+        if "key" not in info:
+            info["key"], info["noun1"] = dates[0].name, ["day", "date"]
+    return info
 
 
 # ---- question rendering -------------------------------------------------------------------------------
 OPWORDS = {
-    ">": ["more than", "greater than", "above", "over", "higher than", "larger than", "exceeding", "bigger than"],
-    "<": ["less than", "below", "under", "lower than", "smaller than", "fewer than"],
-    ">=": ["at least", "{x} or more", "no less than"],
-    "<=": ["at most", "{x} or less", "no more than", "not more than"],
+    ">": ["more than", "greater than", "above", "over", "higher than", "larger than", "exceeding", "bigger than",
+          "more than", "over", "above", "in excess of", ">"],
+    "<": ["less than", "below", "under", "lower than", "smaller than", "fewer than", "less than", "under", "below",
+          "<"],
+    ">=": ["at least", "{x} or more", "no less than", "{x} or higher", "{x} or above", "a minimum of", ">="],
+    "<=": ["at most", "{x} or less", "no more than", "not more than", "{x} or lower", "{x} or below",
+           "a maximum of", "<="],
     "=": ["equal to", "of", "exactly", "="],
 }
-SUP = {"MAX": ["highest", "largest", "maximum", "biggest", "greatest", "top", "max", "most", "peak"],
-       "MIN": ["lowest", "smallest", "minimum", "least", "min", "fewest"]}
-SUP_DATE = {"MAX": ["latest", "most recent", "last"], "MIN": ["earliest", "first", "oldest"]}
+SUP = {"MAX": ["highest", "largest", "maximum", "biggest", "greatest", "top", "max", "most", "peak", "highest",
+               "largest", "most"],
+       "MIN": ["lowest", "smallest", "minimum", "least", "min", "fewest", "lowest", "smallest", "least"]}
+SUP_DATE = {"MAX": ["latest", "most recent", "last", "newest"], "MIN": ["earliest", "first", "oldest"]}
+# templates by operator; slots: {c} the column asked for, {cl} the conditions, {rows}/{row} what a row is
+# called ('days', 'airports'), {sup} a superlative, {k}/{o} the ARGMAX answer column and the ranked one
 TEMPLATES = {
     "NONE": ["What is the {c}{cl}?", "What was the {c}{cl}?", "What's the {c}{cl}?", "Tell me the {c}{cl}.",
              "Give me the {c}{cl}.", "What {c}{cl}?", "{c}{cl}?", "Which {c}{cl}?", "Show the {c}{cl}.",
-             "Find the {c}{cl}.", "What is the {c} value{cl}?", "Look up the {c}{cl}."],
+             "Find the {c}{cl}.", "What is the {c} value{cl}?", "Look up the {c}{cl}.", "I need the {c}{cl}.",
+             "What {c} is listed{cl}?", "Can you tell me the {c}{cl}?", "Show me the {c}{cl}.",
+             "What was recorded as the {c}{cl}?", "The {c}{cl}?", "What {c} does the {row}{cl} have?",
+             "Which {c} does the {row}{cl} have?", "What is the {c} of the {row}{cl}?"],
     "NONE1": ["What is {v}'s {c}?", "What {c} does {v} have?", "What {c} did {v} have?", "What is the {c} of {v}?",
               "What was the {c} for {v}?", "{v}: what is the {c}?", "What's the {c} for {v}?", "For {v}, what is the {c}?",
-              "How much {c} does {v} have?"],
+              "How much {c} does {v} have?", "{v}'s {c}?", "{c} of {v}?", "{c} for {v}?", "Tell me the {c} of {v}.",
+              "Give me {v}'s {c}.", "What's {v}'s {c}?", "What was {v}'s {c}?", "What {c} is {v}?",
+              "Which {c} is {v} in?", "What {c} is {v} in?", "Which {c} does {v} belong to?", "In which {c} is {v}?",
+              "Look up the {c} of {v}.", "Show the {c} for {v}.", "What {c} has {v}?", "{v} has what {c}?",
+              "What {c} did the {row} {v} have?", "What is the {c} of the {row} {v}?", "Find {v}'s {c}."],
     "COUNT": ["How many {rows}{cl}?", "How many {rows} are there{cl}?", "What is the number of {rows}{cl}?",
               "Count the {rows}{cl}.", "Number of {rows}{cl}?", "How many {rows} were there{cl}?",
               "In how many {rows}{cl_nf}?", "What's the count of {rows}{cl}?", "How many {rows} are listed{cl}?",
               "Tell me how many {rows} there are{cl}.", "What is the total number of {rows}{cl}?",
-              "How many times{cl_nf}?"],
+              "How many times{cl_nf}?", "How many {rows} in total{cl}?", "How many {rows} do we have{cl}?",
+              "How many {rows} have been recorded{cl}?", "Give me the number of {rows}{cl}.",
+              "How many {rows} does the table have{cl}?", "How often{cl_nf}?", "How many of the {rows}{cl_nf}?",
+              "Count of {rows}{cl}?", "How many {rows} show up{cl}?"],
+    "COUNT1": ["How many {rows} did it {v}?", "How many times did it {v}?", "How many {v} {rows} are there?", "How many {v} {rows}?", "How many {rows} were {v}?",
+               "How many {rows} are {v}?", "Number of {v} {rows}?", "How many times was it {v}?",
+               "How many {rows} have {cp} {v}?", "How many {rows} had {v}?", "Count the {v} {rows}.",
+               "How many {rows} list {v}?", "How many {rows} are in {v}?", "How many {rows} were in {v}?",
+               "How many {rows} with {v}?", "How often was it {v}?", "How many {v} {rows} were there?"],
     "COUNT_DISTINCT": ["How many different {cs} are there{cl}?", "How many distinct {c} values are there{cl}?",
                        "How many unique {cs}{cl}?", "Number of different {cs}{cl}?",
                        "How many different {cs} appear{cl}?", "Count the distinct {cs}{cl}."],
@@ -284,69 +356,103 @@ TEMPLATES = {
             "What is the sum of the {c} values{cl}?", "How much {c} in total{cl}?", "What is the combined {c}{cl}?",
             "Add up the {c}{cl}.", "Total {c}{cl}?", "What do the {c} values add up to{cl}?",
             "What was the overall {c}{cl}?", "Sum of {c}{cl}?", "What is the {c} summed{cl}?",
-            "What was the total amount of {c}{cl}?", "Combined, how much {c}{cl}?"],
+            "What was the total amount of {c}{cl}?", "Combined, how much {c}{cl}?", "How much {c} altogether{cl}?",
+            "What is the {c} in total{cl}?", "Sum up the {c}{cl}.", "What's the sum of all {c}{cl}?",
+            "Total of all {c}{cl}?", "What do the {rows}{cl} add up to in {c}?", "How much {c} was there in all{cl}?",
+            "What is the total {c} of all {rows}{cl}?", "Give me the total {c}{cl}.", "All together, how much {c}{cl}?",
+            "What is the cumulative {c}{cl}?", "What's the grand total of {c}{cl}?"],
     "AVG": ["What is the average {c}{cl}?", "What's the mean {c}{cl}?", "On average, what is the {c}{cl}?",
             "What is the typical {c}{cl}?", "What was the avg {c}{cl}?", "Average {c}{cl}?",
             "What is the {c} on average{cl}?", "Mean {c}{cl}?", "What was the average {c}{cl}?",
-            "On average, how much {c}{cl}?", "What is the mean value of {c}{cl}?", "What's the avg. {c}{cl}?"],
+            "On average, how much {c}{cl}?", "What is the mean value of {c}{cl}?", "What's the avg. {c}{cl}?",
+            "What's the average {c} of the {rows}{cl}?", "How much {c} on average{cl}?",
+            "Average {c} per {row}{cl}?", "What is the mean {c} across {rows}{cl}?", "Give me the average {c}{cl}.",
+            "What's the {c}, on average{cl}?", "Calculate the average {c}{cl}.", "What is the average of {c}{cl}?"],
     "MAX": ["What is the {sup} {c}{cl}?", "What was the {sup} {c}{cl}?", "What's the {sup} {c}{cl}?",
             "{Sup} {c}{cl}?", "Find the {sup} {c}{cl}.", "What is the {sup} value of {c}{cl}?",
-            "Tell me the {sup} {c}{cl}.", "How high did the {c} get{cl}?", "What is the {c} at its {sup}{cl}?"],
+            "Tell me the {sup} {c}{cl}.", "How high did the {c} get{cl}?", "What is the {c} at its {sup}{cl}?",
+            "What's the {sup} {c} recorded{cl}?", "What was the {sup} {c} of any {row}{cl}?",
+            "What is the {sup} {c} among {rows}{cl}?", "What's the {sup} {c} of all{cl}?",
+            "What is the most {c} any {row} had{cl}?", "Give me the {sup} {c}{cl}.", "The {sup} {c}{cl}?",
+            "How big was the {sup} {c}{cl}?", "What's the record {c}{cl}?"],
     "MIN": ["What is the {sup} {c}{cl}?", "What was the {sup} {c}{cl}?", "What's the {sup} {c}{cl}?",
             "{Sup} {c}{cl}?", "Find the {sup} {c}{cl}.", "What is the {sup} value of {c}{cl}?",
-            "Tell me the {sup} {c}{cl}.", "How low did the {c} get{cl}?", "What is the {c} at its {sup}{cl}?"],
+            "Tell me the {sup} {c}{cl}.", "How low did the {c} get{cl}?", "What is the {c} at its {sup}{cl}?",
+            "What's the {sup} {c} recorded{cl}?", "What was the {sup} {c} of any {row}{cl}?",
+            "What is the {sup} {c} among {rows}{cl}?", "What's the {sup} {c} of all{cl}?",
+            "Give me the {sup} {c}{cl}.", "The {sup} {c}{cl}?", "How small was the {sup} {c}{cl}?"],
     "ARGMAX": ["Which {k} has the {sup} {o}{cl}?", "Which {k} had the {sup} {o}{cl}?", "What {k} has the {sup} {o}{cl}?",
                "Name the {k} with the {sup} {o}{cl}.", "What is the {k} with the {sup} {o}{cl}?",
                "Which {k}{cl} has the {sup} {o}?", "Give the {k} of the one with the {sup} {o}{cl}.",
                "{K} with the {sup} {o}{cl}?", "For which {k} is the {o} {sup}{cl}?",
-               "Which {k} had the {sup} {o} value{cl}?", "Tell me the {k} that has the {sup} {o}{cl}."],
+               "Which {k} had the {sup} {o} value{cl}?", "Tell me the {k} that has the {sup} {o}{cl}.",
+               "What {k} had the {sup} {o}{cl}?", "Which {k} has the {o} that is {sup}{cl}?",
+               "Which {k} shows the {sup} {o}{cl}?", "Find the {k} with the {sup} {o}{cl}.",
+               "Show me the {k} with the {sup} {o}{cl}.", "List the {k} with the {sup} {o}{cl}.",
+               "Among {rows}{cl_nf}, which {k} has the {sup} {o}?", "The {sup} {o}{cl} belongs to which {k}?",
+               "Which {k} recorded the {sup} {o}{cl}?", "What's the {k} with the {sup} {o}{cl}?",
+               "Which {k} comes with the {sup} {o}{cl}?", "{K} having the {sup} {o}{cl}?",
+               "Which {k} had the {sup} amount of {o}{cl}?", "In which {k} was the {o} {sup}{cl}?",
+               "Which {k} is {o} {sup} for{cl}?",
+               "What is the {k} of the {row} with the {sup} {o}{cl}?", "Which {k} had {o} at its {sup}{cl}?"],
 }
 TEMPLATES["ARGMIN"] = TEMPLATES["ARGMAX"]
-DATE_ARG = ["On which {k} was the {o} {sup}{cl}?", "When was the {o} {sup}{cl}?", "On what {k} was the {sup} {o}{cl}?",
-            "Which {k} had the {sup} {o}{cl}?"]
-PERSON_ARG = ["Who had the {sup} {o}{cl}?", "Who has the {sup} {o}{cl}?"]
 
 
-# Adjectives people use instead of a column's name: header word -> (superlatives of MAX, of MIN, "how X").
-ADJECTIVES = {
-    "temperature": (["hottest", "warmest"], ["coldest", "coolest"], "hot"),
-    "wind": (["windiest"], ["calmest", "least windy"], "windy"),
-    "precipitation": (["wettest", "rainiest"], ["driest"], "wet"),
-    "rainfall": (["wettest", "rainiest"], ["driest"], "rainy"),
-    "latitude": (["northernmost", "farthest north", "furthest north", "most northern"],
-                 ["southernmost", "farthest south", "furthest south", "most southern"], None),
-    "longitude": (["easternmost", "farthest east", "furthest east"], ["westernmost", "farthest west", "furthest west"],
-                  None),
-    "age": (["oldest"], ["youngest"], "old"),
-    "price": (["most expensive", "priciest"], ["cheapest", "least expensive"], "expensive"),
-    "weight": (["heaviest"], ["lightest"], "heavy"),
-    "height": (["tallest"], ["shortest"], "tall"),
-    "speed": (["fastest"], ["slowest"], "fast"),
-    "population": (["most populous", "biggest"], ["least populous", "smallest"], "populous"),
-    "distance": (["farthest", "longest"], ["closest", "shortest"], "far"),
-    "duration": (["longest"], ["shortest"], "long"),
-    "elevation": (["highest"], ["lowest"], "high"),
-    "salary": (["best paid", "highest paid"], ["worst paid", "lowest paid"], "well paid"),
+def _with_clause(templates: list[str]) -> list[str]:
+    """Templates with the remaining conditions ({cl}) before their final punctuation."""
+    return [t if "{cl}" in t else (t[:-1] + "{cl}" + t[-1] if t[-1] in "?." else t + "{cl}") for t in templates]
+
+
+VALUE_FIRST = {
+    "NONE": _with_clause(TEMPLATES["NONE1"]),
+    "SUM": ["What is {v}'s total {c}{cl}?", "How much {c} did {v} have in total{cl}?", "Total {c} for {v}{cl}?",
+            "What's the combined {c} of {v}{cl}?", "{v}: what is the total {c}{cl}?", "Sum of {v}'s {c}{cl}?",
+            "What was the total {c} for {v}{cl}?", "For {v}, what is the total {c}{cl}?"],
+    "AVG": ["What is {v}'s average {c}{cl}?", "On average, what was {v}'s {c}{cl}?", "Average {c} for {v}{cl}?",
+            "What's the mean {c} of {v}{cl}?", "{v}: what is the average {c}{cl}?", "For {v}, what is the average {c}{cl}?",
+            "What was the typical {c} for {v}{cl}?", "How much {c} did {v} have on average{cl}?"],
+    "MAX": ["What is {v}'s {sup} {c}{cl}?", "What was the {sup} {c} for {v}{cl}?", "{Sup} {c} for {v}{cl}?",
+            "For {v}, what is the {sup} {c}{cl}?", "How high did {v}'s {c} get{cl}?", "{v}'s {sup} {c}{cl}?"],
+    "MIN": ["What is {v}'s {sup} {c}{cl}?", "What was the {sup} {c} for {v}{cl}?", "{Sup} {c} for {v}{cl}?",
+            "For {v}, what is the {sup} {c}{cl}?", "How low did {v}'s {c} get{cl}?", "{v}'s {sup} {c}{cl}?"],
+    "COUNT": ["How many {rows} does {v} have{cl}?", "How many {rows} for {v}{cl}?", "How many times does {v} appear{cl}?",
+              "How many {rows} did {v} have{cl}?", "For {v}, how many {rows}{cl}?", "{v}: how many {rows}{cl}?",
+              "Number of {rows} for {v}{cl}?"],
+    "ARGMAX": ["When was {v}'s {o} {sup}{cl}?", "On which {k} was {v}'s {o} {sup}{cl}?",
+               "Which {k} had {v}'s {sup} {o}{cl}?", "For {v}, which {k} has the {sup} {o}{cl}?",
+               "Among {v} {rows}{cl_nf}, which {k} has the {sup} {o}?", "Which {v} {k} has the {sup} {o}{cl}?",
+               "What is the {k} of {v}'s {sup} {o}{cl}?"],
 }
-_ADJ_KEYS = {"temp": "temperature", "tempc": "temperature", "precip": "precipitation", "rain": "rainfall",
-             "lat": "latitude", "lon": "longitude", "lng": "longitude", "pop": "population", "ht": "height",
-             "wt": "weight", "cost": "price", "runtime": "duration", "minutes": "duration", "altitude": "elevation",
-             "mph": "speed", "wage": "salary", "pay": "salary", "miles": "distance", "dist": "distance"}
-
-
-def adjectives_for(header: str) -> tuple[list[str], list[str], str | None] | None:
-    for w in words(header):
-        key = _ADJ_KEYS.get(w, w)
-        if key in ADJECTIVES:
-            return ADJECTIVES[key]
-    return None
+VALUE_FIRST["ARGMIN"] = VALUE_FIRST["ARGMAX"]
+RANK_ARG = {"ARGMAX": ["Which {k} ranks first in {o}{cl}?", "Which {k} tops the {o} list{cl}?",
+                       "Which {k} leads in {o}{cl}?", "Which {k} is number one by {o}{cl}?",
+                       "Which {k} has the most {o}{cl}?", "Which {k} had the most {o}{cl}?",
+                       "Which {k} has the {o} highest{cl}?"],
+            "ARGMIN": ["Which {k} ranks last in {o}{cl}?", "Which {k} is at the bottom by {o}{cl}?",
+                       "Which {k} has the least {o}{cl}?", "Which {k} had the least {o}{cl}?",
+                       "Which {k} has the {o} lowest{cl}?", "Which {k} had the fewest {o}{cl}?"]}
+DATE_ARG = ["On which {k} was the {o} {sup}{cl}?", "When was the {o} {sup}{cl}?", "On what {k} was the {sup} {o}{cl}?",
+            "Which {k} had the {sup} {o}{cl}?", "When did the {sup} {o} happen{cl}?", "When was the {sup} {o}{cl}?",
+            "What {k} saw the {sup} {o}{cl}?", "On what {k} did the {o} reach its {sup}{cl}?",
+            "When did {o} hit its {sup}{cl}?", "On which {k} did the {sup} {o} occur{cl}?"]
+PERSON_ARG = ["Who had the {sup} {o}{cl}?", "Who has the {sup} {o}{cl}?", "Who was the one with the {sup} {o}{cl}?",
+              "Who scored the {sup} {o}{cl}?", "Who got the {sup} {o}{cl}?"]
 
 
 ADJ_ARG = ["Which {k} was the {adj}{cl}?", "What is the {adj} {k}{cl}?", "Name the {adj} {k}{cl}.",
-           "Which {k} is {adj}{cl}?", "What was the {adj} {k}{cl}?", "Which {k} had the {adj} {rows}{cl}?"]
-HOW_NONE = ["How {base} was it{cl}?", "How {base} was {v}?", "How {base} is {v}?"]
-HOW_MAX = ["How {base} did it get{cl}?", "How {base} was the {adj} one{cl}?"]
-HOW_AVG = ["How {base} was it on average{cl}?", "On average, how {base} is it{cl}?", "How {base} on average{cl}?"]
+           "Which {k} is {adj}{cl}?", "What was the {adj} {k}{cl}?", "Which {k} had the {adj} {rows}{cl}?",
+           "Which {k} is the {adj}{cl}?", "The {adj} {k}{cl}?", "{Adj} {k}{cl}?", "Find the {adj} {k}{cl}.",
+           "Which is the {adj} {k}{cl}?", "What's the {adj} {k}{cl}?", "Which {k} was {adj}{cl}?",
+           "Tell me the {adj} {k}{cl}.", "What {k} is the {adj}{cl}?", "Which {k} is the {adj} one{cl}?"]
+ADJ_DATE_ARG = ["When was the {adj} {row}{cl}?", "Which {k} was the {adj}{cl}?", "What was the {adj} {k}{cl}?",
+                "On which {k} was it {adj}{cl}?", "What {k} was the {adj}{cl}?", "When was it {adj}{cl}?"]
+ADJ_MAXMIN = ["What was the {c} of the {adj} {row}{cl}?", "How {base} was the {adj} {row}{cl}?",
+              "What {c} did the {adj} {row} have{cl}?", "What is the {c} of the {adj} one{cl}?"]
+HOW_NONE = ["How {base} was it{cl}?", "How {base} was {v}?", "How {base} is {v}?", "How {base} was the {row}{cl}?"]
+HOW_MAX = ["How {base} did it get{cl}?", "How {base} was the {adj} one{cl}?", "How {base} was the {adj} {row}{cl}?"]
+HOW_AVG = ["How {base} was it on average{cl}?", "On average, how {base} is it{cl}?", "How {base} on average{cl}?",
+           "How {base} are the {rows} on average{cl}?", "How {base}, on average{cl}?"]
 
 
 def _typed(v: Any, rng: random.Random) -> str:
@@ -361,7 +467,7 @@ def _typed(v: Any, rng: random.Random) -> str:
 
 def _num_text(x: float, rng: random.Random) -> str:
     t = cell_text(float(x))
-    if abs(x) >= 1000 and float(x).is_integer() and rng.random() < 0.5:
+    if abs(x) >= 1000 and float(x).is_integer() and not 1500 <= x <= 2100 and rng.random() < 0.5:  # not years
         t = f"{int(x):,}"
     return t
 
@@ -398,13 +504,29 @@ class _Renderer:
     def rows_word(self) -> str:
         return self.rng.choice(self.caption_nouns + ["rows", "entries", "records"])
 
+    def row_word(self) -> str:
+        """What one row is called ('day', 'airport', 'entry')."""
+        return self.rng.choice(list(self.info.get("noun1") or []) + ["row", "entry", "record", "one"])
+
+    def number_unit(self, column: int) -> str:
+        """A unit people may write after a threshold on this column ('30 mm', '40 years'), or ''."""
+        adj = adjectives_for(self.schema.headers[column])
+        if adj and adj.units and self.rng.random() < 0.3:
+            return " " + self.rng.choice(adj.units)
+        return ""
+
     def cond_text(self, c: Condition, shown: str, lead: bool) -> str:
         rng = self.rng
         cp = self.phrase(c.column)
         if c.kind == "cell":
+            rows = self.rows_word()
             forms = [f"for {shown}", f"for {cp} {shown}", f"where {cp} is {shown}", f"where the {cp} is {shown}",
                      f"with {cp} {shown}", f"in {shown}", f"when {cp} was {shown}", f"of {shown}",
-                     f"whose {cp} is {shown}", f"with a {cp} of {shown}", f"for the {shown} {cp}"]
+                     f"whose {cp} is {shown}", f"with a {cp} of {shown}", f"for the {shown} {cp}",
+                     f"for {shown} {rows}", f"on {shown} {rows}", f"among {shown} {rows}", f"of {shown} {rows}",
+                     f"that are {shown}", f"that were {shown}", f"when it was {shown}", f"at {shown}",
+                     f"from {shown}", f"by {shown}", f"with {shown}", f"where {cp} = {shown}",
+                     f"if {cp} is {shown}", f"whose {cp} was {shown}", f"in the {shown} {cp}", f"for {shown} only"]
             if lead:
                 forms = [f"for {shown}", f"in {shown}", f"for {cp} {shown}", f"among {shown}", f"when {cp} is {shown}"]
             return rng.choice(forms)
@@ -415,8 +537,9 @@ class _Renderer:
             return rng.choice([f"for non-{cp}s", f"where {cp} is no", f"among non-{cp}s", f"that are not {cp}s",
                                f"for non {cp}s", f"where {cp} is false"])
         if c.kind == "year":
-            w = {"=": ["in", "during"], "<": ["before", "earlier than", "prior to"], ">": ["after", "later than"],
-                 ">=": ["since", "in or after"], "<=": ["in or before", "up to"]}[c.op]
+            w = {"=": ["in", "during", "in the year", "for", "from"], "<": ["before", "earlier than", "prior to"],
+                 ">": ["after", "later than"], ">=": ["since", "in or after", "from"],
+                 "<=": ["in or before", "up to", "until"]}[c.op]
             ww = rng.choice(w)
             return rng.choice([f"{ww} {shown}", f"{ww} {shown}", f"with {cp} {ww} {shown}"])
         if c.kind == "date":
@@ -429,7 +552,18 @@ class _Renderer:
                  ">=": ["since", "in or after"], "<=": ["in or before", "up to"]}[c.op]
             if rng.random() < 0.7:
                 return f"{rng.choice(w)} {shown}"
+        adj = adjectives_for(self.schema.headers[c.column])
+        unit = self.number_unit(c.column)
+        if unit == " $":
+            shown, unit = "$" + shown, ""
+        if c.op in (">", "<") and adj and (adj.more if c.op == ">" else adj.less) and rng.random() < 0.35:
+            cmp = rng.choice(adj.more if c.op == ">" else adj.less)  # 'older than 40', 'north of 45'
+            return rng.choice([f"{cmp} {shown}{unit}", f"that are {cmp} {shown}{unit}",
+                               f"that were {cmp} {shown}{unit}", f"which is {cmp} {shown}{unit}"])
         opw = rng.choice(OPWORDS[c.op])
+        if unit and "{x}" not in opw and rng.random() < 0.6:
+            return rng.choice([f"with {opw} {shown}{unit}", f"with {opw} {shown}{unit} of {cp}",
+                               f"where {cp} was {opw} {shown}{unit}", f"having {opw} {shown}{unit} {cp}"])
         if "{x}" in opw:
             val = opw.format(x=shown)
             return rng.choice([f"where {cp} is {val}", f"with {cp} {val}", f"with {val} {cp}",
@@ -452,14 +586,14 @@ class _Renderer:
             return _date_text(c.value, self.rng)
         return ""
 
-    def clause(self, conds: list[Condition], agg: str) -> tuple[str, str | None, list[str]]:
+    def clause(self, conds: list[Condition], agg: str, allow_lead: bool = True) -> tuple[str, str | None, list[str]]:
         """(trailing clause, optional leading clause, shown value texts)."""
         rng = self.rng
         shown = [self.shown_value(c) for c in conds]
         lead = None
         parts = []
         for j, (c, s) in enumerate(zip(conds, shown, strict=True)):
-            is_lead = j == 0 and len(conds) >= 1 and rng.random() < 0.15 and c.kind in ("cell", "year")
+            is_lead = allow_lead and j == 0 and rng.random() < 0.15 and c.kind in ("cell", "year")
             t = self.cond_text(c, s, is_lead)
             if is_lead:
                 lead = t[0].upper() + t[1:]
@@ -632,7 +766,7 @@ def _render(r: _Renderer, q: Query, rng: random.Random, override: str | None = N
     agg = q.aggregation
     schema = r.schema
     cl, lead, shown = r.clause(q.conditions, agg)
-    slots: dict[str, str] = {"cl": cl, "cl_nf": cl, "rows": r.rows_word()}
+    slots: dict[str, str] = {"cl": cl, "cl_nf": cl, "rows": r.rows_word(), "row": r.row_word()}
     if q.select is not None:
         slots["c"] = override or r.phrase(q.select)
         slots["cs"] = slots["c"] if slots["c"].endswith("s") else slots["c"] + "s"
@@ -646,46 +780,59 @@ def _render(r: _Renderer, q: Query, rng: random.Random, override: str | None = N
         slots["sup"] = rng.choice(SUP_DATE[base] if is_date else SUP[base])
         slots["o"] = r.phrase(q.order)
         slots["k"] = r.phrase(q.select)
+        if schema.headers[q.select] == r.info.get("key") and r.info.get("noun1") and rng.random() < 0.45:
+            slots["k"] = rng.choice(r.info["noun1"])  # 'which airport …' answers with the airport's name
         slots["K"] = slots["k"][:1].upper() + slots["k"][1:]
     if "sup" in slots:
         slots["Sup"] = slots["sup"][:1].upper() + slots["sup"][1:]
     templates = TEMPLATES[key]
-    if agg == "NONE" and len(q.conditions) == 1 and q.conditions[0].kind == "cell" and lead is None \
-            and rng.random() < 0.6:
-        templates = TEMPLATES["NONE1"]
+    one_cell = len(q.conditions) == 1 and q.conditions[0].kind == "cell" and lead is None
+    first_cell = bool(q.conditions) and q.conditions[0].kind == "cell" and lead is None
+    # the value first, as its owner: "AAPL's price on Jan 1 2005", "what is the average tip for Sunday"
+    value_first = first_cell and agg in VALUE_FIRST and rng.random() < (0.6 if agg == "NONE" else 0.3)
+    if value_first:
+        templates = VALUE_FIRST[agg]
         slots["v"] = shown[0]
-    if agg in ("ARGMAX", "ARGMIN"):
+        slots["cl"] = slots["cl_nf"] = r.clause(q.conditions[1:], agg, allow_lead=False)[0]
+    if agg == "COUNT" and one_cell and not value_first and rng.random() < 0.35:  # 'how many snowy days'
+        templates = TEMPLATES["COUNT1"]
+        slots["v"], slots["cp"] = shown[0], r.phrase(q.conditions[0].column)
+    if agg in ("ARGMAX", "ARGMIN") and not value_first:
         selcol = schema.columns[q.select]
         if selcol.date_ident is not None and rng.random() < 0.5:
             templates = DATE_ARG
         elif any(w in ("name", "player", "person", "employee", "names") for w in words(selcol.name)) \
                 and rng.random() < 0.3:
             templates = PERSON_ARG
+        elif rng.random() < 0.15:
+            templates = RANK_ARG[agg]
     if agg == "COUNT" and not q.conditions:
         templates = [t for t in templates if "{cl_nf}" not in t]
     # adjectives instead of the column's name ("the windiest day", "farthest north", "how old is …")
     adj_col = q.order if agg in ("ARGMAX", "ARGMIN") else q.select
-    adj = adjectives_for(schema.headers[adj_col]) if adj_col is not None and override is None else None
-    if adj and rng.random() < 0.35:
-        hi, lo, base = adj
-        slots["adj"] = rng.choice(hi if agg in ("ARGMAX", "MAX") else lo)
-        slots["base"] = base or ""
+    adj = adjectives_for(schema.headers[adj_col]) if adj_col is not None and override is None \
+        and (not value_first or (agg == "NONE" and one_cell)) else None
+    if adj and rng.random() < 0.4:
+        slots["adj"] = rng.choice(adj.most if agg in ("ARGMAX", "MAX") else adj.least)
+        slots["Adj"] = slots["adj"][:1].upper() + slots["adj"][1:]
+        slots["base"] = adj.base or ""
         if agg in ("ARGMAX", "ARGMIN"):
-            templates = ADJ_ARG
-        elif agg == "MAX" and base:
-            templates = HOW_MAX
-        elif agg == "AVG" and base:
+            templates = ADJ_DATE_ARG if schema.columns[q.select].date_ident is not None and rng.random() < 0.5 \
+                else ADJ_ARG
+        elif agg in ("MAX", "MIN"):
+            templates = [t for t in ADJ_MAXMIN + (HOW_MAX if agg == "MAX" else []) if adj.base or "{base}" not in t]
+        elif agg == "AVG" and adj.base:
             templates = HOW_AVG
-        elif agg == "NONE" and base:
-            templates = [t for t in HOW_NONE if "{v}" not in t] if "v" not in slots else HOW_NONE
+        elif agg == "NONE" and adj.base:
+            templates = [t for t in HOW_NONE if ("{v}" in t) == value_first]
     tpl = rng.choice(templates)
     text = tpl.format(**slots)
     if lead:
         text = lead + ", " + text[:1].lower() + text[1:]
     text = " ".join(text.split()).replace(" ?", "?").replace(" .", ".")
-    if rng.random() < 0.15:
+    if rng.random() < 0.25:
         text = text.lower()
-    if rng.random() < 0.1:
+    if rng.random() < 0.2:
         text = text.rstrip("?.")
     return text, override is not None
 

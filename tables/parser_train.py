@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import torch
@@ -26,7 +27,13 @@ import torch
 from kira.plm.device import autocast, set_threads
 from kira.tables.linking import TableSchema
 from kira.tables.parser import TableParser, attach_labels, encode, parser_loss
-from kira.tables.parser_data import ParserExample, generate_examples, heldout_tables, random_tables
+from kira.tables.parser_data import (
+    ParserExample,
+    generate_examples,
+    heldout_tables,
+    random_tables,
+    table_info,
+)
 from kira.tables.sqlquery import REPORTED, execute
 from kira.tables.values import denotation_correct
 
@@ -44,8 +51,7 @@ def training_tables(store, n_random: int = 300, seed: int = 0, val_fraction: flo
             df = store.get_table(t["name"])
             if t.get("original_columns") and len(t["original_columns"]) == df.shape[1]:
                 df.columns = t["original_columns"]
-            nouns = [t["name"].replace("_", " ").split()[-1] + "s"] if t["name"] else []
-            real[t["name"]] = (df, {"nouns": nouns})
+            real[t["name"]] = (df, table_info(t["name"], df))
     rand = random_tables(n_random, seed)
     rng = random.Random(seed)
     names = sorted(real)
@@ -158,18 +164,21 @@ def train_parser(parser: TableParser, items: list, steps: int = 600, batch_size:
             "first_loss": first, "final_loss": ema, "stopped_by_wall_clock": stopped}
 
 
-def gold_answers(ex: ParserExample, schema: TableSchema) -> list[str] | None:
+def gold_answers(ex: ParserExample, schema: TableSchema, con=None) -> list[str] | None:
     if ex.meta.get("abstain"):
         return None
-    return execute(schema, ex.query).values
+    return execute(schema, ex.query, con).values
 
 
 def validate(parser: TableParser, examples: Sequence[ParserExample], schemas: dict[str, TableSchema],
-             tapas=None) -> dict[str, Any]:
+             tapas=None, tapas_cap: int = 600) -> dict[str, Any]:
     """End-to-end denotation accuracy on the validation tables by operator; raw confidences and
-    correctness for calibration (parser, and TAPAS when given)."""
-    golds = [gold_answers(ex, schemas[ex.table]) for ex in examples]
-    answers = parser.answer_many([ex.question for ex in examples], [schemas[ex.table] for ex in examples])
+    correctness for calibration (parser, and TAPAS when given -- on a seeded sample of at most
+    ``tapas_cap`` questions: TAPAS reads one table view per question, the slow part of a first run)."""
+    with duckdb.connect() as con:  # one connection for every gold and parsed query
+        golds = [gold_answers(ex, schemas[ex.table], con) for ex in examples]
+        answers = parser.answer_many([ex.question for ex in examples], [schemas[ex.table] for ex in examples],
+                                     con=con)
     by: dict[str, list[bool]] = defaultdict(list)
     conf, right = [], []
     for ex, gold, ans in zip(examples, golds, answers, strict=True):
@@ -188,9 +197,10 @@ def validate(parser: TableParser, examples: Sequence[ParserExample], schemas: di
         from kira.tables.reader import answer_frames
 
         frames, qs, gs = [], [], []
-        for ex, gold in zip(examples, golds, strict=True):
-            if gold is None:
-                continue
+        answerable = [(ex, gold) for ex, gold in zip(examples, golds, strict=True) if gold is not None]
+        if len(answerable) > tapas_cap:
+            answerable = random.Random(0).sample(answerable, tapas_cap)
+        for ex, gold in answerable:
             df = schemas[ex.table].frame[[c.ident for c in schemas[ex.table].columns]].copy()
             df.columns = schemas[ex.table].headers
             frames.append(df)
@@ -233,8 +243,10 @@ def run_training(store, out_dir, base: str = "minilm-l6", steps: int = 900, batc
         generate_examples(rand_train, per_table_random, seed + 1)
     val_ex = generate_examples(val_t, val_per_table, seed + 2, split="validation")
     schemas = {n: TableSchema(df) for n, (df, _) in {**train_t, **val_t}.items()}
+    t_gen = time.perf_counter() - t0
     parser = TableParser.create(base, layers=layers)
     items, skipped = encode_examples(parser, train_ex, schemas)
+    t_enc = time.perf_counter() - t0 - t_gen
     if not items:
         raise ValueError("no trainable parser examples")
     if log:
@@ -265,4 +277,7 @@ def run_training(store, out_dir, base: str = "minilm-l6", steps: int = 900, batc
                                  "excluded_heldout": heldout_tables()})
     summary["model"] = str(path)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
+    summary["stage_seconds"] = {"generate": round(t_gen, 1), "encode": round(t_enc, 1),
+                                "cache_frozen_states": stats["cache_seconds"], "train": stats["seconds"],
+                                "validate": val["seconds"], "total": summary["seconds"]}
     return summary

@@ -327,3 +327,42 @@ def test_linking_months_negative_numbers_and_everyday_words(weather):
     ex = execute(weather, Query("COUNT", None, conditions=[Condition(0, "=", date(2014, 3, 1), "month")]))
     assert ex.values == ["2"] and len(ex.params) == 2
     assert execute(weather, Query("COUNT", None, conditions=[Condition(0, "<", date(2014, 3, 1), "month")])).values == ["3"]
+
+
+# ---- everyday words: adjectives, row nouns, phrasing variety ---------------------------------------------------
+def test_adjectives_point_the_parser_at_their_column():
+    from kira.tables.lexicon import adjectives_for
+    from kira.tables.linking import header_overlap
+
+    assert "windiest" in adjectives_for("wind").most and "older than" in adjectives_for("age_years").more
+    assert adjectives_for("temp_max").least[0] == "coldest" and adjectives_for("symbol") is None
+    assert header_overlap("which day was the windiest", "wind") == 1.0
+    assert header_overlap("the farthest north airport", "latitude") == 1.0
+    assert header_overlap("who is the oldest", "age") == 1.0
+    assert header_overlap("the highest temperature", "temp_max") == 0.5  # 'temperature' signals 'temp'
+    assert header_overlap("which day was the windiest", "precipitation") == 0.0
+
+
+def test_real_tables_get_row_nouns_and_a_key_column():
+    from kira.tables.parser_data import table_info
+
+    airports = pd.DataFrame({"iata": ["JFK", "LAX", "ORD"], "name": ["Kennedy", "Los Angeles", "O'Hare"],
+                             "latitude": [40.6, 33.9, 41.9]})
+    info = table_info("airports", airports)
+    assert info["key"] == "name" and info["noun1"] == ["airport"] and info["nouns"] == ["airports"]
+    w = table_info("seattle_weather", WEATHER)
+    assert w["key"] == "date" and "days" in w["nouns"] and "day" in w["noun1"]
+
+
+def test_generated_questions_vary_their_phrasing():
+    import random
+
+    tables = random_tables(40, seed=3)
+    qs = [ex for name, (df, info) in tables.items()
+          for ex in questions_for_table(name, df, 40, random.Random(name), info)]
+    texts = [ex.question for ex in qs]
+    arg = [ex.question for ex in qs if ex.query.aggregation in ("ARGMAX", "ARGMIN")]
+    assert len(set(arg)) > 0.9 * len(arg) > 50
+    assert any(t.islower() for t in texts) and any(not t.endswith(("?", ".")) for t in texts)
+    assert any(w in t for t in texts for w in ("older than", "heavier than", "taller than", "cheaper than",
+                                                "faster than", "hotter than", "colder than"))

@@ -1,0 +1,152 @@
+"""Everyday words for table columns: abbreviations in headers, and the adjectives people use instead of
+a column's name ("the windiest day" ranks by ``wind``, "older than 40" filters ``age``).
+
+WHY one module: the question generator (``parser_data``) writes these words into training questions,
+and the linker (``linking.header_overlap``) uses the same lexicon to tell the parser which header a
+question's adjective points at -- so a header the parser has never seen still lights up when a
+question says "heaviest" and the table has a ``weight_kg`` column. General English, not fitted to any
+evaluation set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# header abbreviation -> what people write for it
+ABBREV: dict[str, list[str]] = {
+    "temp": ["temperature"], "max": ["maximum", "highest", "high"], "min": ["minimum", "lowest", "low"],
+    "avg": ["average"], "pct": ["percent", "percentage"], "num": ["number"], "no": ["number"],
+    "pop": ["population"], "lat": ["latitude"], "lon": ["longitude"], "lng": ["longitude"], "long": ["longitude"],
+    "qty": ["quantity"], "amt": ["amount"], "dept": ["department"], "yr": ["year"], "exp": ["expectancy"],
+    "percap": ["per capita"], "gdp": ["gdp"], "dob": ["date of birth"], "id": ["id"], "precip": ["precipitation"],
+    "dist": ["distance"], "cnt": ["count"], "desc": ["description"], "addr": ["address"], "ht": ["height"],
+    "wt": ["weight"], "mpg": ["miles per gallon"], "hp": ["horsepower"], "lbs": ["pounds"], "cat": ["category"],
+    "elev": ["elevation"], "yld": ["yield"], "pts": ["points"], "amt_usd": ["amount"], "usd": ["dollars"],
+}
+
+
+@dataclass(frozen=True)
+class Adjectives:
+    """What people say for a column instead of its name: superlatives (ARGMAX/MAX, ARGMIN/MIN), the
+    'how X' base word, comparatives for conditions (> and <), and a unit or two written after numbers."""
+
+    most: tuple[str, ...]
+    least: tuple[str, ...]
+    base: str | None = None
+    more: tuple[str, ...] = ()
+    less: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+
+
+ADJECTIVES: dict[str, Adjectives] = {
+    "temperature": Adjectives(("hottest", "warmest"), ("coldest", "coolest"), "hot", ("hotter than", "warmer than"),
+                              ("colder than", "cooler than"), ("degrees",)),
+    "wind": Adjectives(("windiest",), ("calmest", "least windy"), "windy", ("windier than",), ("calmer than",),
+                       ("mph", "km/h")),
+    "precipitation": Adjectives(("wettest", "rainiest"), ("driest",), "wet", ("wetter than",), ("drier than",),
+                                ("mm", "inches")),
+    "rainfall": Adjectives(("wettest", "rainiest"), ("driest",), "rainy", ("wetter than",), ("drier than",),
+                           ("mm", "inches")),
+    "latitude": Adjectives(("northernmost", "farthest north", "furthest north", "most northern"),
+                           ("southernmost", "farthest south", "furthest south", "most southern"), None,
+                           ("north of",), ("south of",), ("degrees",)),
+    "longitude": Adjectives(("easternmost", "farthest east", "furthest east"),
+                            ("westernmost", "farthest west", "furthest west"), None, ("east of",), ("west of",)),
+    "age": Adjectives(("oldest",), ("youngest",), "old", ("older than",), ("younger than",), ("years", "years old")),
+    "price": Adjectives(("most expensive", "priciest", "costliest"), ("cheapest", "least expensive"), "expensive",
+                        ("more expensive than", "pricier than"), ("cheaper than", "less expensive than"),
+                        ("dollars", "$")),
+    "weight": Adjectives(("heaviest",), ("lightest",), "heavy", ("heavier than",), ("lighter than",), ("kg", "pounds")),
+    "height": Adjectives(("tallest",), ("shortest",), "tall", ("taller than",), ("shorter than",), ("cm",)),
+    "speed": Adjectives(("fastest", "quickest"), ("slowest",), "fast", ("faster than",), ("slower than",), ("mph",)),
+    "population": Adjectives(("most populous", "biggest", "largest"), ("least populous", "smallest"), "populous",
+                             ("more populous than", "bigger than"), ("smaller than",), ("people", "inhabitants")),
+    "distance": Adjectives(("farthest", "longest"), ("closest", "shortest", "nearest"), "far",
+                           ("farther than", "longer than"), ("closer than", "shorter than"), ("km", "miles")),
+    "duration": Adjectives(("longest",), ("shortest",), "long", ("longer than",), ("shorter than",), ("minutes",)),
+    "elevation": Adjectives(("highest",), ("lowest",), "high", ("higher than",), ("lower than",), ("meters", "feet")),
+    "salary": Adjectives(("best paid", "highest paid"), ("worst paid", "lowest paid"), "well paid",
+                         ("earning more than", "paid more than"), ("earning less than", "paid less than"),
+                         ("dollars", "$")),
+    "tip": Adjectives(("most generous",), ("stingiest", "least generous"), "generous", ("tipping more than",),
+                      ("tipping less than",), ("dollars", "$")),
+    "bill": Adjectives(("most expensive", "biggest"), ("cheapest", "smallest"), "expensive",
+                       ("more expensive than",), ("cheaper than",), ("dollars", "$")),
+    "votes": Adjectives(("most voted", "most popular"), ("least voted", "least popular"), "popular", (), (),
+                        ("votes",)),
+    "yield": Adjectives(("most productive", "highest yielding"), ("least productive", "lowest yielding"), "productive",
+                        (), (), ("bushels",)),
+    "year": Adjectives(("newest", "most recent", "latest"), ("oldest", "earliest"), None, ("after", "later than"),
+                       ("before", "earlier than")),
+    "date": Adjectives(("latest", "most recent", "last"), ("earliest", "first", "oldest"), None, ("after", "later than"),
+                       ("before", "earlier than")),
+    "size": Adjectives(("largest", "biggest"), ("smallest",), "big", ("larger than", "bigger than"),
+                       ("smaller than",)),
+    "area": Adjectives(("largest", "biggest"), ("smallest",), "big", ("larger than", "bigger than"),
+                       ("smaller than",), ("square km", "km2")),
+    "score": Adjectives(("best", "top scoring"), ("worst", "lowest scoring"), None, ("scoring more than",),
+                        ("scoring less than",), ("points",)),
+    "goals": Adjectives(("top scoring",), ("lowest scoring",), None, ("scoring more than",), ("scoring fewer than",),
+                        ("goals",)),
+    "rating": Adjectives(("best rated", "top rated", "highest rated"), ("worst rated", "lowest rated"), None,
+                         ("rated above",), ("rated below",), ("stars",)),
+    "revenue": Adjectives(("top selling", "best selling"), ("worst selling",), None, ("earning more than",),
+                          ("earning less than",), ("dollars", "$")),
+    "mileage": Adjectives(("most fuel efficient", "most economical"), ("least fuel efficient", "thirstiest"),
+                          "efficient", (), (), ("mpg",)),
+    "horsepower": Adjectives(("most powerful",), ("least powerful", "weakest"), "powerful", ("more powerful than",),
+                             ("less powerful than",), ("hp",)),
+}
+# header word -> the ADJECTIVES key it means
+ADJ_KEYS: dict[str, str] = {
+    "temp": "temperature", "tempc": "temperature", "precip": "precipitation", "rain": "rainfall", "lat": "latitude",
+    "lon": "longitude", "lng": "longitude", "pop": "population", "ht": "height", "wt": "weight", "cost": "price",
+    "runtime": "duration", "minutes": "duration", "altitude": "elevation", "elev": "elevation", "mph": "speed",
+    "wage": "salary", "pay": "salary", "miles": "distance", "dist": "distance", "tips": "tip", "gratuity": "tip",
+    "ballots": "votes", "harvest": "yield", "hp": "horsepower", "mpg": "mileage", "points": "score",
+    "pts": "score", "stars": "rating", "sales": "revenue", "income": "revenue",
+    "surface": "area", "born": "date",
+}
+
+
+def _header_words(header: str) -> list[str]:
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(header))
+    return [w.lower() for w in re.findall(r"[^\W_]+", s)]
+
+
+def adjectives_for(header: str) -> Adjectives | None:
+    """The everyday adjectives for a header ('temp_max' -> temperature's), or None."""
+    for w in _header_words(header):
+        key = ADJ_KEYS.get(w, w)
+        if key in ADJECTIVES:
+            return ADJECTIVES[key]
+    return None
+
+
+def _signal_index() -> dict[str, set[str]]:
+    """question word -> header words it signals ('windiest' -> {'wind'}, 'temperature' -> {'temp'})."""
+    out: dict[str, set[str]] = {}
+
+    def add(word: str, target: str) -> None:
+        for w in word.split():
+            if w not in ("most", "least", "than", "of", "more", "less", "farthest", "furthest", "best", "worst",
+                         "top", "highest", "lowest", "biggest", "largest", "smallest", "longest", "shortest",
+                         "first", "last", "high", "low",
+                         "big", "long", "after", "before", "later", "earlier", "rated", "scoring", "selling",
+                         "paid", "earning", "$", "years", "degrees", "dollars", "people"):
+                out.setdefault(w, set()).add(target)
+
+    for key, a in ADJECTIVES.items():
+        targets = {key} | {h for h, k in ADJ_KEYS.items() if k == key}
+        for phrase in (*a.most, *a.least, *a.more, *a.less, a.base or ""):
+            for t in targets:
+                add(phrase, t)
+    for abbr, expansions in ABBREV.items():
+        for e in expansions:
+            if e not in ("highest", "high", "lowest", "low", "number", "id"):
+                add(e, abbr)
+    return out
+
+
+SIGNALS = _signal_index()
