@@ -12,6 +12,7 @@ import typer
 
 from kira.artifacts import role_dir
 from kira.clikit import JsonOpt, ReplaceOpt, WorkspaceOpt
+from kira.tables.defaults import PARSER_SETTINGS as PARSER  # the default recipe, one place
 
 app = typer.Typer(help="Ingest tables and train table QA.", no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -165,16 +166,16 @@ def train(questions: Annotated[str | None, typer.Option(help="JSONL from `kira t
 def train_parser_cmd(
         base: Annotated[str, typer.Option(help="Encoder to start from (a BERT spec).")] = "minilm-l6",
         out: Annotated[str | None, typer.Option(help="Artifact dir (default <workspace>/models/table-parser).")] = None,
-        steps: Annotated[int, typer.Option(help="Optimizer steps (the training budget).")] = 900,
-        batch_size: int = 32,
+        steps: Annotated[int, typer.Option(help="Optimizer steps (the training budget).")] = PARSER["steps"],
+        batch_size: int = PARSER["batch_size"],
         max_seconds: Annotated[float | None, typer.Option(
             help="Wall-clock cap: stops (with a warning) only a run far slower than planned.")] = None,
-        per_table_real: Annotated[int, typer.Option(help="Questions per real training table.")] = 300,
-        random_tables: Annotated[int, typer.Option(help="Random-schema tables (train + validation).")] = 300,
-        per_table_random: int = 30, val_per_table: int = 40,
+        per_table_real: Annotated[int, typer.Option(help="Questions per real training table.")] = PARSER["per_table_real"],
+        random_tables: Annotated[int, typer.Option(help="Random-schema tables (train + validation).")] = PARSER["random_tables"],
+        per_table_random: int = PARSER["per_table_random"], val_per_table: int = PARSER["val_per_table"],
         layers: Annotated[int | None, typer.Option(help="Keep only the first N encoder layers.")] = None,
         frozen_layers: Annotated[int, typer.Option(
-            help="Keep the first N encoder layers pretrained; their states are computed once (CPU budget).")] = 4,
+            help="Keep the first N encoder layers pretrained; their states are computed once (CPU budget).")] = PARSER["frozen_layers"],
         tapas: Annotated[str | None, typer.Option(help="TAPAS artifact to calibrate against (default: the "
                                                        "workspace's table-qa model when present).")] = None,
         seed: int = 0, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
