@@ -131,7 +131,7 @@ def train(
 
 def _train_question_only(cfg, version, rows, out, steps: int, batch_size: int, lr: float, k: int,
                          as_json: bool) -> None:
-    from kira.retriever.dense import DenseRetriever, manifest_encoder
+    from kira.retriever.dense import DenseRetriever, manifest_encoder, resolve_query_encoder_spec
     from kira.retriever.dpr import mine_examples, train_question_encoder
 
     dense = DenseRetriever(version, device=cfg.device)
@@ -139,7 +139,10 @@ def _train_question_only(cfg, version, rows, out, steps: int, batch_size: int, l
         examples, rep = mine_examples(rows, dense, k=k)
         enc = manifest_encoder(dense.manifest)
         dest = Path(out or role_dir(cfg.models_dir, "dpr-question")).resolve()
-        res = train_question_encoder(examples, dense.passage_vectors, dest, base=enc.get("spec") or "minilm-l6",
+        unit = bool(enc.get("normalize", True))  # the vectors exactly as search scores them
+        # starts from the question encoder search uses today (the index's own encoder when shared)
+        base = resolve_query_encoder_spec(dense.manifest, config_spec=cfg.index.query_encoder)[0]
+        res = train_question_encoder(examples, lambda ids: dense.passage_vectors(ids, unit=unit), dest, base=base,
                                      steps=steps, batch_size=batch_size, lr=lr, device=cfg.device,
                                      pooling=enc.get("pooling"), log=lambda m: print(m, file=sys.stderr))
     finally:

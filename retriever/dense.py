@@ -175,10 +175,10 @@ class DenseRetriever(BaseRetriever):
             out.append(ev)
         return out
 
-    def passage_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Unit vectors of the passages ``ids`` that this version holds, read back from the index
-        rather than encoded again; ``{}`` when the index cannot give vectors back (IVF without a
-        direct map)."""
+    def passage_vectors(self, ids: Sequence[str], unit: bool = True) -> dict[str, np.ndarray]:
+        """Vectors of the passages ``ids`` that this version holds (unit length unless ``unit`` is
+        False), read back from the index rather than encoded again; ``{}`` when the index cannot give
+        vectors back (IVF without a direct map)."""
         rows = getattr(self.docs, "rows", None)
         if rows is None:
             if self._rows is None:
@@ -193,7 +193,7 @@ class DenseRetriever(BaseRetriever):
                 v = np.asarray(self.index.reconstruct(int(i)), dtype=np.float32)
             except RuntimeError:
                 return {}
-            norm = float(np.linalg.norm(v))
+            norm = float(np.linalg.norm(v)) if unit else 1.0
             if norm > 0:
                 out[pid] = v / norm
         return out

@@ -267,15 +267,15 @@ def train_dpr(examples: Sequence[DPRExample], out: str | os.PathLike, base: str 
 
 def train_question_encoder(examples: Sequence[DPRExample], passage_vectors: Callable[[list[str]], dict[str, Any]],
                            out: str | os.PathLike, base: str = "minilm-l6", steps: int = 300, batch_size: int = 32,
-                           lr: float = 2e-5, scale: float = 20.0, seed: int = 0, device: str = "auto",
+                           lr: float = 2e-5, scale: float | None = None, seed: int = 0, device: str = "auto",
                            pooling: str | None = None, max_length: int = 64,
                            log: Callable[[str], None] | None = None) -> TrainResult:
     """Fine-tune only the question tower against the index's own passage vectors, kept fixed.
 
     Why: the passages stay as they were encoded (``passage_vectors(ids)``, read back from the FAISS
     index), so no passage is encoded during training and the index needs no rebuild: the result is
-    a ``dpr-question-encoder`` that ``[index] query_encoder`` (or ``kira ask --query-encoder``)
-    puts in front of the existing index. Loss as ``train_dpr`` (in-batch + one hard negative)."""
+    a ``dpr-question-encoder`` that ``[index] query_encoder`` puts in front of the existing index.
+    Loss as ``train_dpr`` (in-batch + one hard negative; ``scale`` 20 for normalised encoders, else 1)."""
     import numpy as np
 
     from kira.plm import zoo
@@ -290,6 +290,8 @@ def train_question_encoder(examples: Sequence[DPRExample], passage_vectors: Call
     random.seed(seed)
     torch.manual_seed(seed)
     enc = TextEncoder(base, device=device, max_length=max_length, pooling=pooling)
+    if scale is None:
+        scale = 20.0 if enc.normalize else 1.0
     row = {pid: i for i, pid in enumerate(vecs)}
     table = torch.from_numpy(np.stack([np.asarray(v, dtype=np.float32) for v in vecs.values()])).to(enc.device)
     params = [p for p in enc.model.parameters() if p.requires_grad]
