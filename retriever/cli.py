@@ -134,7 +134,7 @@ def _train_question_only(cfg, version, rows, out, steps: int, batch_size: int, l
     from kira.retriever.dense import DenseRetriever, manifest_encoder, resolve_query_encoder_spec
     from kira.retriever.dpr import mine_examples, train_question_encoder
 
-    dense = DenseRetriever(version, device=cfg.device)
+    dense = DenseRetriever(version, device=cfg.device, config_query_encoder=cfg.index.query_encoder)
     try:
         examples, rep = mine_examples(rows, dense, k=k)
         enc = manifest_encoder(dense.manifest)
