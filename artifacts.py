@@ -46,7 +46,20 @@ def write_config(directory: str | os.PathLike, config: dict[str, Any],
            "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
     if sources is not None:
         out["sources"] = source_records(sources)
-    (d / CONFIG_FILE).write_text(json.dumps(out, indent=2, sort_keys=True, default=str))
+    return _replace_config(d, out)
+
+
+def update_config(directory: str | os.PathLike, changes: dict[str, Any]) -> Path:
+    """Change some fields of an existing artifact's ``kira.json`` (e.g. a refitted calibration),
+    keeping the rest -- its type, format version and the sources it learned from."""
+    return _replace_config(Path(directory), {**read_config(directory), **changes})
+
+
+def _replace_config(d: Path, config: dict[str, Any]) -> Path:
+    """Write ``kira.json`` atomically: a server loading the artifact meanwhile never reads half of it."""
+    tmp = d / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, d / CONFIG_FILE)
     return d / CONFIG_FILE
 
 

@@ -8,12 +8,10 @@ when more likely right than wrong). The fitted numbers go into the artifact's ``
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 
 @dataclass
@@ -71,15 +69,10 @@ def fit_no_answer(scores: Sequence[float], correct: Sequence[bool], target: floa
 def save_calibration(artifact_dir: str | os.PathLike, calibration: NoAnswerCalibration | None,
                      how: dict | None = None) -> None:
     """Store ``calibration`` in a reader artifact's ``kira.json`` (``no_answer``; ``how`` says what
-    it was fitted on), replacing the file atomically so a server loading the reader never reads
-    half of it."""
-    from kira.artifacts import CONFIG_FILE, read_config
+    it was fitted on)."""
+    from kira.artifacts import update_config
 
-    d = Path(artifact_dir)
-    config = read_config(d)
-    config["no_answer"] = calibration.to_dict() if calibration else None
+    changes: dict = {"no_answer": calibration.to_dict() if calibration else None}
     if how is not None:
-        config["no_answer_fitted_on"] = how
-    tmp = d / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, d / CONFIG_FILE)
+        changes["no_answer_fitted_on"] = how
+    update_config(artifact_dir, changes)

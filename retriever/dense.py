@@ -142,17 +142,7 @@ class DenseRetriever(BaseRetriever):
     def evidence(self, rows: list[list[tuple[str, float]]], threads: int | None = None) -> list[list[Evidence]]:
         """Hits → ``Evidence`` with text from the version's doc store (one fetch per unique id)."""
         docs = self.docs.get_many([p for row in rows for p, _ in row], threads or self.threads)
-        out = []
-        for row in rows:
-            ev = []
-            for r, (pid, s) in enumerate(row, start=1):
-                d = docs.get(pid)
-                if d is None:  # a vector whose Lucene doc is gone: the version is inconsistent
-                    raise IndexError_(f"index version {self.version_name}: passage {pid!r} has a vector "
-                                      f"but no stored document")
-                ev.append(evidence_from_doc(d, s, self.name, r, self.version_name))
-            out.append(ev)
-        return out
+        return [self._ranked_evidence(row, [docs.get(pid) for pid, _ in row]) for row in rows]
 
     def search_vectors(self, vectors: np.ndarray, k: int | None = None, threads: int | None = None) -> list[list[Evidence]]:
         """Search pre-encoded question vectors and assemble evidence from the version's doc store.
@@ -161,18 +151,20 @@ class DenseRetriever(BaseRetriever):
         if at_rows is None:
             return self.evidence(self.search_hits(vectors, k), threads)
         scores, ids = self.search_ids(vectors, k)
-        docids, name, version = self.docids, self.name, self.version_name
-        out = []
+        docids, out = self.docids, []
         for srow, irow in zip(scores.tolist(), ids.tolist(), strict=True):
             live = [(s, i) for s, i in zip(srow, irow, strict=True) if 0 <= i < len(docids) and docids[i]]
-            docs = at_rows([i for _, i in live])
-            ev = []
-            for r, ((s, i), d) in enumerate(zip(live, docs, strict=True), start=1):
-                if d is None:
-                    raise IndexError_(f"index version {version}: passage {docids[i]!r} has a vector "
-                                      f"but no stored document")
-                ev.append(evidence_from_doc(d, s, name, r, version))
-            out.append(ev)
+            out.append(self._ranked_evidence([(docids[i], s) for s, i in live], at_rows([i for _, i in live])))
+        return out
+
+    def _ranked_evidence(self, hits: list[tuple[str, float]], docs: list[dict[str, Any] | None]) -> list[Evidence]:
+        """One query's ``(passage id, score)`` hits and their stored docs → ranked ``Evidence``."""
+        out = []
+        for r, ((pid, s), d) in enumerate(zip(hits, docs, strict=True), start=1):
+            if d is None:  # a vector whose stored doc is gone: the version is inconsistent
+                raise IndexError_(f"index version {self.version_name}: passage {pid!r} has a vector "
+                                  f"but no stored document")
+            out.append(evidence_from_doc(d, s, self.name, r, self.version_name))
         return out
 
     def passage_vectors(self, ids: Sequence[str], unit: bool = True) -> dict[str, np.ndarray]:

@@ -37,7 +37,7 @@ def parse_raw(raw: str | None, docid: str) -> dict[str, Any]:
         return {"id": docid}
     try:
         doc = loads(raw)
-    except json.JSONDecodeError:  # orjson's error subclasses it
+    except json.JSONDecodeError:  # not JSON even to the standard library (``loads`` falls back to it)
         return {"id": docid, "text": raw}
     return doc if isinstance(doc, dict) else {"id": docid, "text": str(doc)}
 

@@ -205,6 +205,12 @@ class DPRModel(torch.nn.Module):
         return qdir, pdir
 
 
+def _warmup_then_decay(opt: torch.optim.Optimizer, steps: int, n_warm: int):
+    """Linear warm-up over ``n_warm`` steps, then linear decay to 0 at ``steps``."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / max(1, n_warm) if s < n_warm else max(0.0, (steps - s) / max(1, steps - n_warm)))
+
+
 def train_dpr(examples: Sequence[DPRExample], out: str | os.PathLike, base: str = "minilm-l6",
               shared: bool = False, epochs: int = 1, batch_size: int = 16, lr: float = 2e-5,
               warmup: float = 0.1, scale: float | None = None, seed: int = 0, device: str = "auto",
@@ -225,9 +231,7 @@ def train_dpr(examples: Sequence[DPRExample], out: str | os.PathLike, base: str 
     params = list({id(p): p for p in model.parameters()}.values())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     steps = epochs * math.ceil(len(examples) / batch_size)
-    n_warm = int(warmup * steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / max(1, n_warm) if s < n_warm else max(0.0, (steps - s) / max(1, steps - n_warm)))
+    sched = _warmup_then_decay(opt, steps, int(warmup * steps))
     res = TrainResult(Path(out), Path(out), Path(out), shared, n_examples=len(examples))
     probe = list(examples[:256])
     res.loss_before = model.eval_loss(probe, batch_size, scale)
@@ -296,8 +300,7 @@ def train_question_encoder(examples: Sequence[DPRExample], passage_vectors: Call
     table = torch.from_numpy(np.stack([np.asarray(v, dtype=np.float32) for v in vecs.values()])).to(enc.device)
     params = [p for p in enc.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    warm = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+    sched = _warmup_then_decay(opt, steps, max(1, steps // 10))
 
     def loss_of(batch: Sequence[DPRExample]) -> torch.Tensor:
         cands = [ex.positive.id for ex in batch] + [ex.hard_negative.id for ex in batch
