@@ -165,14 +165,18 @@ _NUMERIC_Q = re.compile(r"^\s*(?:how (?:many|much|high|tall|long|far|old|deep|bi
                         r"which year|when)\b", re.IGNORECASE)
 _WHO_Q = re.compile(r"^\s*(?:who|whom)\b", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
+_RANGE = re.compile(r"\(?\d[\d,.]*\s*[-–]\s*\d[\d,.]*\)?")
 _NUMBER_WORDS = frozenset(["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty", "hundred", "thousand", "million", "billion"])
 
 
 def type_agreement(question: str, answer: str) -> float:
     """A prior on the answer's type given the question's wh-word: 1 when they agree, less when a
-    "how many"/"when" question gets no number or a "who" question gets a bare number."""
+    "how many"/"when" question gets no number or a range of two ("1564-1616"), or a "who" question
+    gets a bare number."""
     has_num = bool(_DIGIT.search(answer)) or any(w in _NUMBER_WORDS for w in answer.lower().split())
     if _NUMERIC_Q.match(question):
+        if _RANGE.fullmatch(answer.strip()):  # "1564-1616" answers neither "born" nor "died"
+            return 0.3
         return 1.0 if has_num else 0.2
     if _WHO_Q.match(question):
         return 0.2 if has_num and not any(c.isalpha() for c in answer) else 1.0
@@ -188,13 +192,20 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
+# the noun of a wh-phrase names the answer's type, not an entity: "Which river is Baghdad on?" ->
+# "Tigris River" is no echo
+_WH_TYPE = re.compile(r"\b(?:which|what)\s+(?:(?:kind|type|sort|class)s?\s+of\s+)?(?:an?\s+)?([a-z][\w-]*)")
+
+
 def echo_factor(question: str, answer: str) -> float:
     """``ECHO_PENALTY`` when every content word of the answer is already in the question ("What is a
     dog a kind of?" -> "dog"; "Which body part contains the retina?" -> "retina"), ``PARTIAL_ECHO``
     when some are ("What do bees make?" -> "quilting bee"): a span the question already names is
-    rarely what it asks for. Questions offering a choice ("... X or Y?") are exempt, because there
+    rarely what it asks for. The noun of a wh-phrase ("which river", "what kind of bird") is the
+    answer's type, so it does not count. Questions offering a choice ("... X or Y?") are exempt, because there
     the answer is one of the question's own words."""
-    q = {_stem(w) for w in normalize(question).split() if w not in STOPWORDS}
+    typed = {_stem(m.group(1)) for m in _WH_TYPE.finditer(question.lower())}
+    q = {_stem(w) for w in normalize(question).split() if w not in STOPWORDS} - typed
     a = [_stem(w) for w in normalize(answer).split() if w not in STOPWORDS]
     if not a or " or " in f" {question.lower()} ":
         return 1.0

@@ -37,7 +37,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-GENERATOR_VERSION = "gen-3"
+from kira.reader.questions import full_relations
+
+GENERATOR_VERSION = "gen-5"
 
 def _words(s: str) -> frozenset[str]:
     return frozenset(s.split())
@@ -390,7 +392,8 @@ def _in_text(ans: str, text: str) -> bool:
 
 
 def span_questions(doc: Doc, rng: random.Random, n: int, code: bool = False,
-                   ambiguous: frozenset[str] = frozenset()) -> list[QA]:
+                   ambiguous: frozenset[str] = frozenset(), types: dict[str, str] | None = None,
+                   exclude_relations: frozenset[str] = frozenset()) -> list[QA]:
     """Spans of the passage (numbers, dates, entities, code facts, KB relation objects) as answers."""
     names = subject_names(doc)
     subj = names[0] if names else doc.title
@@ -422,7 +425,7 @@ def span_questions(doc: Doc, rng: random.Random, n: int, code: bool = False,
             cl = desc[:nm.start()] + "how many" + desc[nm.end():]
             out.append(QA(_q(f"{subj} is {cl}"), [num], "number", "how many", "number"))
     if doc.kind == "kb_fact" and doc.title.lower() not in ambiguous:
-        out += kb_relation_questions(doc, rng, n=max(1, n - 1))
+        out += kb_relation_questions(doc, rng, n=max(1, n - 1), types=types, exclude=exclude_relations)
     if kind in ("function", "method", "class"):
         out += code_questions(doc, subj, sig, rng)
     # named entities in the description (places, people, groups): "Where is X?" / cloze
@@ -433,7 +436,9 @@ def span_questions(doc: Doc, rng: random.Random, n: int, code: bool = False,
         before = desc[:cm.start()].rstrip().split(" ")[-1].lower() if desc[:cm.start()].strip() else ""
         if before in ("in", "on", "near", "at"):
             out.append(QA(_q(f"Where is {subj}"), [ent], "entity", "where", "place"))
-            out.append(QA(_q(f"{subj} is located {before} which place"), [ent], "entity", "which", "place"))
+            kind_of = (types or {}).get(ent.lower(), "place")
+            out.append(QA(_q(rng.choice([f"{subj} is located {before} which {kind_of}",
+                                         f"Which {kind_of} is {subj} {before}"])), [ent], "entity", "which", kind_of))
         elif before == "of":
             out.append(QA(_q(f"{subj} is {desc[:cm.start()].strip()} what"), [ent], "entity", "what", "entity"))
         else:
@@ -489,21 +494,29 @@ def subject_phrase(subj: str, doc: Doc, rng: random.Random) -> str:
     return "the " + subj if r < 0.55 else subj
 
 
-def kb_relation_questions(doc: Doc, rng: random.Random, n: int = 2) -> list[QA]:
+def kb_relation_questions(doc: Doc, rng: random.Random, n: int = 2, types: dict[str, str] | None = None,
+                          exclude: frozenset[str] = frozenset()) -> list[QA]:
     """Questions about the objects of the passage subject's KB relations, several phrasings per
-    relation (``kira.reader.questions.DEFAULT_TEMPLATES``); a relation with more than three objects
-    has no single answer a person would expect, so it is not asked."""
-    from kira.reader.questions import DEFAULT_TEMPLATES, GENERIC
+    relation (``kira.reader.questions.DEFAULT_TEMPLATES``), half of them typed when the objects'
+    class is known (``TYPED_TEMPLATES``: "Which organ contains the retina?"); a relation with more
+    than three objects has no single answer a person would expect, so it is not asked."""
+    from kira.reader.questions import DEFAULT_TEMPLATES, GENERIC, TYPED_TEMPLATES
 
-    rels = [(r, objs) for r, objs in sorted(passage_facts(doc).items()) if 0 < len(objs) <= 3]
+    rels = [(r, objs) for r, objs in sorted(passage_facts(doc).items()) if 0 < len(objs) <= 3 and r not in exclude]
     out = []
     while rels and len(out) < n:
         weights = [RELATION_WEIGHT.get(r, 1.0) for r, _ in rels]
         i = rng.choices(range(len(rels)), weights=weights)[0]
         rel, objs = rels.pop(i)
         pats = DEFAULT_TEMPLATES.get(rel) or GENERIC
-        q = pats[rng.randrange(len(pats))].format(subject=subject_phrase(doc.title, doc, rng), relation=rel)
-        out.append(QA(_q(q), list(dict.fromkeys(objs)), "relation", "what", rel))
+        kinds = {(types or {}).get(o.lower()) for o in objs}
+        subject = subject_phrase(doc.title, doc, rng)
+        if rel in TYPED_TEMPLATES and len(kinds) == 1 and None not in kinds and rng.random() < 0.5:
+            typed = TYPED_TEMPLATES[rel]
+            q, wh = typed[rng.randrange(len(typed))].format(subject=subject, type=kinds.pop()), "which"
+        else:
+            q, wh = pats[rng.randrange(len(pats))].format(subject=subject, relation=rel), "what"
+        out.append(QA(_q(q), list(dict.fromkeys(objs)), "relation", wh, rel))
     return out
 
 
@@ -612,17 +625,46 @@ class NegativeIndex:
         return out[:n]
 
 
+def entity_types(docs: Sequence[Doc], code: bool = False) -> dict[str, str]:
+    """Lower-cased entity name -> the head noun of its class, to type wh-phrases ("Which river is
+    Baghdad on?"): a KB passage's type relation (hypernym, instance of, …) or, for plain text, the
+    head noun of its definition ("Tigris: a river in Turkey and Iraq" -> "river")."""
+    from kira.reader.questions import TYPE_RELATIONS, type_word
+
+    out: dict[str, str] = {}
+    for d in docs:
+        if code_kind(d, code) is not None:
+            continue
+        if d.kind == "kb_fact":
+            facts = passage_facts(d)
+            cls = next((facts[r][0] for r in TYPE_RELATIONS if facts.get(r)), None)
+            word = type_word(cls) if cls else None
+        else:
+            desc = description(d)[0]
+            word = type_word(head_split(desc)[1]) if desc and gloss_kind(desc, d) == "noun" else None
+        if word:
+            for name in subject_names(d):
+                out.setdefault(name.lower(), word)
+    return out
+
+
 def generate(docs: Sequence[Doc], per_passage: int = 4, name_share: float = 0.5, heldout: float = 0.1,
-             negatives: int = 2, seed: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+             negatives: int = 2, seed: int = 0, limit: int | None = None,
+             max_relation_share: float = 0.25) -> list[dict[str, Any]]:
     """Questions about ``docs`` (see module doc); ``per_passage`` questions at most per passage,
-    ``name_share`` of them description -> name. Deterministic for a given seed and corpus."""
+    ``name_share`` of them description -> name. No KB relation takes more than
+    ``max_relation_share`` of the relation questions (every WordNet noun has a hypernym: unchecked,
+    "a kind of what?" would be most of them and the reader would learn to answer the hypernym
+    whatever the relation asked). Deterministic for a given seed and corpus."""
     neg_index = NegativeIndex(docs, seed=seed) if negatives else None
     code = looks_like_code(docs)
     counts: dict[str, int] = defaultdict(int)
     for d in docs:
         counts[d.title.lower()] += d.kind == "kb_fact"
     ambiguous = frozenset(t for t, c in counts.items() if c > 1)  # "bank": the question can't say which
+    types = entity_types(docs, code)
     out: list[dict[str, Any]] = []
+    by_relation: dict[str, int] = defaultdict(int)
     order = list(range(len(docs)))
     random.Random(seed).shuffle(order)
     for i in order:
@@ -632,10 +674,13 @@ def generate(docs: Sequence[Doc], per_passage: int = 4, name_share: float = 0.5,
         if d.title.lower() in ambiguous and d.kind == "kb_fact":
             continue
         qas = (name_questions(d, rng, n_name, code)
-               + span_questions(d, rng, max(1, per_passage - n_name), code, ambiguous))
+               + span_questions(d, rng, max(1, per_passage - n_name), code, ambiguous, types,
+                                full_relations(by_relation, max_relation_share)))
         kept = [k for k in (_keep(q, d) for q in qas) if k is not None][:per_passage]
         held_passage = heldout_of(d.title or d.id, heldout, seed)
         for qa in kept:
+            if qa.qtype == "relation":
+                by_relation[qa.answer_type] += 1
             held = held_passage or heldout_of(qa.answers[0], heldout, seed)
             rec: dict[str, Any] = {
                 "question": qa.question, "answers": qa.answers, "qtype": qa.qtype, "wh": qa.wh,

@@ -95,6 +95,45 @@ DEFAULT_TEMPLATES: dict[str, list[str]] = {
     "member of domain region": ["What belongs to the region {subject}?"],
     "member of domain usage": ["What term has the usage {subject}?"],
 }
+# Typed phrasings: the wh-phrase names the answer's type ("Which organ contains the retina?"), the
+# way people narrow a question; ``{type}`` is the head noun of the answer entity's own class
+# (``type_word``). Inverse word orders ("Which organ contains …", "… belongs to which family?")
+# are here because people ask a fact from either end.
+TYPED_TEMPLATES: dict[str, list[str]] = {
+    "hypernym": ["What kind of {type} is {subject}?", "{subject} is which kind of {type}?",
+                 "What type of {type} is {subject}?", "{subject} is a kind of what {type}?"],
+    "instance hypernym": ["What kind of {type} is {subject}?", "{subject} is which type of {type}?",
+                          "Which {type} is {subject}?", "{subject} was what kind of {type}?"],
+    "part holonym": ["Which {type} is {subject} part of?", "{subject} is part of which {type}?",
+                     "Which {type} contains {subject}?", "Which {type} has {subject}?", "In which {type} is {subject}?",
+                     "Which {type} is {subject} in?", "{subject} is found in which {type}?",
+                     "What {type} is {subject} located in?"],
+    "part meronym": ["Which {type} is part of {subject}?", "What {type} does {subject} have?",
+                     "Which {type} is found in {subject}?", "{subject} contains which {type}?"],
+    "member holonym": ["Which {type} does {subject} belong to?", "{subject} belongs to which {type}?",
+                       "{subject} is a member of which {type}?", "Which {type} is {subject} in?",
+                       "Which {type} includes {subject}?", "To which {type} does {subject} belong?"],
+    "member meronym": ["Which {type} is a member of {subject}?", "Which {type} belongs to {subject}?"],
+    "substance meronym": ["Which {type} is {subject} made of?", "What {type} is {subject} made from?",
+                          "{subject} is made of which {type}?", "Which {type} makes up {subject}?"],
+    "substance holonym": ["Which {type} contains {subject}?", "{subject} is found in which {type}?",
+                          "Which {type} is made with {subject}?"],
+}
+# relations whose object is the subject's class: where ``type_word`` reads an entity's type
+TYPE_RELATIONS = ("hypernym", "instance hypernym", "isa", "is_a", "is a", "instance of", "subclass of", "type")
+_ABSTRACT_TYPES = frozenset(["entity", "thing", "object", "abstraction", "whole", "unit", "part", "physical_entity", "matter", "group", "relation", "attribute", "act", "event", "state", "measure", "communication", "psychological_feature", "causal_agent", "artifact", "instrumentality"])
+
+
+def type_word(class_name: str) -> str | None:
+    """The head noun of a class name, lower-cased ("sense organ" -> "organ", "Asian country" ->
+    "country"); None for classes too abstract to narrow a question ("entity", "whole")."""
+    words = re.findall(r"[A-Za-z][\w'-]*", class_name.split(",")[0])
+    if not words:
+        return None
+    w = words[-1].lower()
+    return None if w in _ABSTRACT_TYPES or len(w) < 3 else w
+
+
 GENERIC = ["What is the {relation} of {subject}?", "{subject} has which {relation}?",
            "Which entity is the {relation} of {subject}?"]
 
@@ -147,10 +186,21 @@ def _name_counts(store, kb: str) -> Counter[str]:
     return Counter(e.name.lower() for e in store.iter_entities(kb))
 
 
+def full_relations(by_relation: dict[str, int], max_share: float, warmup: int = 10) -> frozenset[str]:
+    """Relations that already hold ``max_share`` of the relation questions asked so far (or an even
+    share, when fewer relations than ``1 / max_share`` exist: the cap must leave one open)."""
+    total = sum(by_relation.values())
+    cap = max(max_share, 1 / max(1, len(by_relation))) * total
+    return frozenset() if total < warmup else frozenset(r for r, c in by_relation.items() if c > cap)
+
+
 def questions_from_kb(store, kb: str, templates: dict[str, list[str]] | None = None, heldout: float = 0.1,
                       max_answers: int = 5, limit: int | None = None, seed: int = 0,
-                      skip_ambiguous: bool = True, relations: Iterable[str] | None = None) -> list[dict[str, Any]]:
+                      skip_ambiguous: bool = True, relations: Iterable[str] | None = None,
+                      max_relation_share: float = 0.25) -> list[dict[str, Any]]:
     """One question per (subject, relation) of ``kb``; answers are all objects with their aliases.
+    With ``limit``, no relation takes more than ``max_relation_share`` of the questions
+    (``full_relations``): a KB's most common relation would otherwise be most of them.
 
     ``skip_ambiguous`` drops subjects whose name several entities share (WordNet's "bank"), since
     the question could not say which one is meant; ``max_answers`` drops list-like facts.
@@ -159,7 +209,10 @@ def questions_from_kb(store, kb: str, templates: dict[str, list[str]] | None = N
     rel_names = {r.id: r.name for r in store.list_relations(kb)}
     wanted = set(relations) if relations else None
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    class_of: dict[str, str] = {}  # entity -> its class (first type relation), for typed phrasings
     for t in store.iter_triples(kb):
+        if rel_names.get(t.relation, t.relation) in TYPE_RELATIONS:
+            class_of.setdefault(t.head, t.tail)
         if wanted and t.relation not in wanted and rel_names.get(t.relation) not in wanted:
             continue
         groups[(t.head, t.relation)].append(t.tail)
@@ -167,13 +220,17 @@ def questions_from_kb(store, kb: str, templates: dict[str, list[str]] | None = N
         return []
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
-    ids = sorted({h for h, _ in keys} | {x for v in groups.values() for x in v})
+    objects = {x for v in groups.values() for x in v}
+    ids = sorted({h for h, _ in keys} | objects | {class_of[x] for x in objects if x in class_of})
     entities = {}
     for i in range(0, len(ids), 20_000):
         entities.update({e.id: e for e in store.get_entities(kb, ids[i:i + 20_000])})
     name_count = _name_counts(store, kb) if skip_ambiguous else Counter()
     out = []
+    asked: dict[str, int] = defaultdict(int)
     for head, rel in keys:
+        if limit and rel in full_relations(asked, max_relation_share):
+            continue
         e = entities.get(head)
         if e is None or (skip_ambiguous and name_count[e.name.lower()] > 1):
             continue
@@ -190,10 +247,16 @@ def questions_from_kb(store, kb: str, templates: dict[str, list[str]] | None = N
             continue
         rname = rel_names.get(rel, rel)
         pats = templates.get(rel) or templates.get(rname) or GENERIC
-        question = _pick(pats, f"{head}|{rel}", seed).format(subject=e.name, relation=rname)
+        types = {type_word(entities[class_of[t]].name) if class_of.get(t) in entities else None for t in tails}
+        typed = TYPED_TEMPLATES.get(rname) if len(types) == 1 and None not in types else None
+        if typed and _pick(["typed", "plain"], f"{head}|{rel}|typed", seed) == "typed":
+            question = _pick(typed, f"{head}|{rel}", seed).format(subject=e.name, type=types.pop())
+        else:
+            question = _pick(pats, f"{head}|{rel}", seed).format(subject=e.name, relation=rname)
         out.append({"question": question[:1].upper() + question[1:], "answers": answers, "subject": head,
                     "subject_name": e.name, "relation": rname, "kb": kb,
                     "split": heldout_split(head, heldout, seed), "source": f"kb:{kb}", "synthetic": True})
+        asked[rel] += 1
         if limit and len(out) >= limit:
             break
     return out

@@ -153,3 +153,17 @@ def test_echo_factor_down_weighs_spans_the_question_already_names():
     assert echo_factor("What do you call a baby cat?", "kitten") == 1.0
     assert echo_factor("Is a whale a fish or a mammal?", "mammal") == 1.0  # a choice: the answer is named
     assert echo_factor("What is a dog?", "a") == 1.0  # nothing left to compare
+    # the noun of a wh-phrase is the answer's type, not an echo
+    assert echo_factor("Which river is Baghdad on?", "Tigris River") == 1.0
+    assert echo_factor("Which river is Baghdad on?", "Baghdad") == ECHO_PENALTY
+    assert echo_factor("What kind of bird is an eagle?", "bird of prey") == 1.0
+
+
+def test_type_agreement_prefers_one_year_over_a_life_span():
+    from kira.reader.extractive import type_agreement
+
+    assert type_agreement("What year did Shakespeare die?", "1616") == 1.0
+    assert type_agreement("What year did Shakespeare die?", "1564-1616") < 1.0
+    assert type_agreement("When was Edison born?", "(1847-1931)") < 1.0
+    assert type_agreement("How many legs does a spider have?", "eight") == 1.0
+    assert type_agreement("How many legs does a spider have?", "arachnid") < 1.0

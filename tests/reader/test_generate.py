@@ -189,3 +189,53 @@ def test_pretrain_cache_round_trip(tmp_path, monkeypatch):
     assert pretrain.ensure_pretrained(recipe, docs=_docs(), log=None) == d
     # another recipe (steps) is another cache entry
     assert pretrain.pretrained_dir(pretrain.PretrainRecipe(base="tiny-bert", steps=3)) != d
+
+
+def test_typed_questions_name_the_answers_class():
+    """Entity classes come from KB type relations or, in plain text, a definition's head noun; KB
+    relation and place questions then ask "Which <class> …" half of the time."""
+    import random
+
+    from kira.kb.verbalize import verbalize_kb
+    from kira.schema import Entity, Relation, Triple
+
+    types = g.entity_types(_docs())
+    assert types["arno"] == "river" and "math.gcd" not in types  # code documentation is not typed
+    ents = {"n.1": Entity("n.1", "w", "retina"), "n.2": Entity("n.2", "w", "eye"),
+            "n.3": Entity("n.3", "w", "sense organ"), "n.4": Entity("n.4", "w", "membrane")}
+    rels = {"@": Relation("@", "w", "hypernym"), "#p": Relation("#p", "w", "part holonym")}
+    triples = [Triple("w", "n.1", "#p", "n.2"), Triple("w", "n.2", "@", "n.3"), Triple("w", "n.1", "@", "n.4")]
+    docs = [g.Doc(p.id, p.title, p.text, "w", "kb_fact", dict(p.metadata)) for p in verbalize_kb("w", ents, rels, triples, {})]
+    types = g.entity_types(docs)
+    assert types["eye"] == "organ" and types["retina"] == "membrane"
+    [retina] = [d for d in docs if d.title == "retina"]
+    asked = [q for s in range(40) for q in g.kb_relation_questions(retina, random.Random(s), n=2, types=types)]
+    part = [q for q in asked if q.answer_type == "part holonym"]
+    assert any("organ" in q.question and q.wh == "which" for q in part)
+    assert any("organ" not in q.question for q in part)
+    assert all(q.answers == ["eye"] for q in part)
+
+
+def test_no_relation_takes_more_than_its_share():
+    """A KB where every entity has a class and a few have a part-of: class questions are capped so
+    the reader does not learn to answer the class whatever relation is asked."""
+    from collections import Counter
+
+    from kira.kb.verbalize import verbalize_kb
+    from kira.schema import Entity, Relation, Triple
+
+    ents = {f"n.{i}": Entity(f"n.{i}", "w", f"thing{i}") for i in range(400)}
+    ents |= {f"c.{i}": Entity(f"c.{i}", "w", f"class{i}") for i in range(40)}
+    rels = {"@": Relation("@", "w", "hypernym"), "#p": Relation("#p", "w", "part holonym"),
+            "#m": Relation("#m", "w", "member holonym")}
+    triples = [Triple("w", f"n.{i}", "@", f"c.{i % 40}") for i in range(400)]
+    triples += [Triple("w", f"n.{i}", "#p", f"c.{(i + 1) % 40}") for i in range(0, 400, 5)]
+    triples += [Triple("w", f"n.{i}", "#m", f"c.{(i + 2) % 40}") for i in range(0, 400, 7)]
+    docs = [g.Doc(p.id, p.title, p.text, "w", "kb_fact", dict(p.metadata)) for p in verbalize_kb("w", ents, rels, triples, {})]
+    rel = Counter(r["answer_type"] for r in g.generate(docs, per_passage=3, name_share=0.0, heldout=0.0, negatives=0)
+                  if r["qtype"] == "relation")
+    total = sum(rel.values())
+    assert total > 100 and rel["hypernym"] <= total / 3 + 10 and rel["part holonym"] > 0 and rel["member holonym"] > 0
+    loose = Counter(r["answer_type"] for r in g.generate(docs, per_passage=3, name_share=0.0, heldout=0.0, negatives=0,
+                                                          max_relation_share=1.0) if r["qtype"] == "relation")
+    assert loose["hypernym"] > 0.5 * sum(loose.values())  # what the cap prevents

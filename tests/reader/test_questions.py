@@ -112,3 +112,28 @@ def test_em_f1_on_hand_examples_and_baselines():
     assert most_frequent_entity("Where is Paris?", ev) == "France"
     assert most_frequent_entity("q", []) == ""
     _ = Passage  # the schema type the generator reads
+
+
+def test_typed_phrasings_name_the_answers_class(store):
+    """When the object's own class is known, some questions say it ("What kind of carnivore is
+    wolf?"): the wh-phrase carries the answer's type, as people narrow a question."""
+    from kira.reader.questions import TYPED_TEMPLATES, type_word
+
+    toy_kb(store)
+    store.add_entities([Entity(id="e:carnivore", kb="toy", name="carnivore"),
+                        Entity(id="e:vertebrate", kb="toy", name="aquatic vertebrate"),
+                        Entity(id="e:thing", kb="toy", name="whole")])
+    store.add_triples([Triple("toy", "e:canine", "@", "e:carnivore"), Triple("toy", "e:fish", "@", "e:vertebrate"),
+                       Triple("toy", "e:tree", "@", "e:thing")])
+    qs = [q for seed in range(6) for q in questions_from_kb(store, "toy", seed=seed) if q["relation"] == "hypernym"]
+    typed = {t.format(subject=q["subject_name"], type=w) for q in qs for w in ("carnivore", "vertebrate")
+             for t in TYPED_TEMPLATES["hypernym"]}
+    asked = {q["question"] for q in qs}
+    assert asked & typed  # some typed …
+    assert asked - typed  # … and some plain
+    for q in qs:  # a typed question names the class of its answer, never another one
+        if q["question"] in typed:
+            assert ("carnivore" in q["question"]) == (q["answers"] == ["canine"])
+    assert not any("whole" in q["question"] for q in qs)  # too abstract to narrow a question
+    assert type_word("sense organ") == "organ" and type_word("Asian country") == "country"
+    assert type_word("whole") is None and type_word("") is None
