@@ -670,7 +670,10 @@ def generate(docs: Sequence[Doc], per_passage: int = 4, name_share: float = 0.5,
     for i in order:
         d = docs[i]
         rng = random.Random(_h(seed, d.id))
-        n_name = max(1, round(per_passage * name_share))
+        # name questions per passage: ``per_passage * name_share`` on average, drawn per passage, so
+        # one question per passage (large corpora) still mixes names with relations and spans
+        share = per_passage * name_share
+        n_name = int(share) + (rng.random() < share - int(share))
         if d.title.lower() in ambiguous and d.kind == "kb_fact":
             continue
         qas = (name_questions(d, rng, n_name, code)

@@ -239,3 +239,22 @@ def test_no_relation_takes_more_than_its_share():
     loose = Counter(r["answer_type"] for r in g.generate(docs, per_passage=3, name_share=0.0, heldout=0.0, negatives=0,
                                                           max_relation_share=1.0) if r["qtype"] == "relation")
     assert loose["hypernym"] > 0.5 * sum(loose.values())  # what the cap prevents
+
+
+def test_one_question_per_passage_still_mixes_names_and_relations():
+    """Large corpora get one question per passage; the name share is drawn per passage, so they are
+    not all description -> name questions."""
+    from collections import Counter
+
+    from kira.kb.verbalize import verbalize_kb
+    from kira.schema import Entity, Relation, Triple
+
+    ents = {f"n.{i}": Entity(f"n.{i}", "w", f"thing{i}", description=f"a small object number {i} made of metal")
+            for i in range(200)}
+    ents |= {f"c.{i}": Entity(f"c.{i}", "w", f"class{i}") for i in range(20)}
+    rels = {"@": Relation("@", "w", "hypernym"), "#p": Relation("#p", "w", "part holonym")}
+    triples = [Triple("w", f"n.{i}", "@", f"c.{i % 20}") for i in range(200)]
+    triples += [Triple("w", f"n.{i}", "#p", f"c.{(i + 3) % 20}") for i in range(200)]
+    docs = [g.Doc(p.id, p.title, p.text, "w", "kb_fact", dict(p.metadata)) for p in verbalize_kb("w", ents, rels, triples, {})]
+    kinds = Counter(r["qtype"] for r in g.generate(docs, per_passage=1, name_share=0.5, heldout=0.0, negatives=0))
+    assert kinds["name"] > 40 and kinds["relation"] > 40
