@@ -15,6 +15,7 @@ only shown to the model, never put into SQL.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections import defaultdict
@@ -250,8 +251,10 @@ def _date_from(m: re.Match, order: tuple[str, ...]) -> date | None:
 
 
 # ---- linking ------------------------------------------------------------------------------------
-def tokens(question: str) -> list[tuple[str, int, int]]:
-    return [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(question)]
+@functools.lru_cache(maxsize=4096)
+def tokens(question: str) -> tuple[tuple[str, int, int], ...]:
+    """(token, start, end) of a question's words, numbers and signs (cached: every feature reads them)."""
+    return tuple((m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(question))
 
 
 def link(question: str, schema: TableSchema, max_n: int = 6) -> list[Mention]:
@@ -425,14 +428,16 @@ def mention_text_for(m: Mention, col: Column) -> str:
     return m.text
 
 
-def _header_stems(header: str) -> set[str]:
-    return {stem(w) for w in words(header) if w not in ("of", "the", "in")}
+@functools.lru_cache(maxsize=4096)
+def _header_stems(header: str) -> frozenset[str]:
+    return frozenset(stem(w) for w in words(header) if w not in ("of", "the", "in"))
 
 
-def _named_by(token: str) -> set[str]:
+@functools.lru_cache(maxsize=16384)
+def _named_by(token: str) -> frozenset[str]:
     """Header-word stems one question token names: itself or what it signals ('windiest' -> wind)."""
     ws = words(token)
-    return {stem(w) for w in ws} | {stem(t) for w in ws for t in SIGNALS.get(w, ())}
+    return frozenset({stem(w) for w in ws} | {stem(t) for w in ws for t in SIGNALS.get(w, ())})
 
 
 def named_positions(question: str, header: str) -> list[int]:
