@@ -9,9 +9,13 @@ Heads (over the encoder's states):
   from [CLS];
 * SELECT column and ORDER BY column (ARGMAX/ARGMIN): a score per column plus a learned "no column"
   score -- a question asking for an attribute the table lacks selects no column and abstains;
-* WHERE: per column whether it is filtered, a pointer from the column to one linked value mention
-  (a cell of that column, a number, year or date in the question), and the operator (=, >, <, >=, <=)
-  from the column and its value.
+* WHERE: per column whether it is filtered, per linked value mention (a cell of that column, a number,
+  year or date in the question) whether it is a filter value at all, a pointer between columns and
+  mentions, and the operator (=, >, <, >=, <=) from the column and its value. Condition-column
+  features say where the question names each column relative to each mention (the nearest named
+  column, how close; a cell of one column only; a number in range of one column only), so a filter
+  lands on the column whose cells or name the question puts next to the value. A condition is kept
+  when the column's and the mention's votes average at least one half.
 
 Decoding keeps to what the schema allows (SUM over numbers, a text cell only for its own column, …),
 builds SQL from validated parts (``kira.tables.sqlquery``) and, if the query comes back empty, tries
