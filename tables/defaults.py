@@ -151,7 +151,7 @@ PARSER_SETTINGS = dict(steps=2200, batch_size=32, frozen_layers=4, per_table_rea
                        per_table_random=40, val_per_table=12)
 
 
-def _current_parser(path: Path) -> bool:
+def parser_is_current(path: Path) -> bool:
     """Was the cached parser trained with this kira's heads (an older one is retrained, not loaded)?"""
     import json
 
@@ -167,7 +167,7 @@ def ensure_default_table_parser(cfg, max_seconds: float = 1500, force: bool = Fa
     on the packaged tables minus the held-out list, plus random-schema tables."""
     final = role_dir(cfg.models_dir, "table-parser")
     info: dict[str, Any] = {"path": str(final), "trained": False}
-    if (final / "kira.json").exists() and not force and _current_parser(final):
+    if (final / "kira.json").exists() and not force and parser_is_current(final):
         return info
     data_ws, names = _training_workspace(cfg, log)
     opts = {**PARSER_SETTINGS, **settings}

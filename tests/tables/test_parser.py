@@ -424,13 +424,13 @@ def test_a_mention_sure_to_be_a_value_becomes_a_condition_on_its_column(tiny_par
 
 
 def test_a_parser_with_older_heads_is_refused_and_the_default_retrained(tiny_parser, tmp_path):
-    from kira.tables.defaults import _current_parser
+    from kira.tables.defaults import parser_is_current
 
     d = tiny_parser.save(tmp_path / "old")
-    assert _current_parser(d)
+    assert parser_is_current(d)
     cfg = json.loads((d / "kira.json").read_text())
     cfg.pop("heads_version")
     (d / "kira.json").write_text(json.dumps(cfg))
-    assert not _current_parser(d)
+    assert not parser_is_current(d)
     with pytest.raises(KiraError, match="retrain"):
         TableParser.load(d, device="cpu")
