@@ -155,7 +155,9 @@ class QAPipeline:
 
             parser_dir = role_dir(self.cfg.models_dir, "table-parser")
             tapas_dir = role_dir(self.cfg.models_dir, "table-qa")
-            if (parser_dir / "kira.json").exists():
+            from kira.tables.defaults import parser_is_current
+
+            if (parser_dir / "kira.json").exists() and parser_is_current(parser_dir):  # else TAPAS until retrained
                 from kira.tables.answer import ParserTableReader
 
                 obj = ParserTableReader(str(parser_dir), store,

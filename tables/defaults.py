@@ -151,6 +151,15 @@ PARSER_SETTINGS = dict(steps=2200, batch_size=32, frozen_layers=4, per_table_rea
                        per_table_random=40, val_per_table=12)
 
 
+def parser_is_current(path: Path) -> bool:
+    """Was the cached parser trained with this kira's heads (an older one is retrained, not loaded)?"""
+    import json
+
+    from kira.tables.parser import HEADS_VERSION
+
+    return int(json.loads((path / "kira.json").read_text()).get("heads_version", 1)) == HEADS_VERSION
+
+
 def ensure_default_table_parser(cfg, max_seconds: float = 1500, force: bool = False, base: str = "minilm-l6",
                                 log: Callable[[str], None] | None = print, **settings: Any) -> dict[str, Any]:
     """Path (and, when trained now, the training summary) of the workspace's default table parser
@@ -158,7 +167,7 @@ def ensure_default_table_parser(cfg, max_seconds: float = 1500, force: bool = Fa
     on the packaged tables minus the held-out list, plus random-schema tables."""
     final = role_dir(cfg.models_dir, "table-parser")
     info: dict[str, Any] = {"path": str(final), "trained": False}
-    if (final / "kira.json").exists() and not force:
+    if (final / "kira.json").exists() and not force and parser_is_current(final):
         return info
     data_ws, names = _training_workspace(cfg, log)
     opts = {**PARSER_SETTINGS, **settings}

@@ -26,6 +26,12 @@ ABBREV: dict[str, list[str]] = {
 }
 
 
+# words that rank rows by the column named right after them ('the most horsepower', 'highest temp')
+SUPERLATIVES = frozenset(["highest", "largest", "maximum", "biggest", "greatest", "top", "max", "most", "peak",
+                          "lowest", "smallest", "minimum", "least", "min", "fewest", "latest", "recent", "last",
+                          "newest", "earliest", "first", "oldest", "best", "worst", "longest", "shortest"])
+
+
 @dataclass(frozen=True)
 class Adjectives:
     """What people say for a column instead of its name: superlatives (ARGMAX/MAX, ARGMIN/MIN), the

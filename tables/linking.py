@@ -15,6 +15,7 @@ only shown to the model, never put into SQL.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections import defaultdict
@@ -24,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from kira.tables.lexicon import SIGNALS
+from kira.tables.lexicon import SIGNALS, SUPERLATIVES, adjectives_for
 from kira.tables.values import cell_text, parse_number
 
 KINDS = ("text", "number", "date", "bool")
@@ -250,8 +251,10 @@ def _date_from(m: re.Match, order: tuple[str, ...]) -> date | None:
 
 
 # ---- linking ------------------------------------------------------------------------------------
-def tokens(question: str) -> list[tuple[str, int, int]]:
-    return [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(question)]
+@functools.lru_cache(maxsize=4096)
+def tokens(question: str) -> tuple[tuple[str, int, int], ...]:
+    """(token, start, end) of a question's words, numbers and signs (cached: every feature reads them)."""
+    return tuple((m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(question))
 
 
 def link(question: str, schema: TableSchema, max_n: int = 6) -> list[Mention]:
@@ -423,6 +426,60 @@ def mention_text_for(m: Mention, col: Column) -> str:
     if m.kind in ("cell", "bool"):
         return cell_text(m.columns[col.index][0]) if m.kind == "cell" else ("yes" if m.value else "no")
     return m.text
+
+
+@functools.lru_cache(maxsize=4096)
+def _header_stems(header: str) -> frozenset[str]:
+    return frozenset(stem(w) for w in words(header) if w not in ("of", "the", "in"))
+
+
+@functools.lru_cache(maxsize=16384)
+def _named_by(token: str) -> frozenset[str]:
+    """Header-word stems one question token names: itself or what it signals ('windiest' -> wind)."""
+    ws = words(token)
+    return frozenset({stem(w) for w in ws} | {stem(t) for w in ws for t in SIGNALS.get(w, ())})
+
+
+def named_positions(question: str, header: str) -> list[int]:
+    """Positions in ``tokens(question)`` of the words that name ``header`` (a header word, its stem, or
+    an everyday word for it) -- where in the question a column is talked about."""
+    h = _header_stems(header)
+    return [i for i, (t, _, _) in enumerate(tokens(question)) if h and _named_by(t) & h]
+
+
+def token_span(question: str, m: Mention) -> tuple[int, int]:
+    """The first and one-past-last ``tokens(question)`` positions a mention covers."""
+    inside = [i for i, (_, s, e) in enumerate(tokens(question)) if s < m.end and e > m.start]
+    return (inside[0], inside[-1] + 1) if inside else (0, 0)
+
+
+def header_gap(span: tuple[int, int], positions: list[int], window: int = 5) -> float | None:
+    """How far (in tokens) the nearest naming of a column lies from a mention, a naming after the value
+    ('over 30 mm', '38 yield') counting one token more than one before it ('weight over 3000');
+    None when none lies within ``window`` tokens. Namings inside the mention do not count."""
+    best = None
+    for p in positions:
+        if p < span[0]:
+            gap = float(span[0] - p - 1)
+        elif p >= span[1]:
+            gap = float(p - span[1]) + 1.0
+        else:
+            continue
+        if gap <= window and (best is None or gap < best):
+            best = gap
+    return best
+
+
+def superlative_near(question: str, header: str) -> bool:
+    """Does the question rank by this column: one of its superlatives ('the windiest'), or a superlative
+    word right before a word that names it ('the most horsepower', 'highest temp')?"""
+    adj = adjectives_for(header)
+    q = " " + norm(question) + " "
+    if adj and any(f" {norm(a)} " in q for a in (*adj.most, *adj.least)):
+        return True
+    toks = [t.lower() for t, _, _ in tokens(question)]
+    named = set(named_positions(question, header))
+    return any(w in SUPERLATIVES and (i + 1 in named or i + 2 in named) for i, w in enumerate(toks))
 
 
 def header_overlap(question: str, header: str) -> float:

@@ -9,9 +9,13 @@ Heads (over the encoder's states):
   from [CLS];
 * SELECT column and ORDER BY column (ARGMAX/ARGMIN): a score per column plus a learned "no column"
   score -- a question asking for an attribute the table lacks selects no column and abstains;
-* WHERE: per column whether it is filtered, a pointer from the column to one linked value mention
-  (a cell of that column, a number, year or date in the question), and the operator (=, >, <, >=, <=)
-  from the column and its value.
+* WHERE: per column whether it is filtered, per linked value mention (a cell of that column, a number,
+  year or date in the question) whether it is a filter value at all, a pointer between columns and
+  mentions, and the operator (=, >, <, >=, <=) from the column and its value. Condition-column
+  features say where the question names each column relative to each mention (the nearest named
+  column, how close; a cell of one column only; a number in range of one column only), so a filter
+  lands on the column whose cells or name the question puts next to the value. A condition is kept
+  when the column's and the mention's votes average at least one half.
 
 Decoding keeps to what the schema allows (SUM over numbers, a text cell only for its own column, …),
 builds SQL from validated parts (``kira.tables.sqlquery``) and, if the query comes back empty, tries
@@ -43,10 +47,14 @@ from kira.tables.linking import (
     Mention,
     TableSchema,
     compatible,
+    header_gap,
     header_overlap,
     in_range,
     link,
     mention_text_for,
+    named_positions,
+    superlative_near,
+    token_span,
     words,
 )
 from kira.tables.sqlquery import (
@@ -62,8 +70,17 @@ from kira.tables.sqlquery import (
 )
 
 ARTIFACT_TYPE = "table-parser"
-N_FEATS = 8
-N_COL_FEATS = 9
+# the heads' layout: 2 added the condition-column features and the mention-use head (older artifacts
+# cannot be loaded into these heads and are retrained)
+HEADS_VERSION = 2
+N_FEATS = 12
+N_COL_FEATS = 13
+N_MENT_FEATS = 11
+
+
+def _feat_net(n: int) -> nn.Module:
+    """A small MLP over hand-made features, so they can combine (in range AND named next to the value)."""
+    return nn.Sequential(nn.Linear(n, 16), nn.Tanh(), nn.Linear(16, 1))
 
 
 # ---- the model --------------------------------------------------------------------------------------
@@ -71,7 +88,7 @@ class _ColScorer(nn.Module):
     def __init__(self, h: int):
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(3 * h, h), nn.Tanh(), nn.Linear(h, 1))
-        self.feat = nn.Linear(N_COL_FEATS, 1)
+        self.feat = _feat_net(N_COL_FEATS)
 
     def forward(self, cols: torch.Tensor, cls: torch.Tensor, col_feats: torch.Tensor) -> torch.Tensor:
         c = cls.unsqueeze(1).expand_as(cols)
@@ -85,18 +102,23 @@ class ParserHeads(nn.Module):
         self.sel, self.order, self.where = _ColScorer(h), _ColScorer(h), _ColScorer(h)
         self.sel_null, self.order_null = nn.Linear(h, 1), nn.Linear(h, 1)
         self.ptr_c, self.ptr_m = nn.Linear(h, h), nn.Linear(h, h)
-        self.ptr_f = nn.Linear(N_FEATS, 1)
+        self.ptr_f = _feat_net(N_FEATS)
         self.op = nn.Sequential(nn.Linear(2 * h + N_FEATS, h), nn.Tanh(), nn.Linear(h, len(OPS)))
+        # is this mention a condition value at all? (a mention's own context: 'for Busan', 'over 30 mm')
+        self.use = nn.Sequential(nn.Linear(2 * h, h), nn.Tanh(), nn.Linear(h, 1))
+        self.use_f = _feat_net(N_MENT_FEATS)
         self.h = h
 
     def forward(self, hidden: torch.Tensor, col_pool: torch.Tensor, ment_pool: torch.Tensor,
-                feats: torch.Tensor, col_feats: torch.Tensor) -> dict[str, torch.Tensor]:
+                feats: torch.Tensor, col_feats: torch.Tensor, ment_feats: torch.Tensor) -> dict[str, torch.Tensor]:
         cls = hidden[:, 0]
         cols = torch.bmm(col_pool, hidden)  # B x C x H
         ments = torch.bmm(ment_pool, hidden)  # B x M x H
         out = {"agg": self.agg(cls), "sel": self.sel(cols, cls, col_feats), "order": self.order(cols, cls, col_feats),
                "where": self.where(cols, cls, col_feats), "sel_null": self.sel_null(cls).squeeze(-1),
                "order_null": self.order_null(cls).squeeze(-1)}
+        c = cls.unsqueeze(1).expand_as(ments)
+        out["use"] = self.use(torch.cat([ments, c], -1)).squeeze(-1) + self.use_f(ment_feats).squeeze(-1)
         pc, pm = self.ptr_c(cols), self.ptr_m(ments)
         out["ptr"] = torch.einsum("bch,bmh->bcm", pc, pm) / math.sqrt(self.h) + self.ptr_f(feats).squeeze(-1)
         out["cols"], out["ments"] = cols, ments
@@ -115,16 +137,50 @@ class Encoded:
     comp: np.ndarray  # C x M bool
     feats: np.ndarray  # C x M x F
     col_feats: np.ndarray  # C x N_COL_FEATS
+    ment_feats: np.ndarray  # M x N_MENT_FEATS
     mentions: list[Mention]
     schema: TableSchema
     labels: dict[str, Any] = field(default_factory=dict)
 
 
+_KINDS = ("cell", "number", "year", "date", "bool")
+
+
 def _feats(m: Mention, col, question: str) -> list[float]:
     link_score = m.columns[col.index][1] if col.index in m.columns else 0.0
-    return [float(in_range(m, col)), link_score, float(m.kind == "cell"), float(m.kind == "number"),
-            float(m.kind == "year"), float(m.kind == "date"), float(m.kind == "bool"),
+    return [float(in_range(m, col)), link_score, *(float(m.kind == k) for k in _KINDS),
             header_overlap(question, col.name)]
+
+
+def _condition_features(question: str, schema: TableSchema, mentions: list[Mention], comp: np.ndarray):
+    """Where the question names each column relative to each mention (condition-column features).
+
+    Per (column, mention): how close a word naming the column stands to the mention (1 / (1 + gap), 0
+    beyond a few tokens), whether this column is the nearest one named among the columns the mention
+    fits, how exclusive the mention is (a cell of one column; a number in range of one numeric column),
+    and whether the mention itself names a column (a header word, so likely not a value). Per mention:
+    its kind, link score, exclusivity, header naming, best closeness, whether any fitting column has it
+    in range. Returns (C x M x 4 pair features, M x N_MENT_FEATS mention features)."""
+    C, M = comp.shape
+    positions = [named_positions(question, col.name) for col in schema.columns]
+    spans = [token_span(question, m) for m in mentions]
+    pair = np.zeros((C, M, 4), dtype=np.float32)
+    ment = np.zeros((M, N_MENT_FEATS), dtype=np.float32)
+    for mi, m in enumerate(mentions):
+        fits = [ci for ci in range(C) if comp[ci, mi]]
+        ranged = [ci for ci in fits if m.kind in ("cell", "bool") or in_range(m, schema.columns[ci])]
+        excl = 1.0 / max(len(ranged), 1)
+        names_col = float(any(spans[mi][0] <= p < spans[mi][1] for pos in positions for p in pos))
+        gaps = {ci: header_gap(spans[mi], positions[ci]) for ci in fits}
+        near = min((g for g in gaps.values() if g is not None), default=None)
+        for ci in fits:
+            g = gaps[ci]
+            pair[ci, mi] = [0.0 if g is None else 1.0 / (1.0 + g), float(g is not None and g == near),
+                            excl if ci in ranged else 0.0, names_col]
+        link_score = max((sc for _, sc in m.columns.values()), default=1.0)
+        ment[mi] = [*(float(m.kind == k) for k in _KINDS), link_score, excl, names_col,
+                    max((float(pair[ci, mi, 0]) for ci in fits), default=0.0), float(bool(ranged)), 1.0]
+    return pair, ment
 
 
 def encode(tokenizer, question: str, schema: TableSchema, mentions: list[Mention] | None = None,
@@ -164,19 +220,28 @@ def encode(tokenizer, question: str, schema: TableSchema, mentions: list[Mention
     feats = np.zeros((C, M, N_FEATS), dtype=np.float32)
     for ci, col in enumerate(schema.columns):
         for mi, m in enumerate(mentions):
-            if compatible(m, col):
-                comp[ci, mi] = True
-                feats[ci, mi] = _feats(m, col, question)
+            comp[ci, mi] = compatible(m, col)
+    pair, ment_feats = _condition_features(question, schema, mentions, comp)
+    for ci, col in enumerate(schema.columns):
+        for mi, m in enumerate(mentions):
+            if comp[ci, mi]:
+                feats[ci, mi] = [*_feats(m, col, question), *pair[ci, mi]]
     col_feats = np.zeros((C, N_COL_FEATS), dtype=np.float32)
     for ci, col in enumerate(schema.columns):
         f = feats[ci][comp[ci]] if M else np.zeros((0, N_FEATS), dtype=np.float32)
-        best_cell = max((float(x[1]) for x in f if x[2] or x[6]), default=0.0)
+        is_cell = [bool(x[2] or x[6]) for x in f]
+        usable = [c or bool(x[0]) for c, x in zip(is_cell, f, strict=True)]  # a cell, or a number in range
+        best_cell = max((float(x[1]) for x, c in zip(f, is_cell, strict=True) if c), default=0.0)
         col_feats[ci] = [header_overlap(question, col.name), best_cell,
                          float(any(x[0] and x[3] for x in f)), float(any(x[0] and (x[4] or x[5]) for x in f)),
                          float(col.kind == "text" and not col.num_ident and not col.date_ident),
                          float(col.num_ident is not None), float(col.date_ident is not None),
-                         float(col.kind == "bool"), 1.0]
-    return Encoded(ids, col_spans, ment_spans, comp, feats, col_feats, mentions, schema)
+                         float(col.kind == "bool"), 1.0,
+                         max((float(x[8]) for x, u in zip(f, usable, strict=True) if u), default=0.0),
+                         float(any(x[9] for x, u in zip(f, usable, strict=True) if u)),
+                         max((float(x[1] * x[10]) for x, c in zip(f, is_cell, strict=True) if c), default=0.0),
+                         float(superlative_near(question, col.name))]
+    return Encoded(ids, col_spans, ment_spans, comp, feats, col_feats, ment_feats, mentions, schema)
 
 
 def _cond_matches(m: Mention, c: Condition) -> bool:
@@ -225,8 +290,11 @@ def collate(items: Sequence[Encoded], pad_id: int = 0) -> dict[str, torch.Tensor
     comp = torch.zeros((B, C, M), dtype=torch.bool)
     feats = torch.zeros((B, C, M, N_FEATS))
     col_feats = torch.zeros((B, C, N_COL_FEATS))
+    ment_feats = torch.zeros((B, M, N_MENT_FEATS))
     for b, e in enumerate(items):
         col_feats[b, :len(e.col_spans)] = torch.from_numpy(e.col_feats)
+        if len(e.ment_spans):
+            ment_feats[b, :len(e.ment_spans)] = torch.from_numpy(e.ment_feats)
         n = len(e.ids)
         ids[b, :n] = torch.tensor(e.ids)
         att[b, :n] = 1
@@ -244,7 +312,7 @@ def collate(items: Sequence[Encoded], pad_id: int = 0) -> dict[str, torch.Tensor
             feats[b, :cm[0], :cm[1]] = torch.from_numpy(e.feats)
     return {"input_ids": ids, "attention_mask": att, "token_type_ids": tt, "col_pool": col_pool,
             "ment_pool": ment_pool, "col_mask": col_mask, "ment_mask": ment_mask, "comp": comp, "feats": feats,
-            "col_feats": col_feats}
+            "col_feats": col_feats, "ment_feats": ment_feats}
 
 
 NEG = -1e4
@@ -273,6 +341,13 @@ def parser_loss(heads: ParserHeads, out: dict[str, torch.Tensor], batch: dict[st
             where_t[b, c] = 1.0
     wl = nn.functional.binary_cross_entropy_with_logits(out["where"].float(), where_t, reduction="none")
     loss = loss + (wl * batch["col_mask"]).sum() / batch["col_mask"].sum()
+    if batch["ment_mask"].any():
+        use_t = torch.zeros_like(batch["ment_mask"], dtype=torch.float32)
+        for b, e in enumerate(items):
+            for _, m, _ in e.labels["conds"]:
+                use_t[b, m] = 1.0
+        ul = nn.functional.binary_cross_entropy_with_logits(out["use"].float(), use_t, reduction="none")
+        loss = loss + (ul * batch["ment_mask"]).sum() / batch["ment_mask"].sum()
     ptr_logits, ptr_t, op_in, op_t = [], [], [], []
     for b, e in enumerate(items):
         for c, m, op in e.labels["conds"]:
@@ -282,6 +357,10 @@ def parser_loss(heads: ParserHeads, out: dict[str, torch.Tensor], batch: dict[st
             op_t.append(op)
     if ptr_logits:
         loss = loss + ce(torch.stack(ptr_logits), torch.tensor(ptr_t, device=dev))
+        # and the other way round: which column, for a mention used as a value (as decoding reads it)
+        col_logits = [(out["where"][b].float() + out["ptr"][b, :, m].float()).masked_fill(~batch["comp"][b, :, m], NEG)
+                      for b, _, m in op_in]
+        loss = loss + ce(torch.stack(col_logits), torch.tensor([c for _, c, _ in op_in], device=dev))
         bs, cs, ms = (torch.tensor(x, device=dev) for x in zip(*op_in, strict=True))
         op_logits = heads.op_logits(out["cols"][bs, cs], out["ments"][bs, ms], batch["feats"][bs, cs, ms])
         loss = loss + ce(op_logits.float(), torch.tensor(op_t, device=dev))
@@ -347,6 +426,9 @@ class TableParser:
         tok = zoo.load_tokenizer(str(d))
         enc = zoo.load_model(str(d), "encoder")
         heads = ParserHeads(enc.config.hidden_size)
+        if int(cfg.get("heads_version", 1)) != HEADS_VERSION:
+            raise KiraError(f"{d}: a table parser from an older kira (heads v{cfg.get('heads_version', 1)}, this "
+                            f"kira reads v{HEADS_VERSION}); retrain it with `kira tables train-parser`")
         heads.load_state_dict(torch.load(d / "heads.pt", map_location="cpu", weights_only=True))
         return cls(tok, enc.eval(), heads.eval(), base=cfg.get("base", ""), max_length=cfg.get("max_length", 256),
                    calibration=cfg.get("calibration"), device=device, extra=cfg)
@@ -354,6 +436,7 @@ class TableParser:
     def save(self, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
         cfg = {**{k: v for k, v in self.extra.items() if k not in ("type",)}, "type": ARTIFACT_TYPE,
                "base": self.base, "max_length": self.max_length, "calibration": self.calibration,
+               "heads_version": HEADS_VERSION,
                "aggregations": list(AGGS), "operators": list(OPS), **(extra or {})}
         d = zoo.save_artifact(directory, self.encoder, self.tokenizer, cfg)
         torch.save(self.heads.state_dict(), d / "heads.pt")
@@ -367,7 +450,8 @@ class TableParser:
         hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                               token_type_ids=batch["token_type_ids"]).last_hidden_state
         out = self.heads(hidden, batch["col_pool"].to(hidden.dtype), batch["ment_pool"].to(hidden.dtype),
-                         batch["feats"].to(hidden.dtype), batch["col_feats"].to(hidden.dtype))
+                         batch["feats"].to(hidden.dtype), batch["col_feats"].to(hidden.dtype),
+                         batch["ment_feats"].to(hidden.dtype))
         return out, batch
 
     # ---- split forward: frozen lower layers computed once, upper layers trained ------------------------------
@@ -413,7 +497,8 @@ class TableParser:
             x[b, :st.shape[0]] = st.float().to(self.device)
         hidden = self._layers(x, batch["attention_mask"], self.encoder.encoder.layer[frozen_layers:])
         out = self.heads(hidden, batch["col_pool"].to(hidden.dtype), batch["ment_pool"].to(hidden.dtype),
-                         batch["feats"].to(hidden.dtype), batch["col_feats"].to(hidden.dtype))
+                         batch["feats"].to(hidden.dtype), batch["col_feats"].to(hidden.dtype),
+                         batch["ment_feats"].to(hidden.dtype))
         return out, batch
 
     # ---- inference -----------------------------------------------------------------------------------------
@@ -490,23 +575,31 @@ class TableParser:
             return [], [], float(torch.prod(1 - where_p))
         comp = batch["comp"][b, :C, :M]
         ptr = res["ptr"][b, :C, :M].float().masked_fill(~comp, NEG)
-        ptr_p = torch.softmax(ptr, -1)
+        ptr_p = torch.softmax(ptr, -1)  # which mention, for a filtered column
+        use_p = torch.sigmoid(res["use"][b, :M].float())  # is the mention a filter value at all
+        # which column, for a used mention: its columns' where scores plus the pointer's
+        col_p = torch.softmax((res["where"][b, :C, None].float() + ptr).masked_fill(~comp, NEG), 0)
         options = []
         for c in range(C):
-            if not bool(comp[c].any()):
-                continue
-            m = int(ptr_p[c].argmax())
-            options.append((float(where_p[c]) * float(ptr_p[c, m]), c, m))
+            for m in range(M):
+                if not bool(comp[c, m]):
+                    continue
+                if m != int(ptr_p[c].argmax()) and c != int(col_p[:, m].argmax()):
+                    continue
+                accept = 0.5 * (float(where_p[c]) + float(use_p[m]))  # the column's and the mention's vote
+                options.append((accept * max(float(ptr_p[c, m]), float(col_p[c, m])), accept, c, m))
         options.sort(reverse=True)
-        used_m, used_c = set(), set()
+        used_m, used_c, used_spans = set(), set(), []
         conds, probs = [], []
         conf = 1.0
-        for score, c, m in options:
-            pw = float(where_p[c])
-            if pw < 0.5 or m in used_m or c in used_c:
-                conf *= 1 - pw if c not in used_c else 1.0
-                continue
+        rejected: dict[int, float] = {}  # column -> its most likely condition left out
+        for score, accept, c, m in options:
             mention = e.mentions[m]
+            overlaps = any(mention.start < end and start < mention.end for start, end in used_spans)  # '2008'
+            if accept < 0.5 or m in used_m or c in used_c or overlaps:
+                if c not in used_c and m not in used_m and not overlaps:
+                    rejected[c] = max(rejected.get(c, 0.0), accept)
+                continue
             if mention.kind in ("cell", "bool"):
                 op, pop = "=", 1.0
                 value = mention.columns[c][0]
@@ -527,6 +620,9 @@ class TableParser:
             conf *= score * pop
             used_m.add(m)
             used_c.add(c)
+            used_spans.append((mention.start, mention.end))
+        for c, accept in rejected.items():
+            conf *= 1.0 if c in used_c else 1 - accept
         return conds, probs, conf
 
     def answer(self, question: str, table: Any) -> ParsedAnswer:

@@ -366,3 +366,71 @@ def test_generated_questions_vary_their_phrasing():
     assert any(t.islower() for t in texts) and any(not t.endswith(("?", ".")) for t in texts)
     assert any(w in t for t in texts for w in ("older than", "heavier than", "taller than", "cheaper than",
                                                 "faster than", "hotter than", "colder than"))
+
+
+# ---- condition columns: where the question names a column, next to which value ----------------------------------
+CARS = pd.DataFrame({"name": ["amc rebel", "ford torino", "toyota corona"], "weight": [3000, 2500, 4000],
+                     "horsepower": [100, 130, 90], "origin": ["USA", "USA", "Japan"]})
+
+
+def test_condition_features_tie_each_value_to_the_column_named_next_to_it():
+    from kira.plm import zoo
+    from kira.tables.linking import header_gap, named_positions, superlative_near, token_span, tokens
+
+    q = "How many cars from Japan have weight over 3000 and horsepower below 100?"
+    toks = [t for t, _, _ in tokens(q)]
+    assert [toks[i] for i in named_positions(q, "weight")] == ["weight"]
+    assert named_positions("the heaviest car", "weight_kg") == [1]  # 'heaviest' signals weight
+    schema = TableSchema(CARS)
+    ms = {m.text: m for m in link(q, schema)}
+    span = token_span(q, ms["3000"])
+    assert toks[span[0]:span[1]] == ["3000"]
+    assert header_gap(span, named_positions(q, "weight")) == 1.0  # 'weight over 3000'
+    assert header_gap(span, named_positions(q, "origin")) is None  # not named at all
+    assert header_gap(token_span("over 30 mm rain", link("over 30 mm rain", schema)[0]), [3]) == 2.0  # after: +1
+    enc = encode(zoo.load_tokenizer("tiny-bert"), q, schema)
+    cols = {h: i for i, h in enumerate(schema.headers)}
+    idx = {m.text: i for i, m in enumerate(enc.mentions) if m.kind in ("number", "cell")}
+    near = 9  # feature: this column is the nearest one named among those the mention fits
+    assert enc.feats[cols["weight"], idx["3000"], near] == 1 and enc.feats[cols["horsepower"], idx["3000"], near] == 0
+    assert enc.feats[cols["horsepower"], idx["100"], near] == 1 and enc.feats[cols["weight"], idx["100"], near] == 0
+    assert enc.feats[cols["origin"], idx["Japan"], 10] == 1.0  # a cell of that column only: exclusive
+    assert enc.ment_feats.shape == (len(enc.mentions), enc.ment_feats.shape[1]) and enc.ment_feats[:, -1].all()
+    assert superlative_near("Which car has the most horsepower?", "horsepower")
+    assert superlative_near("the heaviest car", "weight") and not superlative_near("the heaviest car", "horsepower")
+    assert not superlative_near("How many cars have more than 100 horsepower?", "horsepower")
+
+
+def test_a_mention_sure_to_be_a_value_becomes_a_condition_on_its_column(tiny_parser):
+    heads = tiny_parser.heads
+    use_bias, where_bias = heads.use_f[-1].bias, heads.where.feat[-1].bias
+    try:
+        with torch.no_grad():
+            where_bias.fill_(-100.0)  # no column asks to be filtered ...
+            use_bias.fill_(100.0)  # ... but the mention 'snow' is surely a value: the two votes average out
+            heads.agg[-1].bias.zero_()
+            heads.agg[-1].bias[1] = 100.0  # COUNT
+        ans = tiny_parser.answer("How many days had snow?", WEATHER)
+        assert ans.values == ["1"] and ans.query.conditions[0].value == "snow"
+        with torch.no_grad():
+            use_bias.fill_(-100.0)  # nothing is a value and no column is filtered: no condition
+        ans = tiny_parser.answer("How many days had snow?", WEATHER)
+        assert ans.values == ["5"] and ans.query.conditions == []
+    finally:
+        with torch.no_grad():
+            use_bias.zero_()
+            where_bias.zero_()
+            heads.agg[-1].bias.zero_()
+
+
+def test_a_parser_with_older_heads_is_refused_and_the_default_retrained(tiny_parser, tmp_path):
+    from kira.tables.defaults import parser_is_current
+
+    d = tiny_parser.save(tmp_path / "old")
+    assert parser_is_current(d)
+    cfg = json.loads((d / "kira.json").read_text())
+    cfg.pop("heads_version")
+    (d / "kira.json").write_text(json.dumps(cfg))
+    assert not parser_is_current(d)
+    with pytest.raises(KiraError, match="retrain"):
+        TableParser.load(d, device="cpu")
