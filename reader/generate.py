@@ -673,7 +673,8 @@ def generate(docs: Sequence[Doc], per_passage: int = 4, name_share: float = 0.5,
         # name questions per passage: ``per_passage * name_share`` on average, drawn per passage, so
         # one question per passage (large corpora) still mixes names with relations and spans
         share = per_passage * name_share
-        n_name = int(share) + (rng.random() < share - int(share))
+        frac = share - int(share)
+        n_name = int(share) + (frac > 0 and rng.random() < frac)  # no draw when whole: same stream as before
         if d.title.lower() in ambiguous and d.kind == "kb_fact":
             continue
         qas = (name_questions(d, rng, n_name, code)
