@@ -247,9 +247,10 @@ def questions_from_kb(store, kb: str, templates: dict[str, list[str]] | None = N
             continue
         rname = rel_names.get(rel, rel)
         pats = templates.get(rel) or templates.get(rname) or GENERIC
-        types = {type_word(entities[class_of[t]].name) if class_of.get(t) in entities else None for t in tails}
-        typed = TYPED_TEMPLATES.get(rname) if len(types) == 1 and None not in types else None
-        if typed and _pick(["typed", "plain"], f"{head}|{rel}|typed", seed) == "typed":
+        typed = TYPED_TEMPLATES.get(rname)
+        types = {type_word(entities[class_of[t]].name) if class_of.get(t) in entities else None
+                 for t in tails} if typed else {None}
+        if typed and len(types) == 1 and None not in types and _pick(["typed", "plain"], f"{head}|{rel}|typed", seed) == "typed":
             question = _pick(typed, f"{head}|{rel}", seed).format(subject=e.name, type=types.pop())
         else:
             question = _pick(pats, f"{head}|{rel}", seed).format(subject=e.name, relation=rname)
