@@ -52,6 +52,7 @@ class ReaderConfig(_Section):
     fid: str | None = None
     k: int = 10
     no_answer_threshold: float | None = None
+    kb_answer_types: bool = True  # weigh answers by agreement with the asked type, from the KBs' classes
 
 
 class ServeConfig(_Section):

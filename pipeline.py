@@ -126,6 +126,10 @@ class QAPipeline:
                 from kira.reader.knowledge_reader import with_kb_adapters
 
                 reader = with_kb_adapters(reader, self.cfg.models_dir, self.store)
+                if self.cfg.reader.kb_answer_types and self.store is not None:
+                    from kira.kb.answer_types import AnswerTypes
+
+                    reader.answer_types = AnswerTypes.from_store(self.store)  # None without type relations
             self._readers[kind] = reader
         return self._readers[kind]
 

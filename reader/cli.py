@@ -323,6 +323,9 @@ def eval_qa(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     predictions: Annotated[str | None, typer.Option(
         help="Write one JSONL row per question and reader (answer, score, correct, gold's evidence rank).")] = None,
+    kb_types: Annotated[bool | None, typer.Option(
+        "--kb-types/--no-kb-types", help="Weigh extractive answers by the KBs' answer types, as `kira ask` "
+                                         "does (default: reader.kb_answer_types).")] = None,
 ) -> None:
     """QA EM / F1 for the extractive and FiD readers side by side, retrieval top-k and baselines.
 
@@ -354,6 +357,12 @@ def eval_qa(
     loaders = {"extractive": ExtractiveReader, "fid": FiDReader}
     readers = {kind: (loaders[kind].load(specs[kind], device=cfg.device, bf16=cfg.bf16) if specs.get(kind) else None)
                for kind in ("extractive", "fid")}
+    if readers["extractive"] is not None and (cfg.reader.kb_answer_types if kb_types is None else kb_types):
+        from kira.kb.answer_types import AnswerTypes
+        from kira.workspace import answering_store
+
+        store = answering_store(cfg, version)
+        readers["extractive"].answer_types = AnswerTypes.from_store(store) if store is not None else None
     rets = open_retrievers(version, cfg)
     method = method or cfg.retriever.default_method
     retriever = rets.get(method) or rets["bm25"]
@@ -376,7 +385,9 @@ def eval_qa(
     if text_only is not None:
         result["text_only"] = {key: text_only[key] for key in ("extractive", "fid", "retrieval", "baselines")}
         result["graph_gain"] = graph_gain(result, text_only)
-    result.update({"method": getattr(retriever, "name", method), "index_version": version.name,
+    result.update({"kb_answer_types": readers["extractive"] is not None
+                   and readers["extractive"].answer_types is not None,
+                   "method": getattr(retriever, "name", method), "index_version": version.name,
                    "split": split, "readers": specs,
                    "synthetic": any(r.get("synthetic") for r in records)})
     if as_json:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,8 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
                            extractive_seconds: float = 270, fid_seconds: float = 330, force: bool = False,
                            kinds: tuple[str, ...] = ("extractive", "fid"), bases: dict[str, str] | None = None,
                            multihop: int = 1000, log: Callable[[str], None] | None = print,
-                           finetune_steps: int | None = None, pretrain: bool = True) -> dict[str, Any]:
+                           finetune_steps: int | None = None, pretrain: bool = True,
+                           unseen: Sequence[str] = ()) -> dict[str, Any]:
     """Paths of the workspace's default readers, training the missing ones first.
 
     Recipe (gen-2): the extractive reader starts from the per-user pretrained reader
@@ -107,13 +108,16 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     (the workspace's retrieval, the reader's default k). FiD is BERT2BERT over the
     fine-tuned extractive encoder, trained on the same questions. ``extractive_seconds`` and
     ``fid_seconds`` are wall-clock *caps* (a far-too-slow machine stops early, with a warning);
-    the budgets are step counts. ``bases`` (tests, experiments) skips pretraining for the kinds it names."""
+    the budgets are step counts. ``bases`` (tests, experiments) skips pretraining for the kinds it names.
+    ``unseen``: questions that must not be trained on (the demo's showcase): generated questions equal to
+    one of them, up to case, punctuation and articles, are dropped (``kira.reader.generate.decontaminate``)."""
 
     dirs = {kind: role_dir(cfg.models_dir, f"reader-{kind}") for kind in kinds}
     todo = [kind for kind, d in dirs.items() if force or not _ready(d)]
     info: dict[str, Any] = {"paths": {k: str(d) for k, d in dirs.items()}, "trained": todo}
     if not todo:
         return info
+    from kira.reader.generate import decontaminate
     from kira.reader.questions import questions_from_kb, write_questions
     from kira.reader.train import attach_passages
     from kira.retriever import open_retrievers, resolve_version
@@ -143,6 +147,10 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
                 close()
     if not rows:
         raise KiraError("the store has no passages to generate reader training questions from")
+    rows, dropped = decontaminate(rows, unseen)
+    held, _ = decontaminate(held, unseen)  # abstention is fitted on these: not on a showcase question either
+    if dropped and log:
+        log(f"   dropped {dropped} generated questions equal to a showcase question")
     random.Random(0).shuffle(rows)
     ctx_file = data_dir / "train-contexts.jsonl"
     write_questions(rows, ctx_file)

@@ -255,6 +255,9 @@ class ExtractiveReader(BaseReader):
     title_in_passage: bool = False  # read ``title | text`` as the passage (kira's own readers since gen-2)
     # the retriever's order as a prior on the passage: its relevance logit minus rank_prior * log(rank)
     rank_prior: float = 0.0
+    # ``factor(question, answer) -> float`` from a KB's classes (``kira.kb.answer_types``): set by the
+    # pipeline when its store holds a KB with type relations
+    answer_types: Any = None
 
     @classmethod
     def load(cls, spec: str | os.PathLike, device: str = "auto", bf16: bool = False,
@@ -401,6 +404,16 @@ class ExtractiveReader(BaseReader):
             key = (c.pair, c.norm)
             if key not in per_pair or c.score > per_pair[key].score:
                 per_pair[key] = c
+        if self.answer_types is not None and per_pair:
+            # the KB's type evidence moves mass between candidates; their total (what abstention
+            # was calibrated on) stays as it was
+            before = sum(c.score for c in per_pair.values())
+            for c in per_pair.values():
+                c.score *= self.answer_types.factor(question, c.text)
+            after = sum(c.score for c in per_pair.values())
+            if after > 0:
+                for c in per_pair.values():
+                    c.score *= before / after
         groups: dict[str, list[SpanCandidate]] = {}
         for c in per_pair.values():
             groups.setdefault(c.norm, []).append(c)

@@ -35,6 +35,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kira.reader.questions import full_relations
@@ -629,7 +630,8 @@ def entity_types(docs: Sequence[Doc], code: bool = False) -> dict[str, str]:
     """Lower-cased entity name -> the head noun of its class, to type wh-phrases ("Which river is
     Baghdad on?"): a KB passage's type relation (hypernym, instance of, …) or, for plain text, the
     head noun of its definition ("Tigris: a river in Turkey and Iraq" -> "river")."""
-    from kira.reader.questions import TYPE_RELATIONS, type_word
+    from kira.kb.answer_types import TYPE_RELATIONS
+    from kira.reader.questions import type_word
 
     out: dict[str, str] = {}
     for d in docs:
@@ -702,6 +704,31 @@ def generate(docs: Sequence[Doc], per_passage: int = 4, name_share: float = 0.5,
     out = [r for r in out if r["split"] == "heldout" or r["passage_id"] not in held_pass]
     train_ans = {norm(a) for r in out if r["split"] == "train" for a in r["answers"]}
     return [r for r in out if r["split"] == "train" or not any(norm(a) in train_ans for a in r["answers"])]
+
+
+def decontaminate(records: Sequence[dict[str, Any]], questions: Iterable[str]) -> tuple[list[dict[str, Any]], int]:
+    """``records`` without those asking one of ``questions`` (equal up to case, punctuation and
+    articles: SQuAD answer normalisation), and how many were dropped. For a fixed list of questions
+    shown as examples (the demo's), never for a dev set: filtering training data by a dev set is
+    tuning on it."""
+    banned = {norm(q) for q in questions}
+    kept = [r for r in records if norm(r["question"]) not in banned]
+    return kept, len(records) - len(kept)
+
+
+def training_overlap(questions: Iterable[str], paths: Iterable[str | Path]) -> dict[str, list[str]]:
+    """For each of ``questions``, the question files among ``paths`` (jsonl records with a
+    ``question``) that ask it, up to case, punctuation and articles: {} when none is trained on."""
+    from kira.jsonl import iter_jsonl
+
+    want = {norm(q): q for q in questions}
+    found: dict[str, list[str]] = {}
+    for path in paths:
+        for _, rec in iter_jsonl(path):
+            q = want.get(norm(str(rec.get("question", ""))))
+            if q is not None and str(path) not in found.get(q, []):
+                found.setdefault(q, []).append(str(path))
+    return found
 
 
 def contexts_of(rec: dict[str, Any]) -> list[dict[str, str]]:

@@ -23,12 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from kira.kb.answer_types import TYPE_RELATIONS
 from kira.reader.extractive import ExtractiveReader, ReaderExample, _hidden_size, extractive_loss
 from kira.reader.knowledge import EntityAnswerHead, KAdapter
 from kira.reader.knowledge_reader import KBAnswerer, KnowledgeReader
 from kira.reader.train import make_batches, set_seed
-
-TYPE_RELATIONS = frozenset(["hypernym", "instance hypernym", "isa", "is a", "subclass of", "instance of", "type"])
 
 
 def _schedule(opt: torch.optim.Optimizer, steps: int):

@@ -29,6 +29,7 @@ from typing import Any
 
 from kira.errors import IngestError
 from kira.jsonl import iter_jsonl
+from kira.kb.answer_types import TYPE_RELATIONS
 
 SYNTHETIC_NOTE = "synthetic: generated from KB triples / passages by kira.reader.questions"
 
@@ -120,7 +121,6 @@ TYPED_TEMPLATES: dict[str, list[str]] = {
                           "Which {type} is made with {subject}?"],
 }
 # relations whose object is the subject's class: where ``type_word`` reads an entity's type
-TYPE_RELATIONS = ("hypernym", "instance hypernym", "isa", "is_a", "is a", "instance of", "subclass of", "type")
 _ABSTRACT_TYPES = frozenset(["entity", "thing", "object", "abstraction", "whole", "unit", "part", "physical_entity", "matter", "group", "relation", "attribute", "act", "event", "state", "measure", "communication", "psychological_feature", "causal_agent", "artifact", "instrumentality"])
 
 

@@ -167,3 +167,24 @@ def test_type_agreement_prefers_one_year_over_a_life_span():
     assert type_agreement("When was Edison born?", "(1847-1931)") < 1.0
     assert type_agreement("How many legs does a spider have?", "eight") == 1.0
     assert type_agreement("How many legs does a spider have?", "arachnid") < 1.0
+
+
+def test_kb_answer_types_move_mass_between_candidates_and_keep_the_total(monkeypatch):
+    from kira.kb import answer_types
+    from kira.kb.answer_types import AnswerTypes
+
+    monkeypatch.setattr(answer_types, "TYPE_AGREE", 2.0)
+    monkeypatch.setattr(answer_types, "TYPE_MISMATCH", 0.5)
+    reader = _reader()
+    reader.answer_types = AnswerTypes.from_triples(
+        [("c", "city", []), ("a", "Agra", []), ("m", "mausoleum", []), ("b", "building", [])],
+        [("a", "c"), ("m", "b")])
+    evs = [Evidence(id=str(i), title="", text=t, score=1.0) for i, t in enumerate(["mausoleum", "Agra"])]
+    cands = [SpanCandidate(0, 0, 9, "mausoleum", torch.tensor(0.6).log().item()),
+             SpanCandidate(1, 0, 4, "Agra", torch.tensor(0.3).log().item())]
+    q = "In which city is the Taj Mahal?"
+    answers = reader._aggregate(q, cands, {0: 1.0, 1: 1.0}, [(0, 0), (0, 1)], evs, 2, False)
+    assert [a.text for a in answers] == ["Agra", "mausoleum"]
+    assert abs(sum(a.score for a in answers) - 0.9) < 1e-6
+    reader.answer_types = None
+    assert reader._aggregate(q, cands, {0: 1.0, 1: 1.0}, [(0, 0), (0, 1)], evs, 2, False)[0].text == "mausoleum"
