@@ -127,7 +127,7 @@ def ensure_default_readers(cfg, store, kb: str | None = None, n_questions: int =
     if "extractive" in todo and "extractive" not in bases and pretrain:
         from kira.reader.pretrain import ensure_pretrained
 
-        bases["extractive"] = str(ensure_pretrained(log=log, max_seconds=max(3 * extractive_seconds, 1800)))
+        bases["extractive"] = str(ensure_pretrained(log=log, max_seconds=max(3 * extractive_seconds, 3600)))
         info["pretrained"] = bases["extractive"]
     train_recs, held = _generated_contexts(store, n_questions, log=log)
     kbs = store.list_kbs()
