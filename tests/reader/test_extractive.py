@@ -188,3 +188,14 @@ def test_kb_answer_types_move_mass_between_candidates_and_keep_the_total(monkeyp
     assert abs(sum(a.score for a in answers) - 0.9) < 1e-6
     reader.answer_types = None
     assert reader._aggregate(q, cands, {0: 1.0, 1: 1.0}, [(0, 0), (0, 1)], evs, 2, False)[0].text == "mausoleum"
+
+
+def test_type_agreement_keeps_bare_numbers_from_non_numeric_wh_nouns_and_spans_off_sentence_breaks():
+    from kira.reader.extractive import CROSSES_SENTENCE, NON_NUMERIC_NUMBER, type_agreement
+
+    assert type_agreement("In which country was Chopin born?", "1810-1849") == NON_NUMERIC_NUMBER
+    assert type_agreement("In which country was Chopin born?", "Poland") == 1.0
+    assert type_agreement("In which year was Chopin born?", "1810") == 1.0  # the noun takes numbers
+    assert type_agreement("What is the boiling point of water?", "100") == 1.0  # no wh-noun
+    assert type_agreement("Where is the Taj Mahal?", "Agra. The Taj Mahal") == CROSSES_SENTENCE
+    assert type_agreement("Where is the Taj Mahal?", "St. Louis") == 1.0  # an abbreviation, no break
