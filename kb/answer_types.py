@@ -135,7 +135,6 @@ class AnswerTypes:
                 if got:  # "which body part", "what chemical element"
                     return got
         for s in _singular(w1):
-            got = self._names.get(s)
             classes = [i for i in self._names.get(s, []) if i in self._classes]
             if classes:
                 return classes
