@@ -34,7 +34,16 @@ _WH = re.compile(r"\b(?:which|what)\s+(?:(?:kinds?|types?|sorts?|class(?:es)?|va
 _WHO = re.compile(r"^\s*(?:who|whom)\b", re.IGNORECASE)
 # words after which/what that name no class of the answer: verbs, determiners, and meta words
 # ("what is the word for …": the answer is a name, not an instance of "word")
-_NOT_A_TYPE = frozenset(["is", "are", "was", "were", "be", "been", "do", "does", "did", "can", "could", "will", "would", "should", "shall", "may", "might", "must", "has", "have", "had", "the", "a", "an", "of", "in", "on", "at", "to", "for", "from", "by", "with", "about", "it", "its", "this", "that", "these", "those", "there", "here", "he", "she", "they", "you", "we", "i", "one", "ones", "else", "if", "so", "else", "kind", "kinds", "type", "types", "sort", "sorts", "word", "words", "term", "terms", "name", "names", "called", "call", "thing", "things", "something", "someone", "somebody", "adjective", "adjectives", "adverb", "adverbs", "noun", "nouns", "verb", "verbs", "phrase", "expression", "synonym", "synonyms", "antonym", "antonyms", "opposite", "opposites", "part", "parts", "number", "numbers", "year", "years"])
+_NOT_A_TYPE = frozenset([
+    "is", "are", "was", "were", "be", "been", "do", "does", "did", "can", "could", "will", "would", "should",
+    "shall", "may", "might", "must", "has", "have", "had", "the", "a", "an", "of", "in", "on", "at", "to",
+    "for", "from", "by", "with", "about", "it", "its", "this", "that", "these", "those", "there", "here", "he",
+    "she", "they", "you", "we", "i", "one", "ones", "else", "if", "so", "kind", "kinds", "type", "types",
+    "sort", "sorts", "word", "words", "term", "terms", "name", "names", "called", "call", "thing", "things",
+    "something", "someone", "somebody", "adjective", "adjectives", "adverb", "adverbs", "noun", "nouns", "verb",
+    "verbs", "phrase", "expression", "synonym", "synonyms", "antonym", "antonyms", "opposite", "opposites",
+    "part", "parts", "number", "numbers", "year", "years"
+])
 
 
 def _singular(w: str) -> list[str]:
