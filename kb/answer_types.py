@@ -32,6 +32,9 @@ TYPE_MISMATCH = 1.0
 _WH = re.compile(r"\b(?:which|what)\s+(?:(?:kinds?|types?|sorts?|class(?:es)?|variet(?:y|ies))\s+of\s+)?"
                  r"(?:an?\s+|the\s+)?([a-z][a-z-]*)(?:\s+([a-z][a-z-]*))?", re.IGNORECASE)
 _WHO = re.compile(r"^\s*(?:who|whom)\b", re.IGNORECASE)
+# "What is the largest planet?", "Which was the most populous city …": the class follows "the" and
+# any superlative
+_WH_BE_THE = re.compile(r"^\s*(?:what|which)\s+(?:is|are|was|were)\s+the\s+([a-z][a-z\s-]*)", re.IGNORECASE)
 # words after which/what that name no class of the answer: verbs, determiners, and meta words
 # ("what is the word for …": the answer is a name, not an instance of "word")
 _NOT_A_TYPE = frozenset([
@@ -45,6 +48,11 @@ _NOT_A_TYPE = frozenset([
     "part", "parts", "number", "numbers", "year", "years"
 ])
 
+# words of a class so general that a span trimmed to them answers nothing ("a member of …", "genus")
+_TOO_GENERIC = frozenset([
+    "member", "members", "category", "class", "group", "genus", "family", "order", "species", "form", "variety",
+    "unit", "object", "entity", "whole", "body", "system", "organism", "substance", "matter", "person", "people"
+])
 
 def _singular(w: str) -> list[str]:
     """The word and its crude singulars ("cities" -> "city", "countries" -> "country")."""
@@ -136,6 +144,9 @@ class AnswerTypes:
         if not m:
             return None
         w1, w2 = (m.group(1) or "").lower(), (m.group(2) or "").lower()
+        be_the = _WH_BE_THE.match(question)
+        if be_the:
+            w1, w2 = self._after_superlative(be_the.group(1).lower().split())
         if w1 in _NOT_A_TYPE:
             return None
         if w2:
@@ -147,6 +158,39 @@ class AnswerTypes:
             classes = [i for i in self._names.get(s, []) if i in self._classes]
             if classes:
                 return classes
+        return None
+
+    def _after_superlative(self, words: list[str]) -> tuple[str, str]:
+        """The first two words after a leading superlative ("largest", "most populous"), or the
+        first two when there is none; a word ending in -est that names a KB class ("forest") stays."""
+        i = 0
+        if words and words[0] in ("most", "least"):
+            i = 2
+        elif words and words[0].endswith("est") and len(words) > 1 and not any(
+                j in self._classes for s in _singular(words[0]) for j in self._names.get(s, [])):
+            i = 1
+        rest = words[i:i + 2]
+        return (rest[0] if rest else "", rest[1] if len(rest) > 1 else "")
+
+    def agreeing_part(self, question: str, answer: str, max_words: int = 4) -> tuple[int, int] | None:
+        """Character offsets of the longest run of words in ``answer`` (at most ``max_words``) that
+        names a KB entity of the class the question asks for (not the class itself), when the whole
+        answer names no KB entity ("Which country …?" -> "Pacific coast of southern Mexico" ->
+        "Mexico"); else None."""
+        want = self.question_type(question)
+        if not want or _key(answer) in self._names:  # a name the KB knows is kept whole
+            return None
+        wanted = set(want)
+        words = [(m.start(), m.end()) for m in re.finditer(r"[\w'-]+", answer)]
+        for n in range(min(max_words, len(words) - 1), 0, -1):
+            for i in range(len(words) - n + 1):
+                start, end = words[i][0], words[i + n - 1][1]
+                key = _key(answer[start:end])
+                if key in _TOO_GENERIC or key in _NOT_A_TYPE:
+                    continue
+                senses = self._names.get(key, [])
+                if any(j not in wanted and wanted & self.ancestors(j) for j in senses):
+                    return start, end
         return None
 
     def factor(self, question: str, answer: str) -> float:

@@ -239,6 +239,8 @@ def pretrain_cmd(
     max_seconds: Annotated[float | None, typer.Option(help="Safety cap on wall time.")] = None,
     n_passages: Annotated[int | None, typer.Option(help="Passages per question: 1 positive + hard negatives.")] = None,
     freeze_layers: Annotated[int | None, typer.Option(help="Lowest encoder layers kept fixed.")] = None,
+    attention_dropout: Annotated[float | None, typer.Option(
+        help="Training-time attention dropout (0: ~30% faster on CPU; default: the model's own).")] = None,
     force: bool = False,
 ) -> None:
     """Pretrain the extractive reader once on WordNet-generated questions; cached in ~/.cache/kira
@@ -256,6 +258,8 @@ def pretrain_cmd(
         recipe = replace(recipe, n_passages=n_passages)
     if freeze_layers is not None:
         recipe = replace(recipe, freeze_layers=freeze_layers)
+    if attention_dropout is not None:
+        recipe = replace(recipe, attention_dropout=attention_dropout)
     path = ensure_pretrained(recipe, force=force, out=out, max_seconds=max_seconds,
                              log=lambda m: typer.echo(m, err=True))
     _echo_json({"path": str(path), "key": recipe.key()})

@@ -40,13 +40,17 @@ class PretrainRecipe:
     max_length: int = 128
     lr: float = 1.5e-4
     freeze_layers: int = 2
+    # training-time only, None: the model's own (see TrainOptions.attention_dropout: 0 is 30% faster and
+    # was 0.02 lower on the natural validation set at 700 steps; 1,300 steps at 0 matched 700 with it)
+    attention_dropout: float | None = None
     per_passage: int = 4
     name_share: float = 0.5  # description -> name questions; the rest: relations, numbers, dates, entities
     max_docs: int = 40_000
     seed: int = 0
 
     def key(self) -> str:
-        d = asdict(self) | {"generator": GENERATOR_VERSION}
+        # options left at None are not part of the key, so adding one keeps existing caches valid
+        d = {k: v for k, v in asdict(self).items() if v is not None} | {"generator": GENERATOR_VERSION}
         h = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
         safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.base)[-40:]
         return f"extractive-{safe}-{GENERATOR_VERSION}-{h}"
@@ -100,6 +104,7 @@ def ensure_pretrained(recipe: PretrainRecipe | None = None, force: bool = False,
     opts = TrainOptions(kind="extractive", base=recipe.base, batch_size=recipe.batch_size,
                         n_passages=recipe.n_passages, max_length=recipe.max_length, lr=recipe.lr,
                         max_steps=recipe.steps, max_seconds=max_seconds, freeze_layers=recipe.freeze_layers,
+                        attention_dropout=recipe.attention_dropout,
                         seed=recipe.seed, max_calibrate=300, calibrate_fraction=0.05, log=log)
     res = train_reader(records, opts, out=tmp, extra={"pretrain": asdict(recipe) | {"generator": GENERATOR_VERSION},
                                                        "questions": str(final.parent / f"{final.name}.questions.jsonl")})

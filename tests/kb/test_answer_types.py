@@ -43,6 +43,16 @@ def test_agreeing_answers_are_weighed_up_and_others_down(types, monkeypatch):
     assert types.factor("Which country is Agra in?", "Congo") == 2.0
 
 
+def test_the_class_after_is_the_and_a_superlative(types, monkeypatch):
+    monkeypatch.setattr(answer_types, "TYPE_AGREE", 2.0)
+    monkeypatch.setattr(answer_types, "TYPE_MISMATCH", 0.5)
+    assert types.factor("What is the longest river in Africa?", "Congo") == 2.0
+    assert types.factor("What is the longest river in Africa?", "Agra") == 0.5
+    assert types.factor("Which was the most visited city of India?", "Agra") == 2.0
+    assert types.factor("What is the city of the Taj Mahal?", "Agra") == 2.0  # no superlative
+    assert types.factor("What is the opposite of hot?", "Agra") == 1.0  # a meta word names no class
+
+
 def test_unknown_answers_questions_and_meta_words_are_left_alone(types):
     assert types.factor("In which city is the Taj Mahal?", "the old fort") == 1.0  # answer unknown to the KB
     assert types.factor("Which galaxy is Agra in?", "mausoleum") == 1.0  # no class "galaxy"

@@ -14,6 +14,7 @@ from kira.reader.extractive import (
     extractive_loss,
     token_spans,
 )
+from kira.reader.train import speed_up_training
 from kira.schema import Evidence
 
 
@@ -190,6 +191,25 @@ def test_kb_answer_types_move_mass_between_candidates_and_keep_the_total(monkeyp
     assert reader._aggregate(q, cands, {0: 1.0, 1: 1.0}, [(0, 0), (0, 1)], evs, 2, False)[0].text == "mausoleum"
 
 
+def test_a_span_the_kb_does_not_know_is_trimmed_to_its_part_of_the_asked_type():
+    from kira.kb.answer_types import AnswerTypes
+
+    reader = _reader()
+    reader.answer_types = AnswerTypes.from_triples(
+        [("k", "country", []), ("x", "Mexico", []), ("p", "port", []), ("a", "Acapulco", []),
+         ("s", "soybean milk", []), ("l", "liquid", []), ("mi", "milk", [])],
+        [("x", "k"), ("a", "p"), ("mi", "l")])
+    text = "a port and resort city on the Pacific coast of southern Mexico"
+    at = text.index("Pacific")
+    evs = [Evidence(id="0", title="Acapulco", text=text, score=1.0)]
+    cands = [SpanCandidate(0, at, len(text), text[at:], 0.0)]
+    [a] = reader._aggregate("In which country is Acapulco?", cands, {0: 1.0}, [(0, 0)], evs, 1, False)
+    assert a.text == "Mexico" and text[a.span[0]:a.span[1]] == "Mexico"
+    # a name the KB knows stays whole, and the class itself is never the answer
+    assert reader.answer_types.agreeing_part("What liquid is tofu made from?", "soybean milk") is None
+    assert reader.answer_types.agreeing_part("Which country is it?", "a country in America") is None
+
+
 def test_type_agreement_keeps_bare_numbers_from_non_numeric_wh_nouns_and_spans_off_sentence_breaks():
     from kira.reader.extractive import CROSSES_SENTENCE, NON_NUMERIC_NUMBER, type_agreement
 
@@ -199,3 +219,37 @@ def test_type_agreement_keeps_bare_numbers_from_non_numeric_wh_nouns_and_spans_o
     assert type_agreement("What is the boiling point of water?", "100") == 1.0  # no wh-noun
     assert type_agreement("Where is the Taj Mahal?", "Agra. The Taj Mahal") == CROSSES_SENTENCE
     assert type_agreement("Where is the Taj Mahal?", "St. Louis") == 1.0  # an abbreviation, no break
+
+
+def test_years_of_a_life_span_answer_birth_and_death_questions_not_others():
+    from kira.reader.extractive import LIFE_SPAN_YEAR, context_agreement
+
+    text = "Norwegian explorer who was the first to reach the South Pole in 1911 (1872-1928)"
+    at = text.index("1928")
+    assert context_agreement("In what year did Amundsen reach the South Pole?", text, at, at + 4) == LIFE_SPAN_YEAR
+    assert context_agreement("When did Amundsen die?", text, at, at + 4) == 1.0
+    first = text.index("1911")
+    assert context_agreement("In what year did Amundsen reach the South Pole?", text, first, first + 4) == 1.0
+    assert context_agreement("Who reached the South Pole?", text, 0, 9) == 1.0  # not a number
+    assert context_agreement("In what year?", text, -1, 4) == 1.0  # a span in the title
+
+
+def test_training_speed_up_sets_dropout_and_eager_attention_then_restores_inference_exactly():
+    reader = ExtractiveReader.from_base("tiny-bert", device="cpu", max_length=40)
+    qa = reader.model.qa
+    qa.set_attn_implementation("sdpa")
+    windows = reader.windows([reader.pair("Who wrote Hamlet?", "Hamlet", "Hamlet is a play by Shakespeare.")[0]])
+    before = reader.forward_windows(windows, [0])
+    attn = [m for n, m in qa.named_modules() if n.endswith("attention.self.dropout")]
+    assert attn and all(m.p > 0 for m in attn)
+    restore = speed_up_training(qa, attention_dropout=0.0, hidden_dropout=0.05, device=torch.device("cpu"))
+    assert qa.config._attn_implementation == "eager"
+    assert all(m.p == 0.0 for m in attn)
+    others = [m for m in qa.modules() if isinstance(m, torch.nn.Dropout) and m not in attn]
+    assert others and all(m.p == 0.05 for m in others)
+    restore()
+    assert qa.config._attn_implementation == "sdpa"
+    assert all(m.p == qa.config.attention_probs_dropout_prob for m in attn)
+    after = reader.forward_windows(windows, [0])
+    for a, b in zip(before, after, strict=True):
+        assert torch.equal(a, b)
