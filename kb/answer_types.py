@@ -54,6 +54,7 @@ _TOO_GENERIC = frozenset([
     "unit", "object", "entity", "whole", "body", "system", "organism", "substance", "matter", "person", "people"
 ])
 
+
 def _singular(w: str) -> list[str]:
     """The word and its crude singulars ("cities" -> "city", "countries" -> "country")."""
     out = [w]
