@@ -221,8 +221,6 @@ def speed_up_training(qa_model: torch.nn.Module, attention_dropout: float | None
     config = qa_model.config
     saved_impl = getattr(config, "_attn_implementation", None)
     saved_p = {m: m.p for m in qa_model.modules() if isinstance(m, torch.nn.Dropout)}
-    saved_cfg = {k: getattr(config, k) for k in ("attention_probs_dropout_prob", "hidden_dropout_prob")
-                 if hasattr(config, k)}
     attn_modules = [m for name, m in qa_model.named_modules()
                     if isinstance(m, torch.nn.Dropout) and name.endswith("attention.self.dropout")]
     if hidden_dropout is not None:
@@ -238,8 +236,6 @@ def speed_up_training(qa_model: torch.nn.Module, attention_dropout: float | None
     def restore() -> None:
         for m, p in saved_p.items():
             m.p = p
-        for k, v in saved_cfg.items():
-            setattr(config, k, v)
         if saved_impl and getattr(config, "_attn_implementation", None) != saved_impl:
             qa_model.set_attn_implementation(saved_impl)
 
