@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ from torch import nn
 from kira.errors import KiraError
 from kira.plm import zoo
 from kira.plm.device import pick_device
-from kira.tables.lexicon import header_text
+from kira.tables.lexicon import header_text, header_words
 from kira.tables.linking import (
     Mention,
     TableSchema,
@@ -588,6 +589,8 @@ class TableParser:
                 if m != int(ptr_p[c].argmax()) and c != int(col_p[:, m].argmax()):
                     continue
                 accept = 0.5 * (float(where_p[c]) + float(use_p[m]))  # the column's and the mention's vote
+                if _names_a_calendar_value(e.mentions[m], schema.columns[c], schema):
+                    accept = max(accept, float(use_p[m]))  # 'in 2008' on a year column: the mention's vote
                 options.append((accept * max(float(ptr_p[c, m]), float(col_p[c, m])), accept, c, m))
         options.sort(reverse=True)
         used_m, used_c, used_spans = set(), set(), []
@@ -686,6 +689,19 @@ class TableParser:
                                 "the query matched no rows" if not ex.values else "", q, conf)
         return ParsedAnswer([], "", [], [], REPORTED.get(best_q.aggregation, best_q.aggregation), 0.0, True,
                             "no query could be built for this table", best_q, best_conf)
+
+
+def _names_a_calendar_value(m: Mention, col, schema: TableSchema) -> bool:
+    """Is ``m`` a year ('2008') or a month name ('January') that one of ``col``'s cells holds, ``col`` being a
+    number column called year or month: 'in 2008' over such a table is a filter on it."""
+    if m.kind != "number" or col.num_ident is None:
+        return False
+    hw = set(header_words(col.name))
+    is_year = bool(re.fullmatch(r"(1[5-9]|2[01])\d\d", m.text)) and bool(hw & {"year", "yr", "season"})
+    is_month = m.text[:1].isalpha() and "month" in hw
+    if not (is_year or is_month):
+        return False
+    return bool((schema.frame[col.num_ident] == m.value).any())
 
 
 # ---- table choice -------------------------------------------------------------------------------------------------

@@ -383,6 +383,16 @@ def test_month_names_link_to_a_month_column_and_count_columns_get_how_many_quest
     assert not any(m.kind == "number" for m in link("sales in March", TableSchema(df.drop(columns="month"))))
     assert _counts_things(sch, 3) and not _counts_things(sch, 1) and not _counts_things(sch, 2) \
         and not _counts_things(sch, 4)  # sales yes; year, month and a measure with decimals no
+    # decoding: a year or month name that a year/month column holds is that column's filter
+    from kira.tables.parser import _names_a_calendar_value
+
+    ms = {m.text: m for m in link("sales in January 2010 over 105", sch) if m.kind == "number"}
+    assert _names_a_calendar_value(ms["2010"], sch.columns[1], sch)
+    assert _names_a_calendar_value(ms["January"], sch.columns[2], sch)
+    assert not _names_a_calendar_value(ms["2010"], sch.columns[3], sch)  # sales is no year column
+    assert not _names_a_calendar_value(ms["105"], sch.columns[1], sch)
+    ms2 = {m.text: m for m in link("sales in 1999", sch) if m.kind == "number"}
+    assert not _names_a_calendar_value(ms2["1999"], sch.columns[1], sch)  # no such year in the table
     qs = questions_for_table("tx_sales", df, 1500, random.Random(0), table_info("tx_sales", df))
     how_many = [q for q in qs if q.question.lower().startswith("how many") and q.query.aggregation in ("NONE", "SUM")]
     assert how_many and all(q.query.select == 3 for q in how_many)
