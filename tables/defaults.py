@@ -49,17 +49,27 @@ def packaged_table_paths() -> list[tuple[str | None, str]]:
     return out
 
 
+def packaged_table_names() -> dict[str, tuple[str | None, str]]:
+    """kira's table name -> (the name to ingest it under, or None for the file's own; path) of every packaged
+    table, in ``packaged_table_paths`` order."""
+    from kira.tables.ingest import snake_case, table_name_for
+
+    out: dict[str, tuple[str | None, str]] = {}
+    for name, path in packaged_table_paths():
+        out.setdefault(snake_case(name or table_name_for(path)), (name, path))
+    return out
+
+
 def add_packaged_tables(store, log: Callable[[str], None] | None = None,
                         exclude: Sequence[str] = ()) -> list[str]:
     """Ingest every packaged table not yet in ``store`` (except those named in ``exclude``); files
     DuckDB cannot read are skipped."""
     from kira.errors import IngestError
-    from kira.tables.ingest import add_table, snake_case, table_name_for
+    from kira.tables.ingest import add_table
 
     have = {t["name"] for t in store.list_tables()}
     skip = set(exclude)
-    for name, path in packaged_table_paths():
-        n = snake_case(name or table_name_for(path))
+    for n, (name, path) in packaged_table_names().items():
         if n in have or n in skip:
             continue
         try:

