@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from kira.tables.lexicon import SIGNALS, SUPERLATIVES, adjectives_for, header_words
+from kira.tables.lexicon import SIGNALS, SUPERLATIVES, adjectives_for, header_text, header_words
 from kira.tables.values import cell_text, parse_number
 
 KINDS = ("text", "number", "date", "bool")
@@ -68,8 +68,9 @@ def norm(text: str) -> str:
 
 
 def stem(w: str) -> str:
-    """A light stem so 'snowy'/'snow', 'drizzly'/'drizzle', 'cities'/'city', 'sunny'/'sun' meet."""
-    if len(w) <= 3:
+    """A light stem so 'snowy'/'snow', 'drizzly'/'drizzle', 'cities'/'city', 'sunny'/'sun' meet; numbers
+    stay whole ('2000' is not '200')."""
+    if len(w) <= 3 or any(ch.isdigit() for ch in w):
         return w
     for suf, rep in (("ies", "y"), ("ied", "y"), ("ing", ""), ("es", ""), ("ed", ""), ("s", "")):
         if len(w) > len(suf) + 2 and w.endswith(suf) and not w.endswith("ss"):
@@ -192,6 +193,18 @@ class TableSchema:
     def column(self, i: int) -> Column:
         return self.columns[i]
 
+    def name_column(self, exclude: int | None = None) -> int | None:
+        """The text column with the most distinct values (other than ``exclude``): what rows are called
+        ('Which pickup …' answers with a model, not its manufacturer)."""
+        best, best_n = None, 0
+        for col in self.columns:
+            if col.kind != "text" or col.num_ident or col.date_ident or col.index == exclude:
+                continue
+            n = int(self.frame[col.ident].nunique())
+            if n > best_n:
+                best, best_n = col.index, n
+        return best
+
     # ---- value index ----------------------------------------------------------------------------
     def text_index(self) -> dict[str, list[tuple[int, Any]]]:
         """normalised cell text -> [(column, cell value)] over every text column of the whole table."""
@@ -251,6 +264,10 @@ def _date_from(m: re.Match, order: tuple[str, ...]) -> date | None:
 
 
 # ---- linking ------------------------------------------------------------------------------------
+_SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+_SCALE = re.compile(r"\s+(thousand|million|billion|trillion)\b", re.I)
+
+
 @functools.lru_cache(maxsize=4096)
 def tokens(question: str) -> tuple[tuple[str, int, int], ...]:
     """(token, start, end) of a question's words, numbers and signs (cached: every feature reads them)."""
@@ -279,6 +296,11 @@ def link(question: str, schema: TableSchema, max_n: int = 6) -> list[Mention]:
             continue
         if s > 0 and question[s - 1] in "-−" and (s == 1 or not question[s - 2].isalnum()):
             x, s, t = -x, s - 1, question[s - 1] + t  # '-122.4' (a minus sign, not a hyphen)
+        scale = _SCALE.match(question, e)
+        if scale:  # '5 million people', '2.5 billion'
+            x, e, t = x * _SCALES[scale.group(1).lower()], scale.end(), question[s:scale.end()]
+            out.append(Mention(s, e, t, "number", x))
+            continue
         if YEAR_TEXT.match(t):
             y = Mention(s, e, t, "year", int(t))
             mon = re.search(rf"\b{_MON}\s+(?:of\s+)?$", question[:s], re.I)
@@ -370,6 +392,10 @@ def _soft_hits(key: str, schema: TableSchema, ws: list[str]) -> dict[int, tuple[
             for k in first2.get(w[:2], ()):
                 if " " not in k and len(k) >= 3 and (w.startswith(k) or k.startswith(w)):
                     add(k, 0.75)
+        if not hits and len(st) >= 5:  # 'rodents' ~ 'Rodentia' (the stem begins the cell)
+            for k in first2.get(w[:2], ()):
+                if " " not in k and k.startswith(st):
+                    add(k, 0.7)
     if not hits and content and sum(len(w) for w in content) >= 4:
         # every content word appears in the cell: 'o hare' ~ 'chicago o hare international'
         sets = [tok.get(w, set()) | tok.get(stem(w), set()) for w in content]
@@ -495,6 +521,107 @@ def superlative_near(question: str, header: str) -> bool:
     toks = [t.lower() for t, _, _ in tokens(question)]
     named = set(named_positions(question, header))
     return any(w in SUPERLATIVES and (i + 1 in named or i + 2 in named) for i, w in enumerate(toks))
+
+
+_WH_ASKS = re.compile(r"\b(?:which|what)(?:s| is| was| are| were)?(?: the)? (.+)$")
+_BARE_ASKS = re.compile(r"^(?:(?:give|tell|show) me )?(?:the )?(.+)$")
+
+
+def asked_column(question: str, columns: list[Column]) -> int | None:
+    """The column a wh-phrase names as the thing asked for: 'Which model …', 'in what year …', 'What's
+    the tail number of …' -- or, with no wh-word, 'tail number of the oldest …' -- is that column.
+    None when no header (spelled out, stemmed) follows whole, or two columns tie."""
+    q = norm(question)
+    wh = _WH_ASKS.search(q)
+    m = wh or _BARE_ASKS.match(q)
+    if not m:
+        return None
+    after = [stem(w) for w in m.group(1).split()]
+    found: dict[int, list[int]] = {}
+    for col in columns:
+        h = [stem(w) for w in words(header_text(col.name))]
+        if not h or after[:len(h)] != h:
+            continue
+        if wh is None and after[len(h):len(h) + 1] != ["of"]:
+            continue  # without a wh-word only '<header> of …' asks for the column
+        found.setdefault(len(h), []).append(col.index)
+    if not found:
+        return None
+    longest = found[max(found)]
+    return longest[0] if len(longest) == 1 else None
+
+
+CALENDAR_WORDS = frozenset(["year", "yr", "month", "day", "week", "quarter", "season"])
+_ASKS_FOR_A_ROW = re.compile(r"\b(?:which|whats?|who|whom|whose|where|when|name|identify|list|show|find)\b"
+                             r"|\b(?:with|having|has|had|of) the\b|\bthe one\b")
+
+
+def asks_for_a_row(question: str) -> bool:
+    """Does the question ask for a row (an entity) rather than a value? 'Which state …', 'Name the
+    primate …', 'the shift with the greatest vote count' do; 'longest bill on a female penguin', 'How
+    heavy is the heaviest chinstrap?' do not."""
+    return bool(_ASKS_FOR_A_ROW.search(norm(question)))
+
+
+def ranked_columns(question: str, columns: list[Column]) -> list[int]:
+    """The number/date columns a superlative names most fully: 'Smallest bill depth' ranks by
+    ``bill_depth_mm`` (two header words after the superlative), not ``bill_length_mm`` (one); 'longest
+    bill' names both. Empty when no superlative is followed by a header word."""
+    toks = norm(question).split()
+    best: dict[int, int] = {}
+    for i, t in enumerate(toks):
+        if t not in SUPERLATIVES:
+            continue
+        after = [stem(w) for w in toks[i + 1:i + 6]]
+        for col in columns:
+            if col.num_ident is None and col.date_ident is None and col.kind != "date":
+                continue
+            h = [stem(w) for w in words(header_text(col.name))]
+            n = 0
+            while n < len(h) and n < len(after) and after[n] == h[n]:
+                n += 1
+            if n:
+                best[col.index] = max(best.get(col.index, 0), n)
+    if not best:
+        return []
+    top = max(best.values())
+    return [c for c, n in best.items() if n == top]
+
+
+_NOUN_ASKED = re.compile(r"(?:\bwhich|\bhow many|\bamong(?: the)?|\bwhat(?:s| is| are) the)$")
+
+
+def names_the_rows(question: str, m: Mention) -> bool:
+    """Is a linked cell the noun the question asks about -- 'Which herbivore …', 'how many carnivores …',
+    'among the omnivores' -- so the rows are those holding it (a filter, however softly it linked)?"""
+    return m.kind == "cell" and bool(_NOUN_ASKED.search(norm(question[:m.start])))
+
+
+_COMPARED = re.compile(r"\b(?:over|under|above|below|before|after|since|exceeding|(?:more|less|fewer|greater|"
+                       r"higher|lower|larger|smaller|bigger|older|newer|later|earlier) than|at (?:least|most))"
+                       r"(?: \$)?$")
+
+
+def compared_value(question: str, m: Mention) -> bool:
+    """Is a number or year written right after a comparison ('over 5 million', 'before 2000', 'more than
+    14 hours')? Such a value is a condition, whatever else the question says."""
+    return m.kind in ("number", "year", "date") and bool(_COMPARED.search(question[:m.start].rstrip().lower()))
+
+
+_HOW_MANY = re.compile(r"\bhow many (.+)$")
+
+
+def counted_column(question: str, columns: list[Column]) -> int | None:
+    """The number column 'how many <its header> …' asks about ('how many seats does N102UW have',
+    'in total, how many seats are on the MD-88s'): its values are summed, not rows counted."""
+    m = _HOW_MANY.search(norm(question))
+    if not m:
+        return None
+    after = [stem(w) for w in m.group(1).split()]
+    hits = [c.index for c in columns if c.num_ident is not None and c.kind == "number"
+            and not set(header_words(c.name)) & CALENDAR_WORDS  # 'how many months …' counts rows
+            and (h := [stem(w) for w in words(header_text(c.name))]) and after[:len(h)] == h]
+    return hits[0] if len(hits) == 1 else None
 
 
 def header_overlap(question: str, header: str) -> float:

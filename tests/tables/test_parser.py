@@ -506,3 +506,83 @@ def test_a_parser_with_older_heads_is_refused_and_the_default_retrained(tiny_par
     assert not parser_is_current(d)
     with pytest.raises(KiraError, match="retrain"):
         TableParser.load(d, device="cpu")
+
+
+# ---- reading the question's wording (decoding rules chosen on the blind validation set) ----------------
+PLANES = pd.DataFrame({"tailnum": ["N101", "N102", "N103", "N104"], "year": [1999, 2004, 1987, 2010],
+                       "manufacturer": ["CESSNA", "BOEING", "CESSNA", "BOEING"],
+                       "model": ["172", "737-800", "150", "777-200"], "seats": [4, 180, 2, 300],
+                       "bill_length_mm": [1.0, 2.0, 3.0, 4.0], "bill_depth_mm": [4.0, 3.0, 2.0, 1.0]})
+
+
+def test_wording_names_the_column_asked_ranked_or_counted():
+    from kira.tables.linking import (
+        asked_column,
+        asks_for_a_row,
+        counted_column,
+        ranked_columns,
+    )
+
+    cols = TableSchema(PLANES).columns
+    name = {c.index: c.name for c in cols}
+    assert name[asked_column("Which model has the most seats?", cols)] == "model"
+    assert name[asked_column("In what year was the oldest Cessna built?", cols)] == "year"
+    assert name[asked_column("What's the tail number of the fastest Cessna?", cols)] == "tailnum"  # spelled out
+    assert name[asked_column("tail number of the oldest cessna", cols)] == "tailnum"
+    assert asked_column("How many seats does N101 have?", cols) is None
+    assert asked_column("seats and model of N101", cols) is None  # no wh-word and no '<header> of'
+    assert name[counted_column("how many seats does N101 have", cols)] == "seats"
+    assert counted_column("how many planes were built in 1999", cols) is None
+    assert counted_column("in how many years did boeing build planes", cols) is None  # calendar: rows
+    assert [name[i] for i in ranked_columns("Smallest bill depth among the cessnas?", cols)] == ["bill_depth_mm"]
+    assert sorted(name[i] for i in ranked_columns("longest bill on a cessna", cols)) == \
+        ["bill_depth_mm", "bill_length_mm"]
+    assert ranked_columns("Which plane is the heaviest?", cols) == []
+    assert asks_for_a_row("Name the plane with the most seats") and asks_for_a_row("the model with the most seats")
+    assert not asks_for_a_row("most seats on a boeing") and not asks_for_a_row("How many seats at most?")
+
+
+def test_linking_reads_plurals_of_category_names_scales_and_comparisons():
+    from kira.tables.linking import compared_value, names_the_rows, stem
+
+    sleep = TableSchema(pd.DataFrame({"name": ["Cheetah", "Mouse", "Cow"], "vore": ["carni", "herbi", "herbi"],
+                                      "order": ["Carnivora", "Rodentia", "Artiodactyla"],
+                                      "population": [7000000, 300, 2000000]}))
+    cells = {m.text: m for m in link("Which herbivore sleeps most among the rodents?", sleep) if m.kind == "cell"}
+    assert cells["herbivore"].columns[1][0] == "herbi" and cells["rodents?"].columns[2][0] == "Rodentia"
+    assert names_the_rows("Which herbivore sleeps most among the rodents?", cells["herbivore"])
+    q = "how many states have over 5 million people"
+    five = [m for m in link(q, sleep) if m.kind == "number"]
+    assert [m.value for m in five] == [5_000_000.0] and compared_value(q, five[0])
+    assert not compared_value("in 5 states", [m for m in link("in 5 states", sleep) if m.kind == "number"][0])
+    assert stem("2000") == "2000" and stem("cities") == stem("city")  # numbers are not stemmed into other numbers
+
+
+def test_decoding_follows_the_wording_over_the_heads(tiny_parser):
+    from kira.tables.sqlquery import AGGS
+
+    heads = tiny_parser.heads
+    bias, use_bias, where_bias = heads.agg[-1].bias, heads.use_f[-1].bias, heads.where.feat[-1].bias
+
+    def answer(question: str, agg: str, filtered: bool = False):
+        with torch.no_grad():
+            bias.zero_()
+            bias[AGGS.index(agg)] = 100.0
+            use_bias.fill_(100.0 if filtered else -100.0)  # every linked value a condition, or none
+            where_bias.fill_(100.0 if filtered else -100.0)
+        return tiny_parser.answer(question, PLANES)
+
+    try:
+        ans = answer("Which model has the most seats?", "ARGMAX")
+        assert ans.values == ["777-200"] and ans.query.select == 3
+        ans = answer("how many seats does N103 have", "COUNT", filtered=True)  # its seats, not a count of 1
+        assert ans.aggregation == "SUM" and ans.values == ["2"]
+        ans = answer("tail number of the oldest cessna", "MIN")  # a row's attribute, not MIN(tailnum)
+        assert ans.query.aggregation == "ARGMIN" and ans.values == ["N103"]
+        ans = answer("most seats on any plane", "ARGMAX")  # no row asked for: the value
+        assert ans.aggregation == "MAX" and ans.values == ["300"]
+    finally:
+        with torch.no_grad():
+            bias.zero_()
+            use_bias.zero_()
+            where_bias.zero_()
