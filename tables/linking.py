@@ -264,8 +264,8 @@ def _date_from(m: re.Match, order: tuple[str, ...]) -> date | None:
 
 
 # ---- linking ------------------------------------------------------------------------------------
-_SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
-_SCALE = re.compile(r"\s+(thousand|million|billion|trillion)\b", re.I)
+_SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3}
+_SCALE = re.compile(r"\s+(thousand|million|billion|trillion)\b|(k)\b", re.I)  # '5 million', '150k
 
 
 @functools.lru_cache(maxsize=4096)
@@ -298,7 +298,7 @@ def link(question: str, schema: TableSchema, max_n: int = 6) -> list[Mention]:
             x, s, t = -x, s - 1, question[s - 1] + t  # '-122.4' (a minus sign, not a hyphen)
         scale = _SCALE.match(question, e)
         if scale:  # '5 million people', '2.5 billion'
-            x, e, t = x * _SCALES[scale.group(1).lower()], scale.end(), question[s:scale.end()]
+            x, e, t = x * _SCALES[(scale.group(1) or scale.group(2)).lower()], scale.end(), question[s:scale.end()]
             out.append(Mention(s, e, t, "number", x))
             continue
         if YEAR_TEXT.match(t):
@@ -367,6 +367,11 @@ def _cell_mentions(question: str, toks, schema: TableSchema, max_n: int, taken: 
     return kept
 
 
+def _superlative_of(word: str, base: str) -> bool:
+    """'lightest' of 'light', 'hottest' of 'hot', 'earliest' of 'early'."""
+    return word.endswith("est") and (word[:-3] == base or word[:-4] == base or word[:-4] + "y" == base)
+
+
 def _soft_hits(key: str, schema: TableSchema, ws: list[str]) -> dict[int, tuple[Any, float]]:
     """Normalised-stem, prefix/abbreviation, containment and fuzzy matches (scores below 1)."""
     index, tok, first2 = schema.text_index(), schema._tok, schema._first2
@@ -388,9 +393,10 @@ def _soft_hits(key: str, schema: TableSchema, ws: list[str]) -> dict[int, tuple[
         for k in tok.get(st, ()):  # 'snowy' ~ 'snow'
             if " " not in k and stem(k) == st:
                 add(k, 0.9)
-        if not hits and len(w) >= 3:  # 'sunday' ~ 'Sun', 'thurs' ~ 'Thur'
+        if not hits and len(w) >= 3:  # 'sunday' ~ 'Sun', 'thurs' ~ 'Thur'; 'lightest' is not the colour 'light'
             for k in first2.get(w[:2], ()):
-                if " " not in k and len(k) >= 3 and (w.startswith(k) or k.startswith(w)):
+                if " " not in k and len(k) >= 3 and (w.startswith(k) or k.startswith(w)) \
+                        and not _superlative_of(w, k):
                     add(k, 0.75)
         if not hits and len(st) >= 5:  # 'rodents' ~ 'Rodentia' (the stem begins the cell)
             for k in first2.get(w[:2], ()):
@@ -551,7 +557,7 @@ def asked_column(question: str, columns: list[Column]) -> int | None:
     return longest[0] if len(longest) == 1 else None
 
 
-CALENDAR_WORDS = frozenset(["year", "yr", "month", "day", "week", "quarter", "season"])
+CALENDAR_WORDS = frozenset(["year", "yr", "month", "day", "week", "quarter", "season", "hour", "minute"])
 _ASKS_FOR_A_ROW = re.compile(r"\b(?:which|whats?|who|whom|whose|where|when|name|identify|list|show|find)\b"
                              r"|\b(?:with|having|has|had|of) the\b|\bthe one\b")
 
@@ -566,22 +572,26 @@ def asks_for_a_row(question: str) -> bool:
 def ranked_columns(question: str, columns: list[Column]) -> list[int]:
     """The number/date columns a superlative names most fully: 'Smallest bill depth' ranks by
     ``bill_depth_mm`` (two header words after the superlative), not ``bill_length_mm`` (one); 'longest
-    bill' names both. Empty when no superlative is followed by a header word."""
+    bill' names both; 'Strongest wind gust', 'highest air pressure' (one word between) too. Empty when no
+    superlative is followed by a header word."""
     toks = norm(question).split()
-    best: dict[int, int] = {}
+    best: dict[int, float] = {}
     for i, t in enumerate(toks):
-        if t not in SUPERLATIVES:
+        if t not in SUPERLATIVES and not (len(t) >= 6 and t.endswith("est")):  # 'strongest', 'fattiest'
             continue
-        after = [stem(w) for w in toks[i + 1:i + 6]]
-        for col in columns:
-            if col.num_ident is None and col.date_ident is None and col.kind != "date":
+        for skip in (0, 1):  # 'highest air pressure': one word may come between, not 'max when votes'
+            if skip and (i + 1 >= len(toks) or toks[i + 1] in STOPWORDS or toks[i + 1] in ("when", "if", "while")):
                 continue
-            h = [stem(w) for w in words(header_text(col.name))]
-            n = 0
-            while n < len(h) and n < len(after) and after[n] == h[n]:
-                n += 1
-            if n:
-                best[col.index] = max(best.get(col.index, 0), n)
+            after = [stem(w) for w in toks[i + 1 + skip:i + 6 + skip]]
+            for col in columns:
+                if col.num_ident is None and col.date_ident is None and col.kind != "date":
+                    continue
+                h = [stem(w) for w in words(header_text(col.name))]
+                n = 0
+                while n < len(h) and n < len(after) and after[n] == h[n]:
+                    n += 1
+                if n:
+                    best[col.index] = max(best.get(col.index, 0), n - 0.5 * skip)
     if not best:
         return []
     top = max(best.values())
@@ -597,15 +607,39 @@ def names_the_rows(question: str, m: Mention) -> bool:
     return m.kind == "cell" and bool(_NOUN_ASKED.search(norm(question[:m.start])))
 
 
-_COMPARED = re.compile(r"\b(?:over|under|above|below|before|after|since|exceeding|(?:more|less|fewer|greater|"
-                       r"higher|lower|larger|smaller|bigger|older|newer|later|earlier) than|at (?:least|most))"
-                       r"(?: \$)?$")
+_OP_BEFORE = [(">=", r"at least|no less than|no fewer than|a minimum of|not less than|since|(?:on|in) or after"),
+              ("<=", r"at most|no more than|a maximum of|up to|not more than|(?:on|in) or before"),
+              (">", r"over|above|after|since|exceeding|beyond|(?:more|greater|higher|larger|bigger|older|newer|"
+                    r"later|taller|heavier|longer|faster) than"),
+              ("<", r"under|below|before|(?:less|fewer|lower|smaller|younger|earlier|shorter|lighter|slower) than")]
+_OP_BEFORE_RX = [(op, re.compile(rf"\b(?:{alt})(?: \$)?$")) for op, alt in _OP_BEFORE]
+_OP_AFTER_RX = [(">=", re.compile(r"^\S*\s*(?:\w+\s+)?or (?:more|higher|above|greater|over|taller|heavier|longer|later|"
+                                  r"bigger|larger|newer|older)\b")),
+                ("<=", re.compile(r"^\S*\s*(?:\w+\s+)?or (?:less|fewer|lower|below|under|shorter|lighter|earlier|"
+                                  r"smaller|younger)\b"))]
+
+
+def comparison_op(question: str, m: Mention) -> str | None:
+    """The operator a number's wording spells out: 'over 5 million' and 'taller than 190' are >, 'before
+    2000' <, 'at least 3', 'since 2008' and '90 degrees or more' >=, 'at most 2' and 'in or before 2004' <=;
+    None when the words say none."""
+    if m.kind not in ("number", "year", "date"):
+        return None
+    before = question[:m.start].rstrip().lower()
+    for op, rx in _OP_BEFORE_RX:
+        if rx.search(before):
+            return op
+    after = question[m.end:].lower()
+    for op, rx in _OP_AFTER_RX:
+        if rx.match(after):
+            return op
+    return None
 
 
 def compared_value(question: str, m: Mention) -> bool:
-    """Is a number or year written right after a comparison ('over 5 million', 'before 2000', 'more than
-    14 hours')? Such a value is a condition, whatever else the question says."""
-    return m.kind in ("number", "year", "date") and bool(_COMPARED.search(question[:m.start].rstrip().lower()))
+    """Is a number or year compared in so many words ('over 5 million', 'before 2000', '90 degrees or
+    more')? Such a value is a condition, whatever else the question says."""
+    return comparison_op(question, m) is not None
 
 
 _HOW_MANY = re.compile(r"\bhow many (.+)$")

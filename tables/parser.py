@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,12 +49,14 @@ from kira.plm import zoo
 from kira.plm.device import pick_device
 from kira.tables.lexicon import header_text, header_words
 from kira.tables.linking import (
+    CALENDAR_WORDS,
     YEAR_TEXT,
     Mention,
     TableSchema,
     asked_column,
     asks_for_a_row,
     compared_value,
+    comparison_op,
     compatible,
     counted_column,
     header_gap,
@@ -557,7 +560,12 @@ class TableParser:
         counted = counted_column(e.question, schema.columns) if e.question else None
         superlative_of = ranked_columns(e.question, schema.columns) if e.question else []
         ranked = superlative_of[0] if len(superlative_of) == 1 else None
+        asked_orderable = asked is not None and bool(ord_ok[asked])
+        asked_is_ranked = asked_orderable and superlative_near(e.question, schema.columns[asked].name)
+        asked_is_calendar = asked is not None and bool(set(header_words(schema.columns[asked].name)) & CALENDAR_WORDS)
         rows_named = None  # the name column, when a linked cell is the noun asked about
+        counts_rows = any(names_the_rows(e.question, m) and re.search(r"\bhow many\W*$", e.question[:m.start], re.I)
+                          for m in e.mentions)  # 'How many Lakers …'
         for m in e.mentions:
             if names_the_rows(e.question, m) and len(m.columns) == 1:
                 named = asked_column("which " + e.question[m.end:], schema.columns)  # 'Which Piper model …'
@@ -567,8 +575,9 @@ class TableParser:
             pa = float(agg_p[ai])
             if rank > 0 and pa < 0.15:
                 break
-            agg, value_of_ranked = _reread_aggregation(agg, asked, counted, ranked, bool(superlative_of), ord_ok,
-                                                          e.question)
+            agg, value_of_ranked = _reread_aggregation(agg, asked, counted, ranked, bool(superlative_of),
+                                                       asked_is_ranked, asked_orderable, asked_is_calendar,
+                                                       counts_rows, e.question)
             sel = order = None
             ps = po = 1.0
             if agg in NEEDS_SELECT:
@@ -649,6 +658,9 @@ class TableParser:
                 op_p = torch.softmax(ol, -1)
                 oi = int(op_p.argmax())
                 op, pop = OPS[oi], float(op_p[oi])
+                said = comparison_op(e.question, mention)
+                if said is not None and said != op:
+                    op, pop = said, max(pop, float(op_p[OPS.index(said)]))  # 'more than 1000 calories' is >
                 value = mention.value
             kind = mention.kind
             if kind == "year" and mention.month:
@@ -728,18 +740,25 @@ class TableParser:
 
 
 def _reread_aggregation(agg: str, asked: int | None, counted: int | None, ranked: int | None,
-                        names_a_ranking: bool, ord_ok: torch.Tensor, question: str) -> tuple[str, bool]:
+                        names_a_ranking: bool, asked_is_ranked: bool, asked_orderable: bool,
+                        asked_is_calendar: bool, counts_rows: bool, question: str) -> tuple[str, bool]:
     """The predicted aggregation, corrected where the question's wording settles it (chosen on the blind
     validation set); also whether a predicted ARGMAX/ARGMIN became MAX/MIN of its ranking column.
 
     * 'how many seats does N102UW have' sums the seats column (COUNT -> SUM; one row sums to its value);
-    * 'the tail number of the oldest Cessna', 'What year did Dallas hit its highest median price?' ask for
-      another column of the top row (MIN/MAX -> ARGMIN/ARGMAX);
+    * 'How many Lakers are under 78 inches tall?' counts rows named by a linked value (NONE -> COUNT);
+    * 'the tail number of the oldest Cessna', 'What year did Dallas hit its highest median price?', 'At what
+      hour was the lowest dew point?' ask for a column of the top row (MIN/MAX -> ARGMIN/ARGMAX) when that
+      column holds text, a calendar unit, or is not the one the superlative ranks by ('What is the miles at
+      its largest' and 'What year was the oldest plane built?' ask for the value);
     * 'longest bill on a female penguin' (a superlative naming a column, no word asking for a row) asks
       for the value only (ARGMAX -> MAX)."""
     if agg == "COUNT" and counted is not None:
         return "SUM", False
-    if agg in ("MIN", "MAX") and asked is not None and (not bool(ord_ok[asked]) or (ranked is not None and ranked != asked)):
+    if agg == "NONE" and counts_rows:
+        return "COUNT", False
+    if agg in ("MIN", "MAX") and asked is not None and ranked != asked and not asked_is_ranked \
+            and (ranked is not None or not asked_orderable or asked_is_calendar):
         return "ARG" + agg, False
     if agg in NEEDS_ORDER and asked is None and names_a_ranking and not asks_for_a_row(question):
         return agg[3:], True

@@ -129,9 +129,14 @@ def test_duplicate_empty_headers_and_mixed_types_still_answer():
 # ---- training data and the held-out exclusion -----------------------------------------------------------------
 def test_heldout_list_is_read_and_excluded_from_training(tmp_path, store):
     names = heldout_tables()
-    assert len(names) == 14 and "seattle_weather" in names and "px_tips" in names and not any(
+    assert len(names) == 20 and "seattle_weather" in names and "px_tips" in names and not any(
         n.startswith("#") for n in names)
-    assert "ggplot2_msleep" in names  # the natural validation set's tables are never trained on either
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[2] / "bench" / "data"
+    for qfile in ("tables-natural-dev.jsonl", "tables-natural-val.jsonl", "tables-natural-val2.jsonl"):
+        tables = {json.loads(line)["table"] for line in (data / qfile).read_text().splitlines() if line.strip()}
+        assert tables and tables <= set(names), qfile  # the natural sets' tables are never trained on
     f = tmp_path / "h.txt"
     f.write_text("# comment\nfoo  # trailing\n\nbar\n")
     assert heldout_tables(f) == ["foo", "bar"]
@@ -538,6 +543,9 @@ def test_wording_names_the_column_asked_ranked_or_counted():
     assert sorted(name[i] for i in ranked_columns("longest bill on a cessna", cols)) == \
         ["bill_depth_mm", "bill_length_mm"]
     assert ranked_columns("Which plane is the heaviest?", cols) == []
+    assert [name[i] for i in ranked_columns("strongest bill depth", cols)] == ["bill_depth_mm"]  # any '-est'
+    assert [name[i] for i in ranked_columns("highest passenger seats", cols)] == ["seats"]  # one word between
+    assert ranked_columns("the model that is max when seats was under 9", cols) == []  # not across 'when'
     assert asks_for_a_row("Name the plane with the most seats") and asks_for_a_row("the model with the most seats")
     assert not asks_for_a_row("most seats on a boeing") and not asks_for_a_row("How many seats at most?")
 
@@ -556,6 +564,23 @@ def test_linking_reads_plurals_of_category_names_scales_and_comparisons():
     assert [m.value for m in five] == [5_000_000.0] and compared_value(q, five[0])
     assert not compared_value("in 5 states", [m for m in link("in 5 states", sleep) if m.kind == "number"][0])
     assert stem("2000") == "2000" and stem("cities") == stem("city")  # numbers are not stemmed into other numbers
+    assert [m.value for m in link("who makes over 150k", sleep) if m.kind == "number"] == [150_000.0]
+    skin = TableSchema(pd.DataFrame({"skin": ["light", "dark"], "mass": [70.0, 80.0]}))
+    assert not [m for m in link("Who is the lightest?", skin) if m.kind == "cell"]  # 'lightest' is not 'light'
+
+
+def test_comparisons_spelled_out_give_the_operator():
+    from kira.tables.linking import comparison_op
+
+    schema = TableSchema(PLANES)
+    said = {}
+    for q in ("more than 1000 seats", "taller than 190", "built before 2000", "at least 3 engines",
+              "90 degrees or more", "at most 2 seats", "in or before 2004", "since 2008", "with 4 seats"):
+        nums = [m for m in link(q, schema) if m.kind == "number"]
+        said[q] = comparison_op(q, nums[0])
+    assert said == {"more than 1000 seats": ">", "taller than 190": ">", "built before 2000": "<",
+                    "at least 3 engines": ">=", "90 degrees or more": ">=", "at most 2 seats": "<=",
+                    "in or before 2004": "<=", "since 2008": ">=", "with 4 seats": None}
 
 
 def test_decoding_follows_the_wording_over_the_heads(tiny_parser):
@@ -581,6 +606,9 @@ def test_decoding_follows_the_wording_over_the_heads(tiny_parser):
         assert ans.query.aggregation == "ARGMIN" and ans.values == ["N103"]
         ans = answer("most seats on any plane", "ARGMAX")  # no row asked for: the value
         assert ans.aggregation == "MAX" and ans.values == ["300"]
+        ans = answer("How many cessnas have more than 3 seats?", "NONE", filtered=True)  # rows, counted
+        assert ans.aggregation == "COUNT" and ans.values == ["1"]
+        assert [(c.op, c.value) for c in ans.query.conditions if c.kind == "number"] == [(">", 3.0)]
     finally:
         with torch.no_grad():
             bias.zero_()
