@@ -31,6 +31,9 @@ ABBREV: dict[str, list[str]] = {
     "yrs": ["years"], "hrs": ["hours"], "mins": ["minutes"], "secs": ["seconds"], "sqft": ["square feet"],
     "accel": ["acceleration"], "eng": ["engine"], "perc": ["percent"], "prop": ["proportion"],
     "pax": ["passengers"], "emp": ["employees"], "rev": ["revenue"], "sal": ["salary"], "ctry": ["country"],
+    # ... and in cells ('AsstProf', 'Dept Mgr', 'Intl')
+    "asst": ["assistant"], "assoc": ["associate"], "prof": ["professor"], "mgr": ["manager"],
+    "intl": ["international"], "natl": ["national"], "univ": ["university"], "govt": ["government"],
 }
 
 # header words that are read as their spelled-out form in the encoder's view of a column (the ambiguous

