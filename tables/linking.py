@@ -36,7 +36,7 @@ _MONTHS = {m: i + 1 for i, m in enumerate(
      "november", "december"])}
 _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
 _MONTHS["sept"] = 9
-_TOKEN = re.compile(r"[$€£]?\d[\d,]*(?:\.\d+)?%?|[^\W_]+(?:['’][^\W_]+)*|#\d+|[^\s\w]", re.UNICODE)
+_TOKEN = re.compile(r"[$€£]?\d(?:[\d,]*\d)?(?:\.\d+)?%?|[^\W_]+(?:['’][^\W_]+)*|#\d+|[^\s\w]", re.UNICODE)
 YEAR_TEXT = re.compile(r"^(1[5-9]\d\d|20\d\d|21\d\d)$")  # a number that can be a year
 _MON = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 _DATE_PATTERNS = [
@@ -290,6 +290,9 @@ def link(question: str, schema: TableSchema, max_n: int = 6) -> list[Mention]:
             if d is not None:
                 out.append(Mention(m.start(), m.end(), m.group(0), "date", d))
                 taken.update(range(m.start(), m.end()))
+    clock = _clock_mentions(question, schema, taken)  # '8am' is a time of day, not the number 8
+    for c in clock:
+        taken.update(range(c.start, c.end))
     # numbers (a 4-digit integer is also a year)
     for t, s, e in toks:
         if s in taken or not re.match(r"^[$€£]?\d", t):
@@ -312,6 +315,7 @@ def link(question: str, schema: TableSchema, max_n: int = 6) -> list[Mention]:
             out.append(y)
         out.append(Mention(s, e, t, "number", x))
     out += _month_mentions(toks, schema, taken)
+    out += clock
     out += _cell_mentions(question, toks, schema, max_n, taken)
     out += _bool_mentions(toks, schema)
     return out
@@ -329,6 +333,32 @@ def _month_mentions(toks, schema: TableSchema, taken: set[int]) -> list[Mention]
             continue
         out.append(Mention(s, e, t, "number", float(k)))
     return out
+
+
+_CLOCK = re.compile(r"\b(?:(noon|midday|midnight)|(\d{1,2})(?::00)?\s*([ap])\.?m\b\.?)", re.I)
+
+
+def _clock_mentions(question: str, schema: TableSchema, taken: set[int]) -> list[Mention]:
+    """'at noon', 'at 8am', '3 pm' over a table with a numeric ``hour`` column: the hour of the day (0-23)."""
+    if not any("hour" in words(c.name) and c.num_ident is not None for c in schema.columns):
+        return []
+    out = []
+    for m in _CLOCK.finditer(question):
+        if any(p in taken for p in range(m.start(), m.end())):
+            continue
+        if m.group(1):
+            h = 0 if m.group(1).lower() == "midnight" else 12
+        else:
+            h = int(m.group(2)) % 12 + (12 if m.group(3).lower() == "p" else 0)
+            if int(m.group(2)) > 12:
+                continue
+        out.append(Mention(m.start(), m.end(), m.group(0), "number", float(h)))
+    return out
+
+
+def is_clock_time(text: str) -> bool:
+    """Is a mention's text a time of day ('noon', '8am', '3 pm')?"""
+    return bool(_CLOCK.fullmatch(text.strip()))
 
 
 def _cell_mentions(question: str, toks, schema: TableSchema, max_n: int, taken: set[int]) -> list[Mention]:

@@ -62,6 +62,7 @@ from kira.tables.linking import (
     header_gap,
     header_overlap,
     in_range,
+    is_clock_time,
     link,
     mention_text_for,
     named_positions,
@@ -624,15 +625,22 @@ class TableParser:
         # which column, for a used mention: its columns' where scores plus the pointer's
         col_p = torch.softmax((res["where"][b, :C, None].float() + ptr).masked_fill(~comp, NEG), 0)
         options = []
+        # 'noon', 'July 4', 'January': a time of day, day or month name filters its calendar column only
+        calendar_only = {m for m in range(M) if not YEAR_TEXT.match(e.mentions[m].text) and any(
+            bool(comp[c, m]) and _names_a_calendar_value(e.mentions[m], schema.columns[c], schema, e.question)
+            for c in range(C))}
         for c in range(C):
             for m in range(M):
                 if not bool(comp[c, m]):
                     continue
-                if m != int(ptr_p[c].argmax()) and c != int(col_p[:, m].argmax()):
+                calendar = _names_a_calendar_value(e.mentions[m], schema.columns[c], schema, e.question)
+                if m in calendar_only and not calendar:
+                    continue
+                if m != int(ptr_p[c].argmax()) and c != int(col_p[:, m].argmax()) and not calendar:
                     continue
                 accept = 0.5 * (float(where_p[c]) + float(use_p[m]))  # the column's and the mention's vote
-                if _names_a_calendar_value(e.mentions[m], schema.columns[c], schema):
-                    accept = max(accept, float(use_p[m]))  # 'in 2008' on a year column: the mention's vote
+                if calendar:  # 'in 2008' on a year column: the mention's vote; 'at noon', 'July 4' are filters
+                    accept = max(accept, float(use_p[m]), 0.0 if YEAR_TEXT.match(e.mentions[m].text) else 0.55)
                 elif c == int(col_p[:, m].argmax()) and (names_the_rows(e.question, e.mentions[m])
                                                           or compared_value(e.question, e.mentions[m])):
                     accept = max(accept, 0.55)  # 'Which herbivore …', 'how many carnivores …', 'over 5 million'
@@ -765,17 +773,27 @@ def _reread_aggregation(agg: str, asked: int | None, counted: int | None, ranked
     return agg, False
 
 
-def _names_a_calendar_value(m: Mention, col, schema: TableSchema) -> bool:
-    """Is ``m`` a year ('2008') or a month name ('January') that one of ``col``'s cells holds, ``col`` being a
-    number column called year or month: 'in 2008' over such a table is a filter on it."""
+def _names_a_calendar_value(m: Mention, col, schema: TableSchema, question: str = "") -> bool:
+    """Is ``m`` a year ('2008'), a month name ('January'), a day of the month ('July 4', 'the 4th of July')
+    or a time of day ('noon', '8am') that one of ``col``'s cells holds, ``col`` being a number column
+    called year, month, day or hour: 'in 2008' over such a table is a filter on it."""
     if m.kind != "number" or col.num_ident is None:
         return False
     hw = set(header_words(col.name))
     is_year = bool(YEAR_TEXT.match(m.text)) and bool(hw & {"year", "yr", "season"})
-    is_month = m.text[:1].isalpha() and "month" in hw
-    if not (is_year or is_month):
+    is_month = m.text[:1].isalpha() and "month" in hw and not is_clock_time(m.text)
+    is_hour = is_clock_time(m.text) and "hour" in hw
+    is_day = "day" in hw and m.text.isdigit() and 1 <= m.value <= 31 and bool(
+        _MONTH_BEFORE.search(question[:m.start]) or _OF_MONTH_AFTER.match(question[m.end:]))
+    if not (is_year or is_month or is_hour or is_day):
         return False
     return bool((schema.frame[col.num_ident] == m.value).any())
+
+
+_MONTH_NAMES = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_MONTH_BEFORE = re.compile(rf"\b{_MONTH_NAMES}\s+(?:the\s+)?$", re.I)  # 'July 4', 'August the 28th'
+_OF_MONTH_AFTER = re.compile(rf"^(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_NAMES}\b", re.I)  # '4th of July'
+
 
 
 # ---- table choice -------------------------------------------------------------------------------------------------

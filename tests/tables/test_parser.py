@@ -620,3 +620,22 @@ def test_decoding_follows_the_wording_over_the_heads(tiny_parser):
             bias.zero_()
             use_bias.zero_()
             where_bias.zero_()
+
+
+def test_times_of_day_and_days_of_the_month_filter_their_calendar_columns():
+    from kira.tables.parser import _names_a_calendar_value
+
+    hourly = TableSchema(pd.DataFrame({"origin": ["JFK", "LGA"], "month": [7, 12], "day": [4, 25],
+                                       "hour": [12, 8], "temp": [82.0, 30.5]}))
+    q = "temperature at JFK at noon on July 4, and at 8am and 3 p.m."
+    ms = {m.text: m for m in link(q, hourly) if m.kind == "number"}
+    assert ms["noon"].value == 12 and ms["8am"].value == 8 and ms["3 p.m."].value == 15 and ms["July"].value == 7
+    cols = {c.name: c for c in hourly.columns}
+    assert _names_a_calendar_value(ms["noon"], cols["hour"], hourly, q)
+    assert not _names_a_calendar_value(ms["noon"], cols["temp"], hourly, q)
+    assert _names_a_calendar_value(ms["4"], cols["day"], hourly, q)  # 'July 4': the day column
+    assert _names_a_calendar_value(ms["July"], cols["month"], hourly, q)
+    q2 = "flights on the 25th of December with 4 crew"
+    m2 = {m.text: m for m in link(q2, hourly) if m.kind == "number"}
+    assert _names_a_calendar_value(m2["25"], cols["day"], hourly, q2)
+    assert not _names_a_calendar_value(m2["4"], cols["day"], hourly, q2)  # no month next to it
