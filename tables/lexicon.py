@@ -132,7 +132,7 @@ ADJ_KEYS: dict[str, str] = {
     "wage": "salary", "pay": "salary", "miles": "distance", "dist": "distance", "tips": "tip", "gratuity": "tip",
     "ballots": "votes", "harvest": "yield", "hp": "horsepower", "mpg": "mileage", "points": "score",
     "pts": "score", "stars": "rating", "sales": "revenue", "income": "revenue",
-    "surface": "area", "born": "date",
+    "surface": "area", "born": "date", "mass": "weight",
 }
 
 
@@ -163,6 +163,16 @@ def adjectives_for(header: str) -> Adjectives | None:
     return None
 
 
+# verbs people use for a quantity instead of its name ('How much does Jabba weigh?', 'homes sold')
+VERBS: dict[str, str] = {
+    "weigh": "weight", "weighs": "weight", "weighed": "weight", "weighing": "weight",
+    "cost": "price", "costs": "price", "priced": "price",
+    "earn": "salary", "earns": "salary", "earned": "salary", "paid": "salary", "pay": "salary",
+    "sell": "revenue", "sells": "revenue", "sold": "revenue",
+    "measure": "size", "measures": "size",
+}
+
+
 def _signal_index() -> dict[str, set[str]]:
     """question word -> header words it signals ('windiest' -> {'wind'}, 'temperature' -> {'temp'})."""
     out: dict[str, set[str]] = {}
@@ -181,6 +191,9 @@ def _signal_index() -> dict[str, set[str]]:
         for phrase in (*a.most, *a.least, *a.more, *a.less, a.base or ""):
             for t in targets:
                 add(phrase, t)
+    for verb, key in VERBS.items():
+        for t in {key} | {h for h, k in ADJ_KEYS.items() if k == key}:
+            out.setdefault(verb, set()).add(t)
     for abbr, expansions in ABBREV.items():
         for e in expansions:
             if e not in ("highest", "high", "lowest", "low", "number", "id"):

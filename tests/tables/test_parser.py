@@ -639,3 +639,12 @@ def test_times_of_day_and_days_of_the_month_filter_their_calendar_columns():
     m2 = {m.text: m for m in link(q2, hourly) if m.kind == "number"}
     assert _names_a_calendar_value(m2["25"], cols["day"], hourly, q2)
     assert not _names_a_calendar_value(m2["4"], cols["day"], hourly, q2)  # no month next to it
+
+
+def test_everyday_verbs_and_synonyms_name_their_columns():
+    from kira.tables.linking import header_overlap
+
+    assert header_overlap("How much does Jabba weigh?", "mass") == 1.0  # 'weigh' ~ weight ~ mass
+    assert header_overlap("fewest homes sold in one month", "sales") == 1.0
+    assert header_overlap("mean pay of the assistant professors", "salary") == 1.0
+    assert header_overlap("How much does Jabba weigh?", "height") == 0.0
