@@ -683,6 +683,26 @@ def compared_value(question: str, m: Mention) -> bool:
     return comparison_op(question, m) is not None
 
 
+def ranked_row_column(question: str, columns: list[Column]) -> int | None:
+    """The text column a superlative phrase is followed by -- 'the least populous state', 'lowest-sodium
+    item at Arby's' -- is what the question asks for: the top row's value in it. None when no single text
+    header follows a superlative (and at most one word after it), or when the question asks 'how …' (a value:
+    'How tall is the tallest guard?')."""
+    toks = norm(question).split()
+    if toks[:1] == ["how"]:
+        return None
+    heads = {c.index: [stem(w) for w in words(header_text(c.name))] for c in columns
+             if c.kind == "text" and c.num_ident is None and c.date_ident is None}
+    found = set()
+    for i, t in enumerate(toks):
+        if t not in SUPERLATIVES and not (len(t) >= 6 and t.endswith("est")):
+            continue
+        for skip in (1, 2):  # 'least populous state', 'lowest sodium item'
+            after = [stem(w) for w in toks[i + skip:i + skip + 4]]
+            found |= {c for c, h in heads.items() if h and after[:len(h)] == h}
+    return found.pop() if len(found) == 1 else None
+
+
 _HOW_MANY = re.compile(r"\bhow many (.+)$")
 
 

@@ -68,6 +68,7 @@ from kira.tables.linking import (
     named_positions,
     names_the_rows,
     ranked_columns,
+    ranked_row_column,
     superlative_near,
     token_span,
     words,
@@ -558,6 +559,8 @@ class TableParser:
         conds, cond_p, conds_conf = self._conditions(e, res, batch, b, where_p)
         agg_order = torch.argsort(agg_p, descending=True).tolist()
         asked = asked_column(e.question, schema.columns) if e.question else None
+        if asked is None and e.question:
+            asked = ranked_row_column(e.question, schema.columns)  # 'the least populous state'
         counted = counted_column(e.question, schema.columns) if e.question else None
         superlative_of = ranked_columns(e.question, schema.columns) if e.question else []
         ranked = superlative_of[0] if len(superlative_of) == 1 else None

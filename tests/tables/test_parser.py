@@ -552,6 +552,12 @@ def test_wording_names_the_column_asked_ranked_or_counted():
     assert [name[i] for i in ranked_columns("strongest bill depth", cols)] == ["bill_depth_mm"]  # any '-est'
     assert [name[i] for i in ranked_columns("highest passenger seats", cols)] == ["seats"]  # one word between
     assert ranked_columns("the model that is max when seats was under 9", cols) == []  # not across 'when'
+    from kira.tables.linking import ranked_row_column
+
+    assert name[ranked_row_column("What's the least roomy model?", cols)] == "model"
+    assert name[ranked_row_column("lowest-seats manufacturer at boeing", cols)] == "manufacturer"
+    assert ranked_row_column("How big is the biggest model?", cols) is None  # 'how …' asks for a value
+    assert ranked_row_column("most seats on any plane", cols) is None
     assert asks_for_a_row("Name the plane with the most seats") and asks_for_a_row("the model with the most seats")
     assert not asks_for_a_row("most seats on a boeing") and not asks_for_a_row("How many seats at most?")
 
