@@ -703,6 +703,27 @@ def ranked_row_column(question: str, columns: list[Column]) -> int | None:
     return found.pop() if len(found) == 1 else None
 
 
+_UP = frozenset(["highest", "largest", "maximum", "biggest", "greatest", "top", "max", "most", "peak", "latest",
+                 "newest", "best", "longest", "recent", "last"])
+_DOWN = frozenset(["lowest", "smallest", "minimum", "least", "min", "fewest", "earliest", "first", "worst",
+                   "shortest"])
+
+
+def superlative_direction(question: str, header: str) -> str | None:
+    """'MAX' or 'MIN': which end of ``header``'s column the question's superlative asks for ('slowest speed'
+    -> MIN through the lexicon's adjectives for speed); None when it does not say."""
+    q = " " + norm(question) + " "
+    adj = adjectives_for(header)
+    if adj:
+        up = any(f" {norm(a)} " in q for a in adj.most)
+        down = any(f" {norm(a)} " in q for a in adj.least)
+        if up != down:
+            return "MAX" if up else "MIN"
+    toks = set(q.split())
+    up, down = bool(toks & _UP), bool(toks & _DOWN)
+    return ("MAX" if up else "MIN") if up != down else None
+
+
 _HOW_MANY = re.compile(r"\bhow many (.+)$")
 
 

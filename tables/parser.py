@@ -69,6 +69,7 @@ from kira.tables.linking import (
     names_the_rows,
     ranked_columns,
     ranked_row_column,
+    superlative_direction,
     superlative_near,
     token_span,
     words,
@@ -568,8 +569,9 @@ class TableParser:
         asked_is_ranked = asked_orderable and superlative_near(e.question, schema.columns[asked].name)
         asked_is_calendar = asked is not None and bool(set(header_words(schema.columns[asked].name)) & CALENDAR_WORDS)
         rows_named = None  # the name column, when a linked cell is the noun asked about
-        counts_rows = any(names_the_rows(e.question, m) and re.search(r"\bhow many\W*$", e.question[:m.start], re.I)
-                          for m in e.mentions)  # 'How many Lakers …'
+        counts_rows = any(m.kind == "cell" and re.search(r"\b(?:how many|number of|count of|count the)\W*$",
+                                                         e.question[:m.start], re.I)
+                          for m in e.mentions)  # 'How many Lakers …', 'number of Knicks …'
         for m in e.mentions:
             if names_the_rows(e.question, m) and len(m.columns) == 1:
                 named = asked_column("which " + e.question[m.end:], schema.columns)  # 'Which Piper model …'
@@ -579,6 +581,9 @@ class TableParser:
             pa = float(agg_p[ai])
             if rank > 0 and pa < 0.15:
                 break
+            if agg == "NONE" and not conds and ranked is not None and schema.n_rows > 1:
+                # 'What's the slowest speed listed?': one cell of a whole column only makes sense as its end
+                agg = superlative_direction(e.question, schema.columns[ranked].name) or agg
             agg, value_of_ranked = _reread_aggregation(agg, asked, counted, ranked, bool(superlative_of),
                                                        asked_is_ranked, asked_orderable, asked_is_calendar,
                                                        counts_rows, e.question)

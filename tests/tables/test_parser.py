@@ -560,6 +560,11 @@ def test_wording_names_the_column_asked_ranked_or_counted():
     assert ranked_row_column("most seats on any plane", cols) is None
     assert asks_for_a_row("Name the plane with the most seats") and asks_for_a_row("the model with the most seats")
     assert not asks_for_a_row("most seats on a boeing") and not asks_for_a_row("How many seats at most?")
+    from kira.tables.linking import superlative_direction
+
+    assert superlative_direction("What's the slowest speed?", "speed") == "MIN"  # the lexicon's adjective
+    assert superlative_direction("the highest seats", "seats") == "MAX"
+    assert superlative_direction("seats of N101", "seats") is None
 
 
 def test_linking_reads_plurals_of_category_names_scales_and_comparisons():
@@ -618,6 +623,8 @@ def test_decoding_follows_the_wording_over_the_heads(tiny_parser):
         assert ans.query.aggregation == "ARGMIN" and ans.values == ["N103"]
         ans = answer("most seats on any plane", "ARGMAX")  # no row asked for: the value
         assert ans.aggregation == "MAX" and ans.values == ["300"]
+        ans = answer("What's the fewest seats listed?", "NONE")  # one cell of a whole column: its end
+        assert ans.aggregation == "MIN" and ans.values == ["2"]
         ans = answer("How many cessnas have more than 3 seats?", "NONE", filtered=True)  # rows, counted
         assert ans.aggregation == "COUNT" and ans.values == ["1"]
         assert [(c.op, c.value) for c in ans.query.conditions if c.kind == "number"] == [(">", 3.0)]
