@@ -47,9 +47,12 @@ _JOINED_START = ("max", "min", "avg", "tot", "num", "pct")
 
 
 # words that rank rows by the column named right after them ('the most horsepower', 'highest temp')
-SUPERLATIVES = frozenset(["highest", "largest", "maximum", "biggest", "greatest", "top", "max", "most", "peak",
-                          "lowest", "smallest", "minimum", "least", "min", "fewest", "latest", "recent", "last",
-                          "newest", "earliest", "first", "oldest", "best", "worst", "longest", "shortest"])
+# ... split by the end they rank towards ('oldest' is either: the smallest year, the largest age)
+SUPERLATIVES_UP = frozenset(["highest", "largest", "maximum", "biggest", "greatest", "top", "max", "most", "peak",
+                             "latest", "newest", "best", "longest", "recent", "last"])
+SUPERLATIVES_DOWN = frozenset(["lowest", "smallest", "minimum", "least", "min", "fewest", "earliest", "first", "worst",
+                               "shortest"])
+SUPERLATIVES = SUPERLATIVES_UP | SUPERLATIVES_DOWN | {"oldest"}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,16 @@ from typing import Any
 
 import pandas as pd
 
-from kira.tables.lexicon import ABBREV, SIGNALS, SUPERLATIVES, adjectives_for, header_text, header_words
+from kira.tables.lexicon import (
+    ABBREV,
+    SIGNALS,
+    SUPERLATIVES,
+    SUPERLATIVES_DOWN,
+    SUPERLATIVES_UP,
+    adjectives_for,
+    header_text,
+    header_words,
+)
 from kira.tables.values import cell_text, parse_number
 
 KINDS = ("text", "number", "date", "bool")
@@ -356,6 +365,16 @@ def _clock_mentions(question: str, schema: TableSchema, taken: set[int]) -> list
     return out
 
 
+_MONTH_BEFORE = re.compile(rf"\b{_MON}\s+(?:the\s+)?$", re.I)  # 'July 4', 'August the 28th'
+_OF_MONTH_AFTER = re.compile(rf"^(?:st|nd|rd|th)?\s+(?:of\s+)?{_MON}\b", re.I)  # '4th of July'
+
+
+def is_day_of_month(question: str, m: Mention) -> bool:
+    """Is a number a day of the month by its neighbours: 'July 4', 'August the 28th', 'the 4th of July'?"""
+    return m.text.isdigit() and 1 <= m.value <= 31 and bool(
+        _MONTH_BEFORE.search(question[:m.start]) or _OF_MONTH_AFTER.match(question[m.end:]))
+
+
 def is_clock_time(text: str) -> bool:
     """Is a mention's text a time of day ('noon', '8am', '3 pm')?"""
     return bool(_CLOCK.fullmatch(text.strip()))
@@ -570,6 +589,22 @@ def superlative_near(question: str, header: str) -> bool:
     return any(w in SUPERLATIVES and (i + 1 in named or i + 2 in named) for i, w in enumerate(toks))
 
 
+@functools.lru_cache(maxsize=4096)
+def _header_phrase(header: str) -> tuple[str, ...]:
+    """A header as the stemmed words a question says it with (spelled out: ``tailnum`` -> tail number)."""
+    return tuple(stem(w) for w in words(header_text(header)))
+
+
+def _is_superlative(word: str) -> bool:
+    """A lexicon superlative, or any long '-est' word ('strongest', 'fattiest')."""
+    return word in SUPERLATIVES or (len(word) >= 6 and word.endswith("est"))
+
+
+def is_calendar_column(col: Column) -> bool:
+    """Is the column a calendar unit (year, month, day, hour …)? Its numbers are counted, never summed."""
+    return bool(set(header_words(col.name)) & CALENDAR_WORDS)
+
+
 _WH_ASKS = re.compile(r"\b(?:which|what)(?:s| is| was| are| were)?(?: the)? (.+)$")
 _BARE_ASKS = re.compile(r"^(?:(?:give|tell|show) me )?(?:the )?(.+)$")
 
@@ -583,13 +618,13 @@ def asked_column(question: str, columns: list[Column]) -> int | None:
     m = wh or _BARE_ASKS.match(q)
     if not m:
         return None
-    after = [stem(w) for w in m.group(1).split()]
+    after = tuple(stem(w) for w in m.group(1).split())
     found: dict[int, list[int]] = {}
     for col in columns:
-        h = [stem(w) for w in words(header_text(col.name))]
+        h = _header_phrase(col.name)
         if not h or after[:len(h)] != h:
             continue
-        if wh is None and after[len(h):len(h) + 1] != ["of"]:
+        if wh is None and after[len(h):len(h) + 1] != ("of",):
             continue  # without a wh-word only '<header> of …' asks for the column
         found.setdefault(len(h), []).append(col.index)
     if not found:
@@ -618,7 +653,7 @@ def ranked_columns(question: str, columns: list[Column]) -> list[int]:
     toks = norm(question).split()
     best: dict[int, float] = {}
     for i, t in enumerate(toks):
-        if t not in SUPERLATIVES and not (len(t) >= 6 and t.endswith("est")):  # 'strongest', 'fattiest'
+        if not _is_superlative(t):
             continue
         for skip in (0, 1):  # 'highest air pressure': one word may come between, not 'max when votes'
             if skip and (i + 1 >= len(toks) or toks[i + 1] in STOPWORDS or toks[i + 1] in ("when", "if", "while")):
@@ -627,7 +662,7 @@ def ranked_columns(question: str, columns: list[Column]) -> list[int]:
             for col in columns:
                 if col.num_ident is None and col.date_ident is None and col.kind != "date":
                     continue
-                h = [stem(w) for w in words(header_text(col.name))]
+                h = _header_phrase(col.name)
                 n = 0
                 while n < len(h) and n < len(after) and after[n] == h[n]:
                     n += 1
@@ -646,6 +681,14 @@ def names_the_rows(question: str, m: Mention) -> bool:
     """Is a linked cell the noun the question asks about -- 'Which herbivore …', 'how many carnivores …',
     'among the omnivores' -- so the rows are those holding it (a filter, however softly it linked)?"""
     return m.kind == "cell" and bool(_NOUN_ASKED.search(norm(question[:m.start])))
+
+
+_ROWS_COUNTED = re.compile(r"\b(?:how many|number of|count of|count the)\W*$", re.I)
+
+
+def counts_the_rows(question: str, m: Mention) -> bool:
+    """Is a linked cell what the question counts -- 'How many Lakers …', 'number of Knicks …'?"""
+    return m.kind == "cell" and bool(_ROWS_COUNTED.search(question[:m.start]))
 
 
 _OP_BEFORE = [(">=", r"at least|no less than|no fewer than|a minimum of|not less than|since|(?:on|in) or after"),
@@ -691,22 +734,16 @@ def ranked_row_column(question: str, columns: list[Column]) -> int | None:
     toks = norm(question).split()
     if toks[:1] == ["how"]:
         return None
-    heads = {c.index: [stem(w) for w in words(header_text(c.name))] for c in columns
+    heads = {c.index: _header_phrase(c.name) for c in columns
              if c.kind == "text" and c.num_ident is None and c.date_ident is None}
     found = set()
     for i, t in enumerate(toks):
-        if t not in SUPERLATIVES and not (len(t) >= 6 and t.endswith("est")):
+        if not _is_superlative(t):
             continue
         for skip in (1, 2):  # 'least populous state', 'lowest sodium item'
-            after = [stem(w) for w in toks[i + skip:i + skip + 4]]
+            after = tuple(stem(w) for w in toks[i + skip:i + skip + 4])
             found |= {c for c, h in heads.items() if h and after[:len(h)] == h}
     return found.pop() if len(found) == 1 else None
-
-
-_UP = frozenset(["highest", "largest", "maximum", "biggest", "greatest", "top", "max", "most", "peak", "latest",
-                 "newest", "best", "longest", "recent", "last"])
-_DOWN = frozenset(["lowest", "smallest", "minimum", "least", "min", "fewest", "earliest", "first", "worst",
-                   "shortest"])
 
 
 def superlative_direction(question: str, header: str) -> str | None:
@@ -720,7 +757,7 @@ def superlative_direction(question: str, header: str) -> str | None:
         if up != down:
             return "MAX" if up else "MIN"
     toks = set(q.split())
-    up, down = bool(toks & _UP), bool(toks & _DOWN)
+    up, down = bool(toks & SUPERLATIVES_UP), bool(toks & SUPERLATIVES_DOWN)
     return ("MAX" if up else "MIN") if up != down else None
 
 
@@ -733,10 +770,10 @@ def counted_column(question: str, columns: list[Column]) -> int | None:
     m = _HOW_MANY.search(norm(question))
     if not m:
         return None
-    after = [stem(w) for w in m.group(1).split()]
+    after = tuple(stem(w) for w in m.group(1).split())
     hits = [c.index for c in columns if c.num_ident is not None and c.kind == "number"
-            and not set(header_words(c.name)) & CALENDAR_WORDS  # 'how many months …' counts rows
-            and (h := [stem(w) for w in words(header_text(c.name))]) and after[:len(h)] == h]
+            and not is_calendar_column(c)  # 'how many months …' counts rows
+            and (h := _header_phrase(c.name)) and after[:len(h)] == h]
     return hits[0] if len(hits) == 1 else None
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,6 @@ from kira.plm import zoo
 from kira.plm.device import pick_device
 from kira.tables.lexicon import header_text, header_words
 from kira.tables.linking import (
-    CALENDAR_WORDS,
     YEAR_TEXT,
     Mention,
     TableSchema,
@@ -59,10 +57,13 @@ from kira.tables.linking import (
     comparison_op,
     compatible,
     counted_column,
+    counts_the_rows,
     header_gap,
     header_overlap,
     in_range,
+    is_calendar_column,
     is_clock_time,
+    is_day_of_month,
     link,
     mention_text_for,
     named_positions,
@@ -567,11 +568,9 @@ class TableParser:
         ranked = superlative_of[0] if len(superlative_of) == 1 else None
         asked_orderable = asked is not None and bool(ord_ok[asked])
         asked_is_ranked = asked_orderable and superlative_near(e.question, schema.columns[asked].name)
-        asked_is_calendar = asked is not None and bool(set(header_words(schema.columns[asked].name)) & CALENDAR_WORDS)
+        asked_is_calendar = asked is not None and is_calendar_column(schema.columns[asked])
         rows_named = None  # the name column, when a linked cell is the noun asked about
-        counts_rows = any(m.kind == "cell" and re.search(r"\b(?:how many|number of|count of|count the)\W*$",
-                                                         e.question[:m.start], re.I)
-                          for m in e.mentions)  # 'How many Lakers …', 'number of Knicks …'
+        counts_rows = any(counts_the_rows(e.question, m) for m in e.mentions)  # 'How many Lakers …'
         for m in e.mentions:
             if names_the_rows(e.question, m) and len(m.columns) == 1:
                 named = asked_column("which " + e.question[m.end:], schema.columns)  # 'Which Piper model …'
@@ -633,21 +632,20 @@ class TableParser:
         # which column, for a used mention: its columns' where scores plus the pointer's
         col_p = torch.softmax((res["where"][b, :C, None].float() + ptr).masked_fill(~comp, NEG), 0)
         options = []
+        calendar = {(c, m) for c in range(C) for m in range(M) if bool(comp[c, m])  # each scans the column once
+                    and _names_a_calendar_value(e.mentions[m], schema.columns[c], schema, e.question)}
         # 'noon', 'July 4', 'January': a time of day, day or month name filters its calendar column only
-        calendar_only = {m for m in range(M) if not YEAR_TEXT.match(e.mentions[m].text) and any(
-            bool(comp[c, m]) and _names_a_calendar_value(e.mentions[m], schema.columns[c], schema, e.question)
-            for c in range(C))}
+        calendar_only = {m for _, m in calendar if not YEAR_TEXT.match(e.mentions[m].text)}
         for c in range(C):
             for m in range(M):
                 if not bool(comp[c, m]):
                     continue
-                calendar = _names_a_calendar_value(e.mentions[m], schema.columns[c], schema, e.question)
-                if m in calendar_only and not calendar:
+                if m in calendar_only and (c, m) not in calendar:
                     continue
-                if m != int(ptr_p[c].argmax()) and c != int(col_p[:, m].argmax()) and not calendar:
+                if m != int(ptr_p[c].argmax()) and c != int(col_p[:, m].argmax()) and (c, m) not in calendar:
                     continue
                 accept = 0.5 * (float(where_p[c]) + float(use_p[m]))  # the column's and the mention's vote
-                if calendar:  # 'in 2008' on a year column: the mention's vote; 'at noon', 'July 4' are filters
+                if (c, m) in calendar:  # 'in 2008' on a year column: the mention's vote; 'at noon', 'July 4' are filters
                     accept = max(accept, float(use_p[m]), 0.0 if YEAR_TEXT.match(e.mentions[m].text) else 0.55)
                 elif c == int(col_p[:, m].argmax()) and (names_the_rows(e.question, e.mentions[m])
                                                           or compared_value(e.question, e.mentions[m])):
@@ -791,18 +789,10 @@ def _names_a_calendar_value(m: Mention, col, schema: TableSchema, question: str 
     is_year = bool(YEAR_TEXT.match(m.text)) and bool(hw & {"year", "yr", "season"})
     is_month = m.text[:1].isalpha() and "month" in hw and not is_clock_time(m.text)
     is_hour = is_clock_time(m.text) and "hour" in hw
-    is_day = "day" in hw and m.text.isdigit() and 1 <= m.value <= 31 and bool(
-        _MONTH_BEFORE.search(question[:m.start]) or _OF_MONTH_AFTER.match(question[m.end:]))
+    is_day = "day" in hw and is_day_of_month(question, m)
     if not (is_year or is_month or is_hour or is_day):
         return False
     return bool((schema.frame[col.num_ident] == m.value).any())
-
-
-_MONTH_NAMES = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
-_MONTH_BEFORE = re.compile(rf"\b{_MONTH_NAMES}\s+(?:the\s+)?$", re.I)  # 'July 4', 'August the 28th'
-_OF_MONTH_AFTER = re.compile(rf"^(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_NAMES}\b", re.I)  # '4th of July'
-
-
 
 # ---- table choice -------------------------------------------------------------------------------------------------
 def table_frame(store, name: str) -> pd.DataFrame:
